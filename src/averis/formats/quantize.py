@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import e2m1, scales
+from . import e2m1, noise, scales
 from .spec import FormatSpec, make_spec
 
 _FLOAT_INPUTS = (torch.float32, torch.bfloat16, torch.float16)
@@ -122,7 +122,7 @@ def _quantize_blocked(blocked: torch.Tensor, spec: FormatSpec, generator, tensor
     block_amax = blocked.abs().amax(dim=spec.reduce_dims(blocked.ndim), keepdim=True)
     uniform = None
     if spec.rounding == "stochastic":
-        uniform = torch.rand(blocked.shape, generator=generator, device=blocked.device, dtype=torch.float32)
+        uniform = noise.uniform_noise(blocked.shape, noise.draw_seed(generator, blocked.device))
     if spec.fmt == "nvfp4":
         amax = block_amax.amax() if tensor_amax is None else tensor_amax.float().reshape(())
         s_enc = scales.nvfp4_tensor_encode_scale(amax)
