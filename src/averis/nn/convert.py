@@ -1,0 +1,209 @@
+"""quantize_model / dequantize_model, the evaluation switch, reports and generator states."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .. import recipes as _recipes
+from ..recipes.spec import GEMM_OPERANDS, Recipe
+from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
+from .modules import QuantLinear, is_hf_conv1d, is_quantized, quant_conv1d_class
+from .state import LayerState
+
+_REPORT_ATTR = "_averis_report"
+
+
+@dataclass
+class QuantizationReport:
+    """What quantize_model did: swapped layers (name, out x in) and skipped ones (name, reason)."""
+
+    recipe: str
+    swapped: list[tuple[str, tuple[int, int]]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"averis.quantize_model: recipe {self.recipe!r}, {len(self.swapped)} layers quantized, "
+                 f"{len(self.skipped)} kept in high precision"]
+        lines += [f"  quantized  {name}  ({n} x {k})" for name, (n, k) in self.swapped]
+        lines += [f"  skipped    {name}: {why}" for name, why in self.skipped]
+        return "\n".join(lines)
+
+
+def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = False) -> nn.Module:
+    """Swap every eligible nn.Linear (and transformers Conv1D) of ``model`` in place; return the model.
+
+    Kept in high precision: names matching ``recipe.high_precision`` (lm_head, embeddings by
+    default), the first/last transformer blocks the recipe asks for, subclasses of nn.Linear
+    (their forward may not be nn.Linear's), and layers whose in/out features do not divide into
+    the recipe's blocks (one warning lists them).  report=True prints what was swapped and
+    skipped; ``get_report(model)`` returns it.  Parameter names and state_dict keys are unchanged.
+    """
+    recipe = _recipes.get(recipe)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"quantize_model needs an nn.Module, got {type(model).__name__}")
+    already = [n for n, m in model.named_modules() if is_quantized(m)]
+    if already:
+        raise ValueError(f"the model is already quantized ({already[0]} and {len(already) - 1} more): call "
+                         f"averis.dequantize_model(model) first to change the recipe")
+    rep = QuantizationReport(recipe.name)
+    blocks = _block_index(model)
+    keep = _kept_blocks(recipe, blocks)
+    ragged = []
+    index = 0
+    for name, module in list(model.named_modules()):
+        if not (isinstance(module, nn.Linear) or is_hf_conv1d(module)):
+            continue
+        reason = _skip_reason(name, module, recipe, blocks, keep)
+        if reason is None:
+            reason = _size_problem(module, recipe)
+            if reason is not None:
+                ragged.append(f"{name} ({reason})")
+        if reason is not None:
+            rep.skipped.append((name, reason))
+            continue
+        _swap(module, LayerState(recipe, index, name))
+        rep.swapped.append((name, _out_in(module)))
+        index += 1
+    if ragged:
+        warnings.warn(f"averis: {len(ragged)} layers kept in high precision because their sizes do not divide "
+                      f"into {recipe.name} blocks: {'; '.join(ragged)}", stacklevel=2)
+    object.__setattr__(model, _REPORT_ATTR, rep)
+    if report:
+        print(rep)
+    return model
+
+
+def dequantize_model(model: nn.Module) -> nn.Module:
+    """Undo quantize_model in place: every quantized layer becomes its original class again."""
+    for _, module in model.named_modules():
+        if is_quantized(module):
+            base = nn.Linear if isinstance(module, QuantLinear) else module._averis_base
+            del module.averis_state
+            module.__class__ = base
+    if _REPORT_ATTR in model.__dict__:
+        object.__delattr__(model, _REPORT_ATTR)
+    return model
+
+
+def get_report(model: nn.Module) -> QuantizationReport:
+    """The QuantizationReport of the last quantize_model call on ``model``."""
+    rep = model.__dict__.get(_REPORT_ATTR)
+    if rep is None:
+        raise ValueError("this model was not quantized with averis.quantize_model")
+    return rep
+
+
+def quantized_layers(model: nn.Module) -> dict[str, nn.Module]:
+    return {name: m for name, m in model.named_modules() if is_quantized(m)}
+
+
+@contextlib.contextmanager
+def quantization_disabled(model: nn.Module):
+    """Run the quantized layers of ``model`` in high precision inside the block (e.g. for evaluation)."""
+    layers = list(quantized_layers(model).values())
+    before = [m.averis_state.enabled for m in layers]
+    for m in layers:
+        m.averis_state.enabled = False
+    try:
+        yield model
+    finally:
+        for m, was in zip(layers, before):
+            m.averis_state.enabled = was
+
+
+def rng_state(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """The stochastic-rounding generator states of every quantized layer: {layer name: {device: state}}."""
+    return {name: m.averis_state.rng_state() for name, m in quantized_layers(model).items()}
+
+
+def set_rng_state(model: nn.Module, state: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Restore states saved by :func:`rng_state` (layer names must match)."""
+    layers = quantized_layers(model)
+    missing = [n for n in state if n not in layers]
+    if missing:
+        raise ValueError(f"rng state names layers this model has not quantized: {missing[:3]}; quantize the model "
+                         f"with the same recipe before restoring")
+    for name, states in state.items():
+        layers[name].averis_state.set_rng_state(states)
+
+
+# --------------------------------------------------------------------------- helpers
+def _swap(module: nn.Module, state: LayerState) -> None:
+    if isinstance(module, nn.Linear):
+        QuantLinear.from_linear(module, state)
+    else:
+        module.__class__ = quant_conv1d_class(type(module))
+        module.averis_state = state
+
+
+def _out_in(module: nn.Module) -> tuple[int, int]:
+    if isinstance(module, nn.Linear):
+        return module.out_features, module.in_features
+    return module.weight.shape[1], module.weight.shape[0]
+
+
+def _block_index(model: nn.Module) -> dict[str, tuple[int, int]]:
+    """{layer name: (block index, number of blocks)} for layers inside the model's transformer blocks.
+
+    The blocks are the nn.ModuleList holding the most linear layers (model.layers, transformer.h, ...).
+    """
+    lists = {n: m for n, m in model.named_modules() if isinstance(m, nn.ModuleList)}
+    found: dict[str, tuple[str, int]] = {}
+    for name, m in model.named_modules():
+        if not (isinstance(m, nn.Linear) or is_hf_conv1d(m)):
+            continue
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            prefix = ".".join(parts[:i])
+            if prefix in lists and parts[i].isdigit():
+                found[name] = (prefix, int(parts[i]))
+                break
+    if not found:
+        return {}
+    main, _ = Counter(p for p, _ in found.values()).most_common(1)[0]
+    n_blocks = len(lists[main])
+    return {name: (i, n_blocks) for name, (p, i) in found.items() if p == main}
+
+
+def _kept_blocks(recipe: Recipe, blocks: dict[str, tuple[int, int]]) -> set[int]:
+    if not blocks:
+        return set()
+    n = next(iter(blocks.values()))[1]
+    last = recipe.keep_last_blocks + round(recipe.keep_last_fraction * n)
+    return set(range(min(recipe.keep_first_blocks, n))) | set(range(max(n - last, 0), n))
+
+
+def _skip_reason(name: str, module: nn.Module, recipe: Recipe, blocks, keep: set[int]) -> str | None:
+    for pattern in recipe.high_precision:
+        if fnmatch.fnmatchcase(name, pattern):
+            return f"matches high_precision pattern {pattern!r}"
+    if name in blocks and blocks[name][0] in keep:
+        return f"in transformer block {blocks[name][0]}, kept in high precision by the recipe"
+    if isinstance(module, nn.Linear) and type(module) is not nn.Linear:
+        return (f"{type(module).__name__} subclasses nn.Linear (its forward may not be nn.Linear's, e.g. "
+                f"nn.MultiheadAttention reads out_proj.weight directly)")
+    return None
+
+
+def _size_problem(module: nn.Module, recipe: Recipe) -> str | None:
+    """Why the layer's sizes do not divide into the recipe's blocks, or None."""
+    n, k = _out_in(module)
+    reduction = {"fprop": k, "dgrad": n}
+    other = {"fprop": n, "dgrad": k}
+    for gemm in ("fprop", "dgrad"):
+        for name in GEMM_OPERANDS[gemm]:
+            spec = recipe.operand(name)
+            if spec.quantized and reduction[gemm] % spec.block:
+                return f"{name}: {reduction[gemm]} is not a multiple of {spec.block}"
+            if spec.quantized and spec.tile_rows > 1 and other[gemm] % spec.tile_rows:
+                return f"{name}: {other[gemm]} is not a multiple of the {spec.tile_rows}-row tiles"
+            if spec.has_hadamard and reduction[gemm] % HADAMARD_BLOCK:
+                return f"{name}: {reduction[gemm]} is not a multiple of the 16-point Hadamard"
+    return None

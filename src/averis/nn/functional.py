@@ -1,0 +1,145 @@
+"""The three emulated FP4 GEMMs of a linear layer, each operand transformed and quantized on its own.
+
+Every GEMM is written as ``out = A @ B^T`` with both operands 2D and their reduction axis last:
+
+- fprop: A = X (M x K),    B = W (N x K)      -> Y  (M x N)
+- dgrad: A = dY (M x N),   B = W^T (K x N)    -> dX (M x K)
+- wgrad: A = dY^T (N x M), B = X^T (K x M)    -> dW (N x K), reduced over the M tokens
+
+Each operand is quantized from its high-precision source along that GEMM's reduction axis
+(``fake_quantize(..., axis=-1)`` on the 2D view), never from another GEMM's quantized copy.
+Emulation: the dequantized operands are cast to the compute dtype (BF16 under autocast) and
+multiplied with torch.matmul.  The Averis mean enters as rank-one terms (never as a
+materialised ``1 mu`` matrix): for fprop/dgrad a GEMV broadcast over tokens; for wgrad the
+four-term product of method.md section 4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..formats import fake_quantize
+from ..recipes.spec import OperandSpec, Recipe
+from ..transforms import hadamard16, hadamard16_inverse, lowrank_split, mean_split, pad_to_multiple, quantize_mean
+from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
+
+
+@dataclass
+class Operand:
+    """A prepared GEMM operand: ``main`` (P x R', dequantized, maybe padded along R and in the
+    Hadamard domain) and an optional mean: ``row_mean`` (1 x R', a mean over the rows = tokens,
+    fprop/dgrad) or ``red_mean`` (P x 1, a mean over the reduction axis = tokens, wgrad)."""
+
+    main: torch.Tensor
+    length: int                      # the reduction length before any padding
+    signs: torch.Tensor | None = None  # the Hadamard sign vector when ``main`` is in the Hadamard domain
+    row_mean: torch.Tensor | None = None
+    red_mean: torch.Tensor | None = None
+
+
+def quantize_operand(x: torch.Tensor, spec: OperandSpec, generator: torch.Generator | None,
+                     axis: int = -1) -> torch.Tensor:
+    """Fake-quantize x along ``axis`` per ``spec`` (identity for 'none'/'identity'), zero-padding ragged blocks."""
+    if not spec.quantized:
+        return x
+    return fake_quantize(x, spec.format, axis=axis, generator=generator, pad=True, check_finite=False,
+                         **spec.quantizer_options())
+
+
+def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: str | None,
+            generator: torch.Generator | None, signs: torch.Tensor | None) -> Operand:
+    """Transform and quantize one operand (P x R, reduction axis last).
+
+    mean_axis: where the tokens are, for the mean split: "rows" (fprop/dgrad activations and
+    gradients), "reduction" (wgrad), or None (weights).
+    """
+    length = a.shape[-1]
+    if spec.format == "none":
+        return Operand(a, length)
+    mu = None
+    if spec.has_mean:
+        mu, a = mean_split(a, dim=0 if mean_axis == "rows" else 1, all_reduce=recipe.mean_all_reduce)
+    if spec.has_hadamard:
+        a = hadamard16(pad_to_multiple(a, HADAMARD_BLOCK, -1), signs, -1)
+        if mu is not None and mean_axis == "rows":
+            mu = hadamard16(pad_to_multiple(mu, HADAMARD_BLOCK, -1), signs, -1)
+    if spec.transform == "lowrank":
+        main = _lowrank_operand(a, spec, recipe, generator)
+    else:
+        main = quantize_operand(a, spec, generator)
+    op = Operand(main, length, signs=signs if spec.has_hadamard else None)
+    if mu is not None:
+        # the mean vector runs along the rows' other axis: R for a row mean, P for a reduction mean
+        q_mu = quantize_mean(mu, recipe.mean_format, fmt=spec.format, axis=-1 if mean_axis == "rows" else 0,
+                             generator=generator, **spec.quantizer_options())
+        if mean_axis == "rows":
+            op.row_mean = q_mu
+        else:
+            op.red_mean = q_mu
+    return op
+
+
+def _lowrank_operand(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, generator) -> torch.Tensor:
+    """Q(U) diag(S) Q(V)^T + Q(R): U and V quantized along the rank axis, S in FP32, R along R's last axis."""
+    u, s, v, residual = lowrank_split(a, recipe.lowrank_rank, recipe.lowrank_power_iters, generator)
+    q_u = quantize_operand(u, spec, generator)
+    q_v = quantize_operand(v, spec, generator)
+    return (q_u * s) @ q_v.T + quantize_operand(residual, spec, generator)
+
+
+def gemm(a: Operand, b: Operand, dtype: torch.dtype) -> torch.Tensor:
+    """A @ B^T in ``dtype`` plus the rank-one mean terms."""
+    a_main, b_main = a.main.to(dtype), b.main.to(dtype)
+    out = a_main @ b_main.T
+    if a.row_mean is not None:          # fprop / dgrad: + 1 (Q(mu) Q(B)^T), a GEMV broadcast over tokens
+        out = out + a.row_mean.to(dtype) @ b_main.T
+    if b.row_mean is not None:
+        out = out + a_main @ b.row_mean.to(dtype).T
+    if a.red_mean is not None or b.red_mean is not None:
+        out = out + _reduction_mean_terms(a, b, dtype)
+    return out
+
+
+def _reduction_mean_terms(a: Operand, b: Operand, dtype: torch.dtype) -> torch.Tensor:
+    """The wgrad rank-one terms: mu_A colsum(Q(B_R)) + colsum(Q(A_R)) mu_B + l mu_A mu_B (outer products)."""
+    terms = []
+    if a.red_mean is not None:
+        terms.append(a.red_mean.to(dtype) @ _token_sum(b).to(dtype).T)
+    if b.red_mean is not None:
+        terms.append(_token_sum(a).to(dtype) @ b.red_mean.to(dtype).T)
+    if a.red_mean is not None and b.red_mean is not None:
+        terms.append(a.length * (a.red_mean.to(dtype) @ b.red_mean.to(dtype).T))
+    return sum(terms[1:], terms[0])
+
+
+def _token_sum(op: Operand) -> torch.Tensor:
+    """Sum of the dequantized operand over its real tokens (the reduction axis), in the original domain."""
+    main = op.main if op.signs is None else hadamard16_inverse(op.main, op.signs, -1)
+    return main[:, : op.length].float().sum(dim=-1, keepdim=True)
+
+
+# --------------------------------------------------------------------------- the three GEMMs
+def fprop(x: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
+          signs=None) -> torch.Tensor:
+    """Y = Q(X) Q(W)^T (M x N) for X (M x K) and W (N x K)."""
+    a = prepare(x, recipe.fprop_x, recipe, mean_axis="rows", generator=generator, signs=signs)
+    b = prepare(w, recipe.fprop_w, recipe, mean_axis=None, generator=generator, signs=signs)
+    return gemm(a, b, dtype)
+
+
+def dgrad(dy: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
+          signs=None) -> torch.Tensor:
+    """dX = Q(dY) Q(W) (M x K), both quantized along N."""
+    a = prepare(dy, recipe.dgrad_dy, recipe, mean_axis="rows", generator=generator, signs=signs)
+    b = prepare(w.T, recipe.dgrad_w, recipe, mean_axis=None, generator=generator, signs=signs)
+    return gemm(a, b, dtype)
+
+
+def wgrad(dy: torch.Tensor, x: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
+          signs=None) -> torch.Tensor:
+    """dW = Q(dY^T) Q(X^T)^T (N x K), both quantized along the M tokens."""
+    a = prepare(dy.T, recipe.wgrad_dy, recipe, mean_axis="reduction", generator=generator, signs=signs)
+    b = prepare(x.T, recipe.wgrad_x, recipe, mean_axis="reduction", generator=generator, signs=signs)
+    return gemm(a, b, dtype)

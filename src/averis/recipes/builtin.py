@@ -1,0 +1,47 @@
+"""The named recipes (method.md section 5), built from a few shared operand specs."""
+
+from __future__ import annotations
+
+from .spec import HP, OperandSpec, Recipe
+
+
+def _uniform(name: str, fmt: str, description: str, *, weight_block=None, act_transform="none",
+             grad_transform="none", wgrad_transform=None, grad_rounding="stochastic", **options) -> Recipe:
+    """A recipe with one spec per role: weights, activations (nearest), gradients (SR by default).
+
+    act_transform / grad_transform apply to X and dY in every GEMM; wgrad_transform, when given,
+    overrides both for the wgrad GEMM (where the NVIDIA recipe puts its Hadamard transform).
+    """
+    w = OperandSpec(fmt, block_shape=weight_block)
+    x = OperandSpec(fmt, transform=act_transform)
+    dy = OperandSpec(fmt, rounding=grad_rounding, transform=grad_transform)
+    wx = OperandSpec(fmt, transform=wgrad_transform or act_transform)
+    wdy = OperandSpec(fmt, rounding=grad_rounding, transform=wgrad_transform or grad_transform)
+    return Recipe(name=name, fprop_x=x, fprop_w=w, dgrad_dy=dy, dgrad_w=w, wgrad_dy=wdy, wgrad_x=wx,
+                  description=description, **options)
+
+
+def _build() -> dict[str, Recipe]:
+    recipes = [
+        Recipe(name="bf16", fprop_x=HP, fprop_w=HP, dgrad_dy=HP, dgrad_w=HP, wgrad_dy=HP, wgrad_x=HP,
+               description="no quantization: every GEMM in the input dtype (BF16 under autocast)"),
+        _uniform("nvfp4", "nvfp4", "vanilla NVFP4: 1x16 blocks everywhere, nearest forward, SR on gradients"),
+        _uniform("nvidia", "nvfp4", "NVIDIA NVFP4 recipe: 16x16 weight tiles, 1x16 activations/gradients, "
+                 "16-point RHT on both wgrad operands, SR on gradients, last ~15% of blocks in BF16",
+                 weight_block=(16, 16), wgrad_transform="hadamard", keep_last_fraction=0.15),
+        _uniform("metis", "nvfp4", "Metis: vanilla NVFP4 with a rank-16 randomized-SVD split (2 power "
+                 "iterations) of activations and gradients in every GEMM",
+                 act_transform="lowrank", grad_transform="lowrank"),
+        _uniform("averis", "nvfp4", "Averis: vanilla NVFP4 with the mean-residual split of activations and "
+                 "gradients in every GEMM, the mean in BF16", act_transform="mean", grad_transform="mean"),
+        _uniform("averis_rht", "nvfp4", "Averis + NVIDIA's 16-point RHT on the wgrad operands",
+                 act_transform="mean", grad_transform="mean", wgrad_transform="mean_hadamard"),
+        _uniform("mxfp4", "mxfp4", "vanilla MXFP4: 1x32 blocks, E8M0 scales (OCP floor rule), nearest "
+                 "forward, SR on gradients"),
+        _uniform("mxfp4_averis", "mxfp4", "MXFP4 with the Averis mean-residual split",
+                 act_transform="mean", grad_transform="mean"),
+    ]
+    return {r.name: r for r in recipes}
+
+
+BUILTIN: dict[str, Recipe] = _build()
