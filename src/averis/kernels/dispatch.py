@@ -1,0 +1,311 @@
+"""Host side of the Triton kernels: the entry points averis.formats calls on CUDA, and the fused ops.
+
+- ``quantize`` / ``fake_quantize``: same signature and bit-identical results as the PyTorch
+  reference in averis.formats (``dispatch.quantize(x, spec, axis, generator, pad, tensor_amax)``).
+- ``amax``: tensor amax as a device scalar (no host sync).
+- ``column_stats``, ``fake_quantize_residual``: Averis' one-pass statistics and fused
+  subtract-and-quantize; ``fake_quantize_hadamard``: fused 16-point RHT + quantize;
+  ``fake_quantize_dual``: rowwise and columnwise fake-quant from one read.
+
+No ``.item()`` or other host synchronisation anywhere: the tensor amax, the SR seed
+(``noise.draw_seed``) and the tensor scale stay on the device.  The fake-quant entry is a
+``torch.library.custom_op`` (with a fake implementation), so torch.compile treats it as one opaque op.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+
+from ..formats import noise
+from ..formats.quantize import QuantizedTensor
+from ..formats.spec import FormatSpec
+from . import reference
+from . import triton_kernels as K
+
+_LAUNCH = {"enable_fp_fusion": False}
+
+# Tile configs (rows, cols, num_warps), chosen per layout; the benchmark may override them.
+CONFIGS = {
+    "row": (16, 256, 4),       # blocks along the contiguous dim
+    "col": (64, 64, 4),        # blocks along a strided dim (columnwise / wgrad)
+    "tile": (32, 128, 4),      # 16x16 tiles
+    "had": (16, 128, 4),       # Hadamard along the contiguous dim
+    "dual": (64, 64, 8),
+    "amax": (32, 256, 4),
+    "stats": (32, 256, 1),     # (CHUNK, columns, warps); CHUNK must equal reference.CHUNK
+}
+_INTERPRET_CONFIGS = {k: (min(v[0], 32), min(v[1], 64), v[2]) for k, v in CONFIGS.items()}
+
+
+def _interpret() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _cfg(kind: str) -> tuple[int, int, int]:
+    if kind == "stats":
+        return CONFIGS["stats"] if not _interpret() else (reference.CHUNK, 64, 1)
+    return _INTERPRET_CONFIGS[kind] if _interpret() else CONFIGS[kind]
+
+
+def _pow2_at_least(n: int, lo: int) -> int:
+    return max(lo, triton.next_power_of_2(n))
+
+
+# --------------------------------------------------------------------------- layout
+def _view3(t: torch.Tensor, axis: int, tiled: bool) -> tuple[torch.Tensor, bool]:
+    """(batch, R, L) view of t with ``axis`` moved last; (view, is_view). Copies only when strides forbid."""
+    moved = t.movedim(axis, -1)
+    if moved.ndim == 1:
+        moved = moved.unsqueeze(0)
+    L, R = moved.shape[-1], moved.shape[-2]
+    shapes = [(-1, R, L)] if tiled else [(1, -1, L), (-1, R, L)]
+    for shape in shapes:
+        try:
+            v = moved.view(shape)
+            if v.shape[0] <= 65535:
+                return v, True
+        except RuntimeError:
+            pass
+    return moved.reshape(1, -1, L) if not tiled else moved.reshape(-1, R, L).contiguous(), False
+
+
+def _dims(x: torch.Tensor, spec: FormatSpec, axis: int, pad: bool):
+    tiled = len(spec.block_shape) == 2
+    b = spec.block_shape[-1]
+    x3, _ = _view3(x, axis, tiled)
+    nb, R, L = x3.shape
+    Lp = -(-L // b) * b if pad else L
+    Rp = (-(-R // 16) * 16 if pad else R) if tiled else R
+    return x3, nb, R, L, Rp, Lp, tiled, b
+
+
+def _layout_kind(x3: torch.Tensor, tiled: bool, had: bool) -> str:
+    if tiled:
+        return "tile"
+    if had:
+        return "had"
+    return "row" if x3.stride(2) == 1 or x3.shape[2] == 1 else "col"
+
+
+def _tile(kind: str, R: int, L: int, b: int, tiled: bool) -> tuple[int, int, int]:
+    br, bl, nw = _cfg(kind)
+    bl = min(bl, _pow2_at_least(L, max(b, 16)))
+    br = min(br, _pow2_at_least(R, 16 if tiled else 1))
+    if kind == "col" or tiled:
+        br = max(br, 16)
+    return br, bl, nw
+
+
+# --------------------------------------------------------------------------- amax
+def amax(x: torch.Tensor, *, mu: torch.Tensor | None = None, signs: torch.Tensor | None = None,
+         axis: int = -1) -> torch.Tensor:
+    """amax(|x|) (or of |x - mu|, or of the 16-point RHT of x along ``axis``) as a 0-d float32 device tensor."""
+    out = torch.zeros(1, dtype=torch.int32, device=x.device)
+    if mu is None and signs is None and x.is_contiguous():
+        block = 4096 if _interpret() else 16384
+        K.amax_flat_kernel[(triton.cdiv(x.numel(), block),)](x, out, x.numel(), BLOCK=block, num_warps=8)
+        return out.view(torch.float32).reshape(())
+    had = signs is not None
+    x3, _ = _view3(x, axis, False)
+    nb, R, L = x3.shape
+    if had:
+        kind = "had"
+    else:
+        kind = "amax" if x3.stride(2) == 1 or L == 1 else "col"
+    br, bl, nw = _tile(kind, R, L, 16, False)
+    mu_ptr, smr, sml = _mu_args(mu, x3, axis, x)
+    sg = signs.to(device=x.device, dtype=torch.float32).contiguous() if had else x3
+    grid = (triton.cdiv(R, br), triton.cdiv(L, bl), nb)
+    K.amax_kernel[grid](x3, x3.stride(0), x3.stride(1), x3.stride(2), mu_ptr, smr, sml, sg, out, R, L,
+                        HAS_MU=mu is not None, HAD=had, BR=br, BL=bl, num_warps=nw, **_LAUNCH)
+    return out.view(torch.float32).reshape(())
+
+
+def _mu_args(mu, x3, axis, x):
+    if mu is None:
+        return x3, 0, 0
+    if x.ndim != 2:
+        raise ValueError(f"the residual (mean-split) kernels take a 2D (tokens x channels) tensor, got "
+                         f"shape {tuple(x.shape)}")
+    mu = mu.reshape(-1).float().contiguous()
+    if mu.numel() != x.shape[1]:
+        raise ValueError(f"mu has {mu.numel()} entries but x has {x.shape[1]} columns")
+    # mu is indexed by x's column; after moving the block axis last that is L (axis 1) or R (axis 0).
+    return (mu, 0, 1) if axis % 2 == 1 else (mu, 1, 0)
+
+
+# --------------------------------------------------------------------------- quantize
+def _launch_quantize(x, spec, axis, seed, tensor_amax, pad, *, mu=None, signs=None, fake=True,
+                     packed=False, out_dtype=None):
+    x3, nb, R, L, Rp, Lp, tiled, b = _dims(x, spec, axis, pad)
+    nv = spec.fmt == "nvfp4"
+    had = signs is not None
+    sr = spec.rounding == "stochastic"
+    if nv and tensor_amax is None:
+        tensor_amax = amax(x, mu=mu, signs=signs, axis=axis)
+    kind = _layout_kind(x3, tiled, had)
+    br, bl, nw = _tile(kind, Rp, Lp, b, tiled)
+    dev = x.device
+    y = y3 = None
+    is_view = True
+    if fake:
+        y = torch.empty(x.shape, dtype=out_dtype or x.dtype, device=dev)
+        y3, is_view = _view3(y, axis, tiled)
+        if not is_view:
+            y3 = torch.empty(x3.shape, dtype=y.dtype, device=dev)
+    codes = scales = tscale = None
+    dummy = x3
+    if packed:
+        rc = Rp if tiled else R
+        codes = torch.empty(nb, rc, Lp // 2, dtype=torch.uint8, device=dev)
+        if tiled:
+            scales = torch.empty(nb, rc // 16, Lp // 16, dtype=torch.uint8, device=dev)
+        else:
+            scales = torch.empty(nb, rc, Lp // b, dtype=torch.uint8, device=dev)
+        if nv:
+            scales = scales.view(torch.float8_e4m3fn)
+            tscale = torch.empty((), dtype=torch.float32, device=dev)
+    mu_ptr, smr, sml = _mu_args(mu, x3, axis, x)
+    sg = signs.to(device=dev, dtype=torch.float32).contiguous() if had else dummy
+    amax_t = tensor_amax.reshape(1).float() if nv else dummy
+    grid = (triton.cdiv(Rp, br), triton.cdiv(Lp, bl), nb)
+    K.quantize_kernel[grid](
+        x3, x3.stride(0), x3.stride(1), x3.stride(2), mu_ptr, smr, sml, sg,
+        y3 if fake else dummy, *(y3.stride() if fake else (0, 0, 0)),
+        codes if packed else dummy, scales if packed else dummy, tscale if (packed and nv) else dummy,
+        amax_t, seed if sr else dummy, R, L, Rp, Lp,
+        NV=nv, B=b, TILE=tiled, SR=sr, CEIL=spec.scale_rule == "ceil", HAS_MU=mu is not None, HAD=had,
+        FAKE=fake, PACKED=packed, BR=br, BL=bl, num_warps=nw, **_LAUNCH)
+    if fake and not is_view:
+        y.copy_(_unview3(y3, x, axis))
+    return y, codes, scales, tscale, (nb, R, L, Rp, Lp)
+
+
+def _unview3(y3, x, axis):
+    moved_shape = list(x.shape)
+    moved_shape.append(moved_shape.pop(axis))
+    return y3.reshape(moved_shape).movedim(-1, axis)
+
+
+def quantize(x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax) -> QuantizedTensor:
+    """Triton twin of averis.formats.quantize (packed codes, block scales, tensor scale)."""
+    seed = noise.draw_seed(generator, x.device) if spec.rounding == "stochastic" else None
+    _, codes, scales, tscale, _ = _launch_quantize(x, spec, axis, seed, tensor_amax, pad, fake=False, packed=True)
+    moved_shape = list(x.shape)
+    moved_shape.append(moved_shape.pop(axis))
+    b = spec.block_shape[-1]
+    if len(spec.block_shape) == 2:
+        lead = moved_shape[:-2]
+        codes = codes.reshape(*lead, codes.shape[1], codes.shape[2])
+        scales = scales.reshape(*lead, scales.shape[1], scales.shape[2])
+    else:
+        lead = moved_shape[:-1]
+        codes = codes.reshape(*lead, codes.shape[-1])
+        scales = scales.reshape(*lead, -1)
+    if spec.fmt == "mxfp4":
+        scales = scales.view(torch.float8_e8m0fnu)
+    del b
+    return QuantizedTensor(codes, scales, tscale, x.shape, axis, spec)
+
+
+# --------------------------------------------------------------------------- the fake-quant custom op
+@torch.library.custom_op("averis::fake_quantize", mutates_args=())
+def _fake_quantize_op(x: torch.Tensor, seed: torch.Tensor | None, tensor_amax: torch.Tensor | None,
+                      mu: torch.Tensor | None, signs: torch.Tensor | None, fmt: str, tiled: bool,
+                      stochastic: bool, scale_rule: str, axis: int, pad: bool,
+                      out_dtype: torch.dtype) -> torch.Tensor:
+    spec = FormatSpec(fmt, (16, 16) if tiled else ((16,) if fmt == "nvfp4" else (32,)),
+                      "stochastic" if stochastic else "nearest", scale_rule)
+    y, *_ = _launch_quantize(x, spec, axis, seed, tensor_amax, pad, mu=mu, signs=signs, fake=True,
+                             out_dtype=out_dtype)
+    return y
+
+
+@_fake_quantize_op.register_fake
+def _(x, seed, tensor_amax, mu, signs, fmt, tiled, stochastic, scale_rule, axis, pad, out_dtype):
+    return torch.empty(x.shape, dtype=out_dtype, device=x.device)
+
+
+def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=None, out_dtype=None):
+    seed = noise.draw_seed(generator, x.device) if spec.rounding == "stochastic" else None
+    if tensor_amax is not None:
+        tensor_amax = tensor_amax.float().reshape(())
+    return _fake_quantize_op(x, seed, tensor_amax, mu, signs, spec.fmt, len(spec.block_shape) == 2,
+                             spec.rounding == "stochastic", spec.scale_rule, axis, pad, out_dtype or x.dtype)
+
+
+def fake_quantize(x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax) -> torch.Tensor:
+    """Triton twin of averis.formats.fake_quantize: x's shape and dtype, dequantized FP4 values."""
+    return _fq(x, spec, axis, generator, pad, tensor_amax)
+
+
+# --------------------------------------------------------------------------- Averis
+def column_stats(x: torch.Tensor) -> reference.ColumnStats:
+    """Column sum, max, min, mean and the exact residual amax of a 2D tensor, in one read (reference.column_stats)."""
+    if x.ndim != 2:
+        raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
+    rows, cols = x.shape
+    ch, bn, nw = _cfg("stats")
+    bn = min(bn, _pow2_at_least(cols, 16))
+    nct, nch = triton.cdiv(cols, bn), triton.cdiv(rows, ch)
+    dev = x.device
+    part = torch.empty(3, nch, cols, dtype=torch.float32, device=dev)
+    out = torch.empty(4, cols, dtype=torch.float32, device=dev)
+    ints = torch.zeros(nct + 1, dtype=torch.int32, device=dev)
+    ramax = ints[nct:]
+    K.column_stats_kernel[(nct, nch)](
+        x, x.stride(0), x.stride(1), part[0], part[1], part[2], ints, out[0], out[1], out[2], out[3], ramax,
+        rows, float(rows), cols, nch, CH=ch, BN=bn, num_warps=nw, **_LAUNCH)
+    return reference.ColumnStats(out[0], out[1], out[2], out[3], ramax.view(torch.float32).reshape(()))
+
+
+def fake_quantize_residual(x: torch.Tensor, mu: torch.Tensor, residual_amax: torch.Tensor | None,
+                           spec: FormatSpec, axis: int = -1, generator=None, pad: bool = False,
+                           out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """fake_quantize(x.float() - mu) with tensor_amax=residual_amax, fused (one read of x, mu broadcast on dim 0)."""
+    return _fq(x, spec, axis % x.ndim, generator, pad, residual_amax, mu=mu, out_dtype=out_dtype)
+
+
+def fake_quantize_hadamard(x: torch.Tensor, signs: torch.Tensor, spec: FormatSpec, axis: int = -1,
+                           generator=None, tensor_amax=None, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """fake_quantize(reference.hadamard16(x, signs, axis)) along ``axis``, fused."""
+    axis = axis % x.ndim
+    if x.shape[axis] % 16:
+        raise ValueError(f"the 16-point Hadamard transform needs a multiple of 16 along axis {axis}, "
+                         f"got {x.shape[axis]}")
+    return _fq(x, spec, axis, generator, False, tensor_amax, signs=signs, out_dtype=out_dtype)
+
+
+def fake_quantize_dual(x: torch.Tensor, spec: FormatSpec, generator=None, tensor_amax=None, mu=None,
+                       pad: bool = False, out_dtype: torch.dtype | None = None):
+    """(rowwise, columnwise) fake-quant of a 2D tensor from one read: equal to
+    fake_quantize(x, axis=1) then fake_quantize(x, axis=0) with the same generator (seeds drawn in that
+    order); with ``mu``, of the residual x - mu.  1D blocks only."""
+    if x.ndim != 2 or len(spec.block_shape) != 1:
+        raise ValueError("fake_quantize_dual takes a 2D tensor and 1D blocks (1x16 NVFP4, 1x32 MXFP4)")
+    M, Kd = x.shape
+    b = spec.block_shape[0]
+    if not pad and (M % b or Kd % b):
+        raise ValueError(f"shape {tuple(x.shape)} does not divide into blocks of {b} along both dims: pass pad=True")
+    sr = spec.rounding == "stochastic"
+    nv = spec.fmt == "nvfp4"
+    seeds = torch.cat([noise.draw_seed(generator, x.device), noise.draw_seed(generator, x.device)]) if sr else None
+    if nv and tensor_amax is None:
+        tensor_amax = amax(x, mu=mu)
+    bm, bk, nw = _cfg("dual")
+    bm = min(bm, _pow2_at_least(M, 32))
+    bk = min(bk, _pow2_at_least(Kd, 32))
+    dt = out_dtype or x.dtype
+    yr = torch.empty(M, Kd, dtype=dt, device=x.device)
+    yc = torch.empty(M, Kd, dtype=dt, device=x.device)
+    Mp, Kp = -(-M // b) * b, -(-Kd // b) * b
+    muv = mu.reshape(-1).float().contiguous() if mu is not None else x
+    grid = (triton.cdiv(M, bm), triton.cdiv(Kd, bk))
+    K.dual_kernel[grid](x, x.stride(0), x.stride(1), muv, yr, yc,
+                        tensor_amax.reshape(1).float() if nv else x, seeds if sr else x, M, Kd, Mp, Kp,
+                        NV=nv, B=b, SR=sr, CEIL=spec.scale_rule == "ceil", HAS_MU=mu is not None,
+                        BM=bm, BK=bk, num_warps=nw, **_LAUNCH)
+    return yr, yc

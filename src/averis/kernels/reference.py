@@ -1,0 +1,82 @@
+"""PyTorch references (and CPU fallbacks) for the fused kernels that have no counterpart in averis.formats.
+
+Each function fixes its floating-point order so that the Triton kernel reproduces it bit for bit:
+
+- ``column_stats``: column sums of a 2D tensor in float32, rows added one after the other
+  (starting from +0) inside chunks of ``CHUNK`` rows, then the chunk sums one after the other;
+  mean = sum / rows (a true float32 division: a tensor divisor, since PyTorch on CUDA multiplies
+  by the reciprocal of a Python-number divisor); the exact residual amax
+  ``max_j max(colmax_j - mu_j, mu_j - colmin_j)``, which equals ``amax(|x.float() - mu|)`` bit for bit
+  (rounding is monotonic, so the extreme of each column's ``x - mu`` comes from its max or min).
+- ``hadamard16``: the 16-point Walsh-Hadamard transform of blocks of 16 along an axis, after an
+  elementwise random-sign vector, by butterflies h = 1, 2, 4, 8 and a final exact * 1/4 (orthonormal).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ..formats import fake_quantize
+
+CHUNK = 32
+
+
+class ColumnStats(NamedTuple):
+    sum: torch.Tensor           # (m,) float32
+    max: torch.Tensor           # (m,) float32
+    min: torch.Tensor           # (m,) float32
+    mean: torch.Tensor          # (m,) float32
+    residual_amax: torch.Tensor  # () float32: amax(|x - mean|)
+
+
+def column_stats(x: torch.Tensor) -> ColumnStats:
+    """Column statistics of a 2D tensor (l tokens x m channels) in the kernels' summation order."""
+    if x.ndim != 2:
+        raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
+    xf = x.float()
+    rows, cols = xf.shape
+    nch = -(-rows // CHUNK)
+    padded = torch.nn.functional.pad(xf, (0, 0, 0, nch * CHUNK - rows)).view(nch, CHUNK, cols)
+    part = torch.zeros(nch, cols, dtype=torch.float32, device=x.device)
+    for i in range(CHUNK):
+        part = part + padded[:, i]
+    total = torch.zeros(cols, dtype=torch.float32, device=x.device)
+    for k in range(nch):
+        total = total + part[k]
+    mean = total / torch.full_like(total, float(rows))
+    cmax, cmin = xf.amax(0), xf.amin(0)
+    ramax = torch.maximum(cmax - mean, mean - cmin).amax()
+    return ColumnStats(total, cmax, cmin, mean, ramax)
+
+
+def fake_quantize_residual(x: torch.Tensor, mu: torch.Tensor, residual_amax: torch.Tensor | None, fmt: str,
+                           **options) -> torch.Tensor:
+    """fake_quantize(x.float() - mu) (mu broadcast over dim 0 of a 2D x), in ``out_dtype`` (default x's)."""
+    out_dtype = options.pop("out_dtype", None) or x.dtype
+    r = x.float() - mu.float().reshape(1, -1)
+    if fmt == "nvfp4" and residual_amax is not None:
+        options["tensor_amax"] = residual_amax
+    return fake_quantize(r, fmt, backend="torch", **options).to(out_dtype)
+
+
+def hadamard16(x: torch.Tensor, signs: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """Orthonormal 16-point randomized Hadamard transform of blocks of 16 along ``axis`` (float32)."""
+    moved = x.float().movedim(axis, -1)
+    if moved.shape[-1] % 16:
+        raise ValueError(f"the 16-point Hadamard transform needs a multiple of 16 along axis {axis}, "
+                         f"got {moved.shape[-1]}")
+    v = moved.unflatten(-1, (-1, 16)) * signs.float().reshape(16)
+    for h in (1, 2, 4, 8):
+        t = v.unflatten(-1, (16 // (2 * h), 2, h))
+        a, b = t[..., 0, :], t[..., 1, :]
+        v = torch.stack([a + b, a - b], dim=-2).flatten(-3)
+    return (v.flatten(-2) * 0.25).movedim(-1, axis)
+
+
+def fake_quantize_hadamard(x: torch.Tensor, signs: torch.Tensor, fmt: str, *, axis: int = -1,
+                           **options) -> torch.Tensor:
+    """fake_quantize(hadamard16(x, signs, axis)) along the same axis, in ``out_dtype`` (default x's)."""
+    out_dtype = options.pop("out_dtype", None) or x.dtype
+    return fake_quantize(hadamard16(x, signs, axis), fmt, axis=axis, backend="torch", **options).to(out_dtype)

@@ -1,0 +1,397 @@
+"""Triton kernels: FP4 quantization (NVFP4 / MXFP4), tensor amax, Averis column statistics.
+
+Every kernel reproduces ``averis.formats`` (or ``averis.kernels.reference``) bit for bit:
+- divisions use ``tl.math.div_rn`` (a plain ``/`` is not correctly rounded in Triton on CUDA);
+- E4M3 rounding is done with integer bit operations (round to nearest even, subnormals
+  included), not with a float8 conversion whose rounding could differ between backends;
+- maxima are taken on the integer bits of |x| (NaN-propagating, exact);
+- clamps are ``where(v > hi, hi, v)``, which keeps NaN like ``torch.clamp`` (``tl.minimum`` may not);
+- kernels are launched with ``enable_fp_fusion=False`` so no a*b+c is contracted into an FMA.
+
+The layout: every quantize kernel sees the input as a 3D strided view (batch, R, L) of the
+tensor with the block axis moved last (``L``); 1D blocks run along L, 16x16 tiles also block
+R.  The stochastic-rounding noise index is the flat index in the zero-padded (batch, Rp, Lp)
+layout, which is the row-major index of the reference's blocked layout.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+FP32_MAX = 3.4028234663852886e38
+INV6 = 0.16666666666666666  # rounds to fp32(1/6) as a Triton constant, like the reference
+GOLDEN32 = 0x9E3779B9
+HASH_M1 = 0x7FEB352D
+HASH_M2 = 0x846CA68B
+
+
+# --------------------------------------------------------------------------- scalar helpers
+@triton.jit
+def _fmax_nan(a, b):
+    """max(a, b) that propagates NaN (either operand)."""
+    return tl.where((a > b) | (a != a), a, b)
+
+
+@triton.jit
+def _fmin_nan(a, b):
+    return tl.where((a < b) | (a != a), a, b)
+
+
+@triton.jit
+def _e4m3_rne(v):
+    """Round v in [0, 448] (or NaN) to the nearest float8_e4m3fn value, ties to even; fp32 result."""
+    bits = v.to(tl.int32, bitcast=True)
+    lsb = (bits >> 20) & 1
+    normal = ((bits + 0x7FFFF + lsb) & -1048576).to(tl.float32, bitcast=True)
+    r = v * 512.0  # subnormal step 2**-9: round v * 2**9 to an integer (exact scaling)
+    sub = ((r + 8388608.0) - 8388608.0) * 0.001953125
+    return tl.where(v >= 0.015625, normal, sub)
+
+
+@triton.jit
+def _exp2_int(e):
+    """2**e as float32 for integer e in [-149, 127], built from the bits (scales.exp2_int)."""
+    normal = (tl.maximum(e + 127, 0) << 23).to(tl.float32, bitcast=True)
+    one = tl.full(e.shape, 1, tl.int32)
+    sub = (one << tl.minimum(tl.maximum(e + 149, 0), 22)).to(tl.float32, bitcast=True)
+    return tl.where(e >= -126, normal, sub)
+
+
+@triton.jit
+def _floor_log2(a):
+    """floor(log2(a)) for finite a > 0 (subnormals included), as int32."""
+    ex = (a.to(tl.int32, bitcast=True) >> 23) & 0xFF
+    ex_sub = (((a * 18446744073709551616.0).to(tl.int32, bitcast=True) >> 23) & 0xFF) - 64
+    return tl.where(ex == 0, ex_sub, ex) - 127
+
+
+@triton.jit
+def _e2m1_value(idx):
+    """Magnitude of E2M1 index 0..7: {0, .5, 1, 1.5, 2, 3, 4, 6}."""
+    f = idx.to(tl.float32)
+    return tl.where(idx < 4, f * 0.5, tl.where(idx == 7, 6.0, f - 2.0))
+
+
+@triton.jit
+def _uniform(nidx, seed):
+    """formats.noise: (lowbias32(i + seed * GOLDEN) >> 8) * 2**-24, all uint32 (wrapping)."""
+    h = nidx + seed * tl.full((), GOLDEN32, tl.uint32)
+    h = h ^ (h >> 16)
+    h = h * tl.full((), HASH_M1, tl.uint32)
+    h = h ^ (h >> 15)
+    h = h * tl.full((), HASH_M2, tl.uint32)
+    h = h ^ (h >> 16)
+    return (h >> 8).to(tl.float32) * 5.9604644775390625e-08
+
+
+@triton.jit
+def _nv_tensor_scales(amax):
+    """(S_enc, S_dec) from the tensor amax (scales.nvfp4_tensor_encode/decode_scale)."""
+    s_enc = tl.math.div_rn(tl.full((), 2688.0, tl.float32), amax)
+    s_enc = tl.where(s_enc > FP32_MAX, FP32_MAX, s_enc)
+    s_enc = tl.where(amax == 0.0, 1.0, s_enc)
+    finite = (amax == amax) & (tl.abs(amax) <= FP32_MAX)
+    s_enc = tl.where(finite, s_enc, float("nan"))
+    s_dec = tl.math.div_rn(tl.full((), 1.0, tl.float32), s_enc)
+    return s_enc, s_dec
+
+
+@triton.jit
+def _to_out(v, dtype: tl.constexpr):
+    """Cast fp32 -> output dtype; bf16 is rounded to nearest even on the bits first (the interpreter's
+    own bf16 conversion truncates), so the final cast is exact on every backend."""
+    if dtype == tl.bfloat16:
+        b = v.to(tl.int32, bitcast=True)
+        b = (b + 0x7FFF + ((b >> 16) & 1)) & -65536
+        return b.to(tl.float32, bitcast=True).to(tl.bfloat16)
+    else:
+        return v.to(dtype)
+
+
+# --------------------------------------------------------------------------- tiles
+@triton.jit
+def _hadamard16(v, BR: tl.constexpr, BL: tl.constexpr):
+    """16-point Walsh-Hadamard butterflies along dim 1 (blocks of 16), h = 1, 2, 4, 8, then * 1/4.
+
+    Stage h maps each pair (i, i + h) (i & h == 0) to (x_i + x_{i+h}, x_i - x_{i+h}):
+    the order of reference.hadamard16.
+    """
+    k2 = tl.arange(0, 2)
+    for s in tl.static_range(4):
+        h: tl.constexpr = 1 << s
+        t = tl.reshape(v, (BR, BL // (2 * h), 2, h))
+        sgn = tl.reshape(tl.where(k2 == 0, 1.0, -1.0), (1, 1, 2, 1))
+        a_plus_b = tl.sum(t, axis=2)
+        a_minus_b = tl.sum(t * sgn, axis=2)
+        first = tl.reshape(k2 == 0, (1, 1, 2, 1))
+        t = tl.where(first, tl.expand_dims(a_plus_b, 2), tl.expand_dims(a_minus_b, 2))
+        v = tl.reshape(t, (BR, BL))
+    return v * 0.25
+
+
+@triton.jit
+def _load_tile(x_ptr, sxr, sxl, mu_ptr, smr, sml, sgn_ptr, rr, ll, R, L,
+               HAS_MU: tl.constexpr, HAD: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+    """fp32 tile of the (moved) input, zero outside [0, R) x [0, L); minus mu; Hadamard."""
+    inb = (rr < R) & (ll < L)
+    v = tl.load(x_ptr + rr.to(tl.int64) * sxr + ll * sxl, mask=inb, other=0.0).to(tl.float32)
+    if HAS_MU:
+        mu = tl.load(mu_ptr + rr * smr + ll * sml, mask=inb, other=0.0).to(tl.float32)
+        v = tl.where(inb, v - mu, 0.0)
+    if HAD:
+        sg = tl.load(sgn_ptr + (ll % 16)).to(tl.float32)
+        v = _hadamard16(v * sg, BR, BL)
+    return v
+
+
+@triton.jit
+def _block_reduce_bits(ab, B: tl.constexpr, TILE: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+    """Max of int32 bits over each block: (BR, BL // B) for 1D blocks, (BR // 16, BL // 16) for tiles."""
+    if TILE:
+        t = tl.reshape(ab, (BR // 16, 16, BL // 16, 16))
+        return tl.max(tl.max(t, axis=3), axis=1)
+    else:
+        return tl.max(tl.reshape(ab, (BR, BL // B, B)), axis=2)
+
+
+@triton.jit
+def _block_expand(s, B: tl.constexpr, TILE: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+    """Broadcast one value per block back to the (BR, BL) tile."""
+    if TILE:
+        t = tl.broadcast_to(tl.reshape(s, (BR // 16, 1, BL // 16, 1)), (BR // 16, 16, BL // 16, 16))
+        return tl.reshape(t, (BR, BL))
+    else:
+        t = tl.broadcast_to(tl.reshape(s, (BR, BL // B, 1)), (BR, BL // B, B))
+        return tl.reshape(t, (BR, BL))
+
+
+@triton.jit
+def _quantize_tile(v, nidx, seed, amax, NV: tl.constexpr, B: tl.constexpr, TILE: tl.constexpr,
+                   SR: tl.constexpr, CEIL: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+    """Quantize a (BR, BL) fp32 tile blocked along dim 1 (and dim 0 for 16x16 tiles).
+
+    Returns (dequantized fp32 tile, codes int32 tile, per-block stored scale, S_dec):
+    the stored scale is the E4M3 value as fp32 (NVFP4) or the E8M0 byte as int32 (MXFP4).
+    """
+    bits = v.to(tl.int32, bitcast=True)
+    bamax = _block_reduce_bits(bits & 0x7FFFFFFF, B, TILE, BR, BL).to(tl.float32, bitcast=True)
+    s_dec = 0.0
+    if NV:
+        s_enc, s_dec = _nv_tensor_scales(amax)
+        sb = bamax * (s_enc * INV6)
+        sb = _e4m3_rne(tl.where(sb > 448.0, 448.0, sb))
+        e_b = tl.math.div_rn(tl.full(sb.shape, 1.0, tl.float32), sb * s_dec)
+        e_b = tl.where(e_b > FP32_MAX, FP32_MAX, e_b)
+        factor = e_b
+        deq = sb
+        stored = sb
+    else:
+        e = _floor_log2(bamax) - 2
+        if CEIL:
+            e = e + (bamax > 6.0 * _exp2_int(tl.minimum(tl.maximum(e, -149), 127))).to(tl.int32)
+        e = tl.where(bamax == 0.0, -127, e)
+        e = tl.minimum(tl.maximum(e, -127), 127)
+        finite = bamax <= FP32_MAX
+        factor = _exp2_int(-e)
+        deq = tl.where(finite, _exp2_int(e), float("nan"))
+        stored = tl.where(finite, e + 127, 255)
+    scaled = v * _block_expand(factor, B, TILE, BR, BL)
+    sbits = scaled.to(tl.int32, bitcast=True)
+    neg = sbits < 0
+    mag = (sbits & 0x7FFFFFFF).to(tl.float32, bitcast=True)
+    mag = tl.where(mag > 6.0, 6.0, mag)
+    if SR:
+        lo = ((mag >= 0.5).to(tl.int32) + (mag >= 1.0).to(tl.int32) + (mag >= 1.5).to(tl.int32)
+              + (mag >= 2.0).to(tl.int32) + (mag >= 3.0).to(tl.int32) + (mag >= 4.0).to(tl.int32)
+              + (mag >= 6.0).to(tl.int32))
+        lov = _e2m1_value(lo)
+        hiv = _e2m1_value(tl.minimum(lo + 1, 7))
+        u = _uniform(nidx, seed)
+        idx = lo + (u * (hiv - lov) < (mag - lov)).to(tl.int32)
+    else:
+        idx = ((mag > 0.25).to(tl.int32) + (mag >= 0.75).to(tl.int32) + (mag > 1.25).to(tl.int32)
+               + (mag >= 1.75).to(tl.int32) + (mag > 2.5).to(tl.int32) + (mag >= 3.5).to(tl.int32)
+               + (mag > 5.0).to(tl.int32))
+    q = _e2m1_value(idx)
+    q = tl.where(neg, -q, q)
+    if NV:
+        fq = (q * _block_expand(deq, B, TILE, BR, BL)) * s_dec
+    else:
+        fq = q * _block_expand(deq, B, TILE, BR, BL)
+    codes = idx | (neg.to(tl.int32) << 3)
+    return fq, codes, stored, s_dec
+
+
+@triton.jit
+def _store_packed(codes, stored, s_dec, c_ptr, s_ptr, ts_ptr, pid_b, r0, l0, Rc, Lp, NV: tl.constexpr,
+                  B: tl.constexpr, TILE: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+    """Codes two per byte (low nibble first) in a (batch, Rc, Lp/2) array; scales; tensor scale."""
+    lo, hi = tl.split(tl.reshape(codes, (BR, BL // 2, 2)))
+    byte = (lo | (hi << 4)).to(tl.uint8)
+    rr = (r0 + tl.arange(0, BR))[:, None]
+    l2 = (l0 // 2 + tl.arange(0, BL // 2))[None, :]
+    base = pid_b.to(tl.int64) * Rc
+    tl.store(c_ptr + (base + rr) * (Lp // 2) + l2, byte, mask=(rr < Rc) & (l2 < Lp // 2))
+    if TILE:
+        rt = (r0 // 16 + tl.arange(0, BR // 16))[:, None]
+        lt = (l0 // 16 + tl.arange(0, BL // 16))[None, :]
+        ptrs = s_ptr + (pid_b.to(tl.int64) * (Rc // 16) + rt) * (Lp // 16) + lt
+        smask = (rt < Rc // 16) & (lt < Lp // 16)
+    else:
+        lb = (l0 // B + tl.arange(0, BL // B))[None, :]
+        ptrs = s_ptr + (base + rr) * (Lp // B) + lb
+        smask = (rr < Rc) & (lb < Lp // B)
+    if NV:
+        tl.store(ptrs, stored.to(tl.float8e4nv), mask=smask)
+        if (pid_b == 0) & (r0 == 0) & (l0 == 0):
+            tl.store(ts_ptr, s_dec)
+    else:
+        tl.store(ptrs, stored.to(tl.uint8), mask=smask)
+
+
+# --------------------------------------------------------------------------- kernels
+@triton.jit
+def quantize_kernel(x_ptr, sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr,
+                    y_ptr, syb, syr, syl, c_ptr, s_ptr, ts_ptr, amax_ptr, seed_ptr,
+                    R, L, Rp, Lp,
+                    NV: tl.constexpr, B: tl.constexpr, TILE: tl.constexpr, SR: tl.constexpr,
+                    CEIL: tl.constexpr, HAS_MU: tl.constexpr, HAD: tl.constexpr, FAKE: tl.constexpr,
+                    PACKED: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+    pid_r = tl.program_id(0)
+    pid_l = tl.program_id(1)
+    pid_b = tl.program_id(2)
+    r0 = pid_r * BR
+    l0 = pid_l * BL
+    rr = (r0 + tl.arange(0, BR))[:, None]
+    ll = (l0 + tl.arange(0, BL))[None, :]
+    v = _load_tile(x_ptr + pid_b.to(tl.int64) * sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr, rr, ll, R, L,
+                   HAS_MU, HAD, BR, BL)
+    amax = 0.0
+    if NV:
+        amax = tl.load(amax_ptr).to(tl.float32)
+    seed = tl.full((), 0, tl.uint32)
+    nidx = tl.full((BR, BL), 0, tl.uint32)
+    if SR:
+        seed = tl.load(seed_ptr).to(tl.uint32)
+        nidx = (pid_b.to(tl.uint32) * Rp + rr.to(tl.uint32)) * Lp + ll.to(tl.uint32)
+    fq, codes, stored, s_dec = _quantize_tile(v, nidx, seed, amax, NV, B, TILE, SR, CEIL, BR, BL)
+    if FAKE:
+        out = y_ptr + pid_b.to(tl.int64) * syb + rr.to(tl.int64) * syr + ll * syl
+        tl.store(out, _to_out(fq, y_ptr.dtype.element_ty), mask=(rr < R) & (ll < L))
+    if PACKED:
+        Rc = R
+        if TILE:
+            Rc = Rp
+        _store_packed(codes, stored, s_dec, c_ptr, s_ptr, ts_ptr, pid_b, r0, l0, Rc, Lp, NV, B, TILE, BR, BL)
+
+
+@triton.jit
+def amax_kernel(x_ptr, sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr, out_ptr, R, L,
+                HAS_MU: tl.constexpr, HAD: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+    """amax(|v|) over the (moved) tensor into out_ptr (int32 bits of a float, zero-initialised)."""
+    pid_r = tl.program_id(0)
+    pid_l = tl.program_id(1)
+    pid_b = tl.program_id(2)
+    rr = (pid_r * BR + tl.arange(0, BR))[:, None]
+    ll = (pid_l * BL + tl.arange(0, BL))[None, :]
+    v = _load_tile(x_ptr + pid_b.to(tl.int64) * sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr, rr, ll, R, L,
+                   HAS_MU, HAD, BR, BL)
+    m = tl.max(tl.max(v.to(tl.int32, bitcast=True) & 0x7FFFFFFF, axis=1), axis=0)
+    tl.atomic_max(out_ptr, m)
+
+
+@triton.jit
+def amax_flat_kernel(x_ptr, out_ptr, N, BLOCK: tl.constexpr):
+    """amax(|x|) of a contiguous tensor (int32 bits, zero-initialised output)."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    v = tl.load(x_ptr + offs, mask=offs < N, other=0.0).to(tl.float32)
+    m = tl.max(v.to(tl.int32, bitcast=True) & 0x7FFFFFFF, axis=0)
+    tl.atomic_max(out_ptr, m)
+
+
+@triton.jit
+def dual_kernel(x_ptr, sxr, sxl, mu_ptr, yr_ptr, yc_ptr, amax_ptr, seed_ptr, M, K, Mp, Kp,
+                NV: tl.constexpr, B: tl.constexpr, SR: tl.constexpr, CEIL: tl.constexpr,
+                HAS_MU: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr):
+    """Rowwise (blocks along K) and columnwise (blocks along M) fake-quant of a 2D tensor, one read.
+
+    Outputs yr, yc are contiguous M x K; mu (optional) is a per-column (length K) mean.
+    seed_ptr holds two seeds: [rowwise, columnwise].
+    """
+    pid_m = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    rr = (pid_m * BM + tl.arange(0, BM))[:, None]
+    kk = (pid_k * BK + tl.arange(0, BK))[None, :]
+    v = _load_tile(x_ptr, sxr, sxl, mu_ptr, 0, 1, mu_ptr, rr, kk, M, K, HAS_MU, False, BM, BK)
+    amax = 0.0
+    if NV:
+        amax = tl.load(amax_ptr).to(tl.float32)
+    seed_r = tl.full((), 0, tl.uint32)
+    seed_c = tl.full((), 0, tl.uint32)
+    nr = tl.full((BM, BK), 0, tl.uint32)
+    nc = tl.full((BK, BM), 0, tl.uint32)
+    if SR:
+        seed_r = tl.load(seed_ptr).to(tl.uint32)
+        seed_c = tl.load(seed_ptr + 1).to(tl.uint32)
+        nr = rr.to(tl.uint32) * Kp + kk.to(tl.uint32)
+        rt = (pid_m * BM + tl.arange(0, BM))[None, :]
+        kt = (pid_k * BK + tl.arange(0, BK))[:, None]
+        nc = kt.to(tl.uint32) * Mp + rt.to(tl.uint32)
+    mask = (rr < M) & (kk < K)
+    offs = rr.to(tl.int64) * K + kk
+    fr, _c, _s, _d = _quantize_tile(v, nr, seed_r, amax, NV, B, False, SR, CEIL, BM, BK)
+    tl.store(yr_ptr + offs, _to_out(fr, yr_ptr.dtype.element_ty), mask=mask)
+    fc, _c2, _s2, _d2 = _quantize_tile(tl.trans(v), nc, seed_c, amax, NV, B, False, SR, CEIL, BK, BM)
+    tl.store(yc_ptr + offs, _to_out(tl.trans(fc), yc_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
+                        sum_ptr, max_ptr, min_ptr, mu_ptr, ramax_ptr, NROWS, NROWS_F, NCOLS, NCH,
+                        CH: tl.constexpr, BN: tl.constexpr):
+    """Column sums, maxima, minima, the mean and the residual amax in one read of x (NROWS x NCOLS).
+
+    Order (reference.column_stats): rows are summed one after the other inside chunks of CH rows
+    (starting from +0), then the chunk sums one after the other.  The last program to finish a
+    column tile (atomic counter) combines the chunk partials, writes sum, max, min, mu = sum / NROWS
+    and folds max_j max(colmax_j - mu_j, mu_j - colmin_j) into ramax (int32 bits, atomic max).
+    """
+    pid_c = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    cols = pid_c * BN + tl.arange(0, BN)
+    cm = cols < NCOLS
+    s = tl.zeros((BN,), tl.float32)
+    mx = tl.full((BN,), float("-inf"), tl.float32)
+    mn = tl.full((BN,), float("inf"), tl.float32)
+    row0 = pid_k * CH
+    for i in tl.static_range(CH):
+        row = row0 + i
+        ok = cm & (row < NROWS)
+        v = tl.load(x_ptr + row.to(tl.int64) * sxr + cols * sxc, mask=ok, other=0.0).to(tl.float32)
+        s = s + v
+        mx = tl.where(ok, _fmax_nan(v, mx), mx)
+        mn = tl.where(ok, _fmin_nan(v, mn), mn)
+    poff = pid_k.to(tl.int64) * NCOLS + cols
+    tl.store(ps_ptr + poff, s, mask=cm)
+    tl.store(pmax_ptr + poff, mx, mask=cm)
+    tl.store(pmin_ptr + poff, mn, mask=cm)
+    tl.debug_barrier()
+    done = tl.atomic_add(cnt_ptr + pid_c, 1, sem="acq_rel")
+    if done == NCH - 1:
+        tot = tl.zeros((BN,), tl.float32)
+        gmx = tl.full((BN,), float("-inf"), tl.float32)
+        gmn = tl.full((BN,), float("inf"), tl.float32)
+        for k in range(0, NCH):
+            off = k * NCOLS + cols
+            tot = tot + tl.load(ps_ptr + off, mask=cm, other=0.0, cache_modifier=".cg")
+            gmx = _fmax_nan(tl.load(pmax_ptr + off, mask=cm, other=0.0, cache_modifier=".cg"), gmx)
+            gmn = _fmin_nan(tl.load(pmin_ptr + off, mask=cm, other=0.0, cache_modifier=".cg"), gmn)
+        mu = tl.math.div_rn(tot, tl.full((BN,), 1.0, tl.float32) * NROWS_F)
+        tl.store(sum_ptr + cols, tot, mask=cm)
+        tl.store(max_ptr + cols, gmx, mask=cm)
+        tl.store(min_ptr + cols, gmn, mask=cm)
+        tl.store(mu_ptr + cols, mu, mask=cm)
+        res = _fmax_nan(gmx - mu, mu - gmn)
+        res = tl.where(cm, res, 0.0)
+        tl.atomic_max(ramax_ptr, tl.max(res.to(tl.int32, bitcast=True) & 0x7FFFFFFF, axis=0))
