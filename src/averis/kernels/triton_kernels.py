@@ -117,15 +117,11 @@ def _hadamard16(v, BR: tl.constexpr, BL: tl.constexpr):
     Stage h maps each pair (i, i + h) (i & h == 0) to (x_i + x_{i+h}, x_i - x_{i+h}):
     the order of reference.hadamard16.
     """
-    k2 = tl.arange(0, 2)
     for s in tl.static_range(4):
         h: tl.constexpr = 1 << s
-        t = tl.reshape(v, (BR, BL // (2 * h), 2, h))
-        sgn = tl.reshape(tl.where(k2 == 0, 1.0, -1.0), (1, 1, 2, 1))
-        a_plus_b = tl.sum(t, axis=2)
-        a_minus_b = tl.sum(t * sgn, axis=2)
-        first = tl.reshape(k2 == 0, (1, 1, 2, 1))
-        t = tl.where(first, tl.expand_dims(a_plus_b, 2), tl.expand_dims(a_minus_b, 2))
+        t = tl.permute(tl.reshape(v, (BR, BL // (2 * h), 2, h)), (0, 1, 3, 2))
+        a, b = tl.split(t)
+        t = tl.permute(tl.join(a + b, a - b), (0, 1, 3, 2))
         v = tl.reshape(t, (BR, BL))
     return v * 0.25
 
@@ -367,7 +363,7 @@ def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
     row0 = pid_k * CH
     for i in tl.static_range(CH):
         row = row0 + i
-        ok = cm & (row < NROWS)
+        ok = cm & ((cols * 0 + row) < NROWS)
         v = tl.load(x_ptr + row.to(tl.int64) * sxr + cols * sxc, mask=ok, other=0.0).to(tl.float32)
         s = s + v
         mx = tl.where(ok, _fmax_nan(v, mx), mx)

@@ -1,0 +1,246 @@
+"""Triton kernels vs the PyTorch reference, bit for bit (TRITON_INTERPRET=1 on the CPU, small shapes).
+
+Every comparison is exact: codes, block scales (as bytes), tensor scales and fake-quantized values
+(as integer bit patterns, so -0 and +0 differ); NaN positions must match where the input has NaN.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported: it reads the flag at import
+pytest.importorskip("triton")
+
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+
+from averis import kernels  # noqa: E402
+from averis.formats import fake_quantize, make_spec, quantize  # noqa: E402
+from averis.kernels import reference  # noqa: E402
+from averis.kernels.triton_kernels import _e4m3_rne  # noqa: E402
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+
+SPECS = [("nvfp4", None, None), ("nvfp4", (16, 16), None), ("mxfp4", None, "floor"), ("mxfp4", None, "ceil")]
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype == torch.float32:
+        return t.view(torch.int32)
+    if t.element_size() == 2:
+        return t.view(torch.int16)
+    return t.view(torch.uint8)
+
+
+def assert_bits_equal(a: torch.Tensor, b: torch.Tensor, what: str = "") -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype, f"{what}: {a.shape}/{a.dtype} vs {b.shape}/{b.dtype}"
+    diff = (bits(a) != bits(b))
+    if diff.any():
+        first = tuple(diff.nonzero()[0].tolist())
+        raise AssertionError(f"{what}: {int(diff.sum())} of {diff.numel()} differ, first at {first}: "
+                             f"{a[first]} vs {b[first]}")
+
+
+def hard_input(shape, dtype, seed=0) -> torch.Tensor:
+    """Random data whose rows span 2**-40 .. 2**8 (E4M3 subnormal scales, flushed blocks), with an
+    all-zero row, exact E2M1 grid points and midpoints (ties), negative zeros."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g)
+    rows = x.shape[-2] if x.ndim > 1 else 1
+    scale = torch.exp2(torch.empty(rows).uniform_(-40, 8, generator=g))
+    x = x * (scale[:, None] if x.ndim > 1 else scale)
+    flat = x.view(-1)
+    grid = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 6.0, 4.0, 0.5, 7.0, -0.0, -2.5, -5.0])
+    n = min(flat.numel() // 3, 64)
+    flat[:n] = grid[torch.arange(n) % len(grid)] * 2.0 ** (torch.arange(n) % 5 - 2).float()
+    if x.ndim > 1 and x.shape[-2] > 3:
+        x[..., 3, :] = 0.0
+    return x.to(dtype).to(DEV)
+
+
+def check_quantize(x, fmt, block_shape, scale_rule, rounding, axis, pad=True, tensor_amax=None):
+    opts = dict(block_shape=block_shape, scale_rule=scale_rule, rounding=rounding, axis=axis, pad=pad,
+                check_finite=False, tensor_amax=tensor_amax)
+    g = [torch.Generator(device=DEV).manual_seed(7) for _ in range(4)]
+    ref = quantize(x, fmt, generator=g[0], backend="torch", **opts)
+    tri = quantize(x, fmt, generator=g[1], backend="triton", **opts)
+    tag = f"{fmt}{block_shape} {scale_rule} {rounding} axis={axis} {tuple(x.shape)} {x.dtype}"
+    assert_bits_equal(ref.codes, tri.codes, "codes " + tag)
+    assert_bits_equal(ref.scales.view(torch.uint8), tri.scales.view(torch.uint8), "scales " + tag)
+    if ref.tensor_scale is not None:
+        assert_bits_equal(ref.tensor_scale, tri.tensor_scale, "tensor scale " + tag)
+    else:
+        assert tri.tensor_scale is None
+    f_ref = fake_quantize(x, fmt, generator=g[2], backend="torch", **opts)
+    f_tri = fake_quantize(x, fmt, generator=g[3], backend="triton", **opts)
+    assert_bits_equal(f_ref, f_tri, "fake " + tag)
+
+
+@pytest.mark.parametrize("fmt,block_shape,scale_rule", SPECS)
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_quantize_2d_both_axes_odd_shapes(fmt, block_shape, scale_rule, rounding):
+    for shape, dtype in (((48, 64), torch.bfloat16), ((37, 83), torch.float32)):
+        x = hard_input(shape, dtype, seed=shape[0])
+        for axis in (-1, 0):
+            check_quantize(x, fmt, block_shape, scale_rule, rounding, axis)
+
+
+@pytest.mark.parametrize("fmt,block_shape,scale_rule", SPECS[:3])
+def test_quantize_3d_fp16_and_given_amax(fmt, block_shape, scale_rule):
+    x = hard_input((3, 20, 40), torch.float16, seed=3)
+    check_quantize(x, fmt, block_shape, scale_rule, "nearest", axis=1)
+    check_quantize(x, fmt, block_shape, scale_rule, "stochastic", axis=-1)
+    # a caller-provided tensor amax larger than the true one (Averis hands the residual amax in)
+    check_quantize(x, fmt, block_shape, scale_rule, "nearest", axis=-1,
+                   tensor_amax=x.float().abs().amax() * 3)
+
+
+def test_quantize_non_contiguous_and_1d():
+    x = hard_input((64, 48), torch.bfloat16, seed=5)
+    check_quantize(x.T, "nvfp4", None, None, "stochastic", axis=-1)        # the wgrad view dY^T
+    check_quantize(x[:, 5:37], "mxfp4", None, "floor", "nearest", axis=-1)  # strided rows
+    check_quantize(hard_input((100,), torch.float32), "nvfp4", None, None, "nearest", axis=0)
+
+
+def test_seed_is_drawn_from_generator_without_sync():
+    x = hard_input((32, 64), torch.bfloat16)
+    g1 = torch.Generator(device=DEV).manual_seed(1)
+    a = fake_quantize(x, "nvfp4", rounding="stochastic", generator=g1, backend="triton")
+    b = fake_quantize(x, "nvfp4", rounding="stochastic", generator=g1, backend="triton")
+    assert not torch.equal(a, b), "two draws from one generator must give different noise"
+    g2 = torch.Generator(device=DEV).manual_seed(1)
+    assert_bits_equal(a, fake_quantize(x, "nvfp4", rounding="stochastic", generator=g2, backend="triton"))
+
+
+def test_non_finite_input_gives_nan_like_reference():
+    x = hard_input((32, 64), torch.float32)
+    x[5, 7] = float("nan")
+    x[9, 40] = float("inf")
+    for fmt in ("nvfp4", "mxfp4"):
+        ref = fake_quantize(x, fmt, backend="torch", check_finite=False)
+        tri = fake_quantize(x, fmt, backend="triton", check_finite=False)
+        assert torch.equal(ref.isnan(), tri.isnan()) and ref.isnan().any()
+        ok = ~ref.isnan()
+        assert torch.equal(ref[ok], tri[ok])
+        r, t = (quantize(x, fmt, backend=b, check_finite=False) for b in ("torch", "triton"))
+        assert torch.equal(r.scales.view(torch.uint8), t.scales.view(torch.uint8)) or fmt == "nvfp4"
+    assert kernels.tensor_amax(x, backend="triton").isnan()
+
+
+def test_tensor_amax():
+    x = hard_input((77, 50), torch.bfloat16)
+    assert_bits_equal(kernels.tensor_amax(x, backend="triton"), x.float().abs().amax())
+    assert_bits_equal(kernels.tensor_amax(x.T, backend="triton"), x.float().abs().amax())
+
+
+@triton.jit
+def _e4m3_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    o = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(y_ptr + o, _e4m3_rne(tl.load(x_ptr + o, mask=o < n)), mask=o < n)
+
+
+def test_e4m3_rounding_helper_matches_torch():
+    grid_vals = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).float()
+    grid_vals = grid_vals[:127]  # the non-negative finite E4M3 values, ascending
+    mids = (grid_vals[1:] + grid_vals[:-1]) / 2
+    near = torch.cat([mids, torch.nextafter(mids, torch.zeros_like(mids)), torch.nextafter(mids, mids * 2 + 1)])
+    rnd = torch.exp2(torch.empty(4000).uniform_(-14, 8.8)).clamp(max=448)
+    v = torch.cat([grid_vals, near, rnd, torch.tensor([0.0, 448.0, 2.0**-12, 1e-30])]).float().to(DEV)
+    out = torch.empty_like(v)
+    _e4m3_kernel[(triton.cdiv(v.numel(), 1024),)](v, out, v.numel(), BLOCK=1024)
+    assert_bits_equal(out, v.to(torch.float8_e4m3fn).float())
+
+
+# --------------------------------------------------------------------------- Averis
+@pytest.mark.parametrize("shape,dtype", [((70, 45), torch.bfloat16), ((64, 128), torch.float32)])
+def test_column_stats_one_pass(shape, dtype):
+    x = hard_input(shape, dtype) + 3.0  # a mean bias
+    x = x.to(dtype)
+    ref = reference.column_stats(x)
+    tri = kernels.column_stats(x, backend="triton")
+    for name in ("sum", "mean"):
+        assert_bits_equal(getattr(tri, name), getattr(ref, name), name)
+    assert torch.equal(tri.max, x.float().amax(0)) and torch.equal(tri.min, x.float().amin(0))
+    exact = (x.float() - tri.mean).abs().amax()
+    assert_bits_equal(tri.residual_amax, exact, "residual amax")
+    assert_bits_equal(ref.residual_amax, exact, "reference residual amax")
+    # the transposed (wgrad) view: statistics over the tokens of dY^T
+    t = kernels.column_stats(x.T.contiguous().T, backend="triton")
+    assert_bits_equal(t.mean, ref.mean)
+    # the mean agrees with torch.mean to rounding
+    torch.testing.assert_close(tri.mean, x.float().mean(0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt,block_shape,scale_rule", [SPECS[0], SPECS[2]])
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_fake_quantize_residual_fused(fmt, block_shape, scale_rule, rounding):
+    x = (hard_input((48, 40), torch.bfloat16) + 2.0).to(torch.bfloat16)
+    st = kernels.column_stats(x, backend="triton")
+    for axis in (1, 0):
+        for out_dtype in (torch.float32, torch.bfloat16):
+            opts = dict(block_shape=block_shape, scale_rule=scale_rule, rounding=rounding, pad=True,
+                        out_dtype=out_dtype)
+            g1, g2 = (torch.Generator(device=DEV).manual_seed(11) for _ in range(2))
+            tri = kernels.fake_quantize_residual(x, st.mean, st.residual_amax, fmt, axis, g1, backend="triton", **opts)
+            r = x.float() - st.mean
+            ref = fake_quantize(r, fmt, axis=axis, generator=g2, backend="torch", check_finite=False,
+                                block_shape=block_shape, scale_rule=scale_rule, rounding=rounding, pad=True)
+            assert_bits_equal(tri, ref.to(out_dtype), f"residual axis={axis} {out_dtype}")
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4"])
+def test_fake_quantize_hadamard_fused(fmt):
+    from averis.transforms import hadamard16, random_signs
+
+    signs = random_signs(3).to(DEV)
+    x = hard_input((64, 48) if fmt == "nvfp4" else (64, 96), torch.bfloat16)
+    for axis in (-1, 0):
+        h = reference.hadamard16(x, signs, axis)
+        h2 = hadamard16(x, signs, axis)  # the transforms' own (matmul) version: same up to rounding
+        assert float((h - h2).norm() / h2.norm()) < 1e-6
+        for rounding in ("nearest", "stochastic"):
+            g1, g2 = (torch.Generator(device=DEV).manual_seed(5) for _ in range(2))
+            tri = kernels.fake_quantize_hadamard(x, signs, fmt, axis, g1, rounding=rounding, backend="triton")
+            ref = fake_quantize(h, fmt, axis=axis, generator=g2, rounding=rounding, backend="torch",
+                                check_finite=False).to(x.dtype)
+            assert_bits_equal(tri, ref, f"hadamard {fmt} axis={axis} {rounding}")
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4"])
+def test_dual_rowwise_columnwise_one_read(fmt):
+    x = hard_input((64, 96) if fmt == "mxfp4" else (48, 80), torch.bfloat16)
+    mu = x.float().mean(0)
+    for m in (None, mu):
+        g1, g2 = (torch.Generator(device=DEV).manual_seed(9) for _ in range(2))
+        ta = None if m is None else (x.float() - m).abs().amax()
+        yr, yc = kernels.fake_quantize_dual(x, fmt, g1, mu=m, tensor_amax=ta, rounding="stochastic",
+                                            backend="triton")
+        rr, rc = kernels.fake_quantize_dual(x, fmt, g2, mu=m, tensor_amax=ta, rounding="stochastic",
+                                            backend="torch")
+        assert_bits_equal(yr, rr, "rowwise")
+        assert_bits_equal(yc, rc, "columnwise")
+
+
+def test_custom_op_has_fake_impl():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x = torch.empty(32, 64, dtype=torch.bfloat16)
+        y = torch.ops.averis.fake_quantize(x, None, None, None, None, "nvfp4", False, False, "te", 1, False,
+                                           torch.bfloat16)
+        assert y.shape == x.shape and y.dtype == torch.bfloat16
+
+
+def test_fallback_without_triton_backend_matches():
+    x = hard_input((32, 32), torch.float32) + 1
+    st_t = kernels.column_stats(x, backend="torch")
+    st_k = kernels.column_stats(x, backend="triton")
+    assert_bits_equal(st_t.mean, st_k.mean)
+    spec = make_spec("nvfp4")
+    a = kernels.fake_quantize_residual(x, st_t.mean, st_t.residual_amax, spec, backend="torch")
+    b = kernels.fake_quantize_residual(x, st_k.mean, st_k.residual_amax, spec, backend="triton")
+    assert_bits_equal(a, b)
