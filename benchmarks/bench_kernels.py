@@ -1,0 +1,444 @@
+"""GPU benchmark of the FP4 Triton kernels (averis.kernels); writes benchmarks/results/kernels_<device>.json.
+
+Sections (``--sections`` picks some; default all):
+  check  bit-exactness of every kernel against the PyTorch reference on large shapes and many seeds
+         (the reference runs on the GPU through backend="torch"; it is first checked equal to the CPU
+         reference on a mid-size tensor of every spec)
+  bw     each kernel's achieved bandwidth vs the device's measured copy bandwidth (+ a tile-config sweep)
+  averis Averis quantization (column stats + fused subtract-and-quantize) vs plain NVFP4 fake-quant
+  step   one training step (forward + backward + AdamW) of the ~40M Qwen3-style bench model, torch.compile,
+         under bf16, nvfp4, nvidia, metis, averis and the naive PyTorch path (kernels off)
+
+Times are medians (triton.testing.do_bench, or CUDA events per step); ratios come from the same run.
+Usage: python benchmarks/bench_kernels.py [--sections check,bw,averis,step] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import triton  # noqa: E402
+from triton.testing import do_bench  # noqa: E402
+
+import averis.kernels as kernels  # noqa: E402
+from averis.formats import fake_quantize, make_spec, quantize  # noqa: E402
+from averis.kernels import dispatch, reference  # noqa: E402
+
+RESULTS: dict = {}
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def bits(t):
+    return t.view(torch.int32) if t.dtype == torch.float32 else t.view(torch.int16) if t.element_size() == 2 \
+        else t.view(torch.uint8)
+
+
+def same(a, b) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point():
+        na, nb = a.isnan(), b.isnan()
+        return bool(torch.equal(na, nb) and torch.equal(bits(a)[~na], bits(b)[~nb]))
+    return bool(torch.equal(bits(a), bits(b)))
+
+
+def hard_input(shape, dtype, seed, device="cuda"):
+    g = torch.Generator(device=device).manual_seed(seed)
+    x = torch.randn(shape, generator=g, device=device)
+    scale = torch.exp2(torch.empty(shape[0], device=device).uniform_(-30, 8, generator=g))
+    x = x * scale[:, None] + (torch.randn(shape[1], generator=g, device=device) * 4)[None, :] * scale[:, None]
+    x[3] = 0
+    return x.to(dtype)
+
+
+SPECS = {"nvfp4": ("nvfp4", None, None), "nvfp4_16x16": ("nvfp4", (16, 16), None),
+         "mxfp4": ("mxfp4", None, "floor"), "mxfp4_ceil": ("mxfp4", None, "ceil")}
+
+
+# --------------------------------------------------------------------------- (0) bit-exactness
+def section_check():
+    out = {"cases": 0, "failures": []}
+
+    def record(name, ok):
+        out["cases"] += 1
+        if not ok:
+            out["failures"].append(name)
+            log("  MISMATCH", name)
+
+    # the GPU torch reference equals the CPU reference (so it may stand in for it on large shapes)
+    for sname, (fmt, bs, rule) in SPECS.items():
+        x = hard_input((512, 768), torch.bfloat16, 1)
+        for rnd in ("nearest", "stochastic"):
+            for axis in (-1, 0):
+                o = dict(block_shape=bs, scale_rule=rule, rounding=rnd, axis=axis, check_finite=False)
+                gc = torch.Generator().manual_seed(5)
+                gg = torch.Generator(device="cuda").manual_seed(5)
+                # the seed is drawn on the tensor's device: draw it from the CUDA generator for both
+                seed_state = gg.get_state()
+                a = fake_quantize(x, fmt, generator=gg, backend="torch", **o)
+                gg.set_state(seed_state)
+                qa = quantize(x, fmt, generator=gg, backend="triton", **o)
+                if rnd == "nearest":
+                    b = fake_quantize(x.cpu(), fmt, generator=gc, backend="torch", **o)
+                    qb = quantize(x.cpu(), fmt, generator=gc, backend="torch", **o)
+                    record(f"gpu-torch==cpu {sname} {rnd} axis={axis}", same(a.cpu(), b))
+                    record(f"triton packed==cpu {sname} {rnd} axis={axis}",
+                           same(qa.codes.cpu(), qb.codes) and same(qa.scales.view(torch.uint8).cpu(),
+                                                                   qb.scales.view(torch.uint8)))
+    log(f"  gpu torch path vs cpu reference: {out['cases'] - len(out['failures'])}/{out['cases']} equal")
+
+    shapes = [((4096, 4096), torch.bfloat16), ((1000, 1000), torch.bfloat16), ((2048, 1536), torch.float32),
+              ((4, 512, 768), torch.float16)]
+    for sname, (fmt, bs, rule) in SPECS.items():
+        for shape, dt in shapes:
+            x = hard_input((shape[0] * (shape[1] if len(shape) == 3 else 1), shape[-1]), dt, 2).reshape(shape)
+            for rnd in ("nearest", "stochastic"):
+                for axis in (-1, 0 if len(shape) == 2 else 1):
+                    for seed in range(3 if rnd == "stochastic" else 1):
+                        o = dict(block_shape=bs, scale_rule=rule, rounding=rnd, axis=axis, pad=True,
+                                 check_finite=False)
+                        g1, g2 = (torch.Generator(device="cuda").manual_seed(100 + seed) for _ in range(2))
+                        r = quantize(x, fmt, generator=g1, backend="torch", **o)
+                        t = quantize(x, fmt, generator=g2, backend="triton", **o)
+                        ok = same(r.codes, t.codes) and same(r.scales.view(torch.uint8), t.scales.view(torch.uint8))
+                        if r.tensor_scale is not None:
+                            ok = ok and same(r.tensor_scale, t.tensor_scale)
+                        fr = fake_quantize(x, fmt, generator=g1, backend="torch", **o)
+                        ft = fake_quantize(x, fmt, generator=g2, backend="triton", **o)
+                        record(f"quantize {sname} {tuple(shape)} {dt} {rnd} axis={axis} seed={seed}",
+                               ok and same(fr, ft))
+    # Averis: stats, residual amax, fused residual quantize (both axes), dual, Hadamard
+    for shape in ((8192, 2048), (1000, 1000), (8192, 512)):
+        x = (hard_input(shape, torch.bfloat16, 3).float() + 2).bfloat16()
+        st = kernels.column_stats(x)
+        rs = reference.column_stats(x)
+        record(f"column_stats sum/mean {shape}", same(st.sum, rs.sum) and same(st.mean, rs.mean))
+        record(f"column_stats max/min {shape}", bool(torch.equal(st.max, rs.max) and torch.equal(st.min, rs.min)))
+        exact = (x.float() - st.mean).abs().amax()
+        record(f"residual amax == amax|x-mu| {shape}", same(st.residual_amax, exact))
+        for sname in ("nvfp4", "mxfp4"):
+            fmt, bs, rule = SPECS[sname]
+            for rnd in ("nearest", "stochastic"):
+                for axis in (1, 0):
+                    for odt in (torch.bfloat16, torch.float32):
+                        g1, g2 = (torch.Generator(device="cuda").manual_seed(7) for _ in range(2))
+                        t = kernels.fake_quantize_residual(x, st.mean, st.residual_amax, fmt, axis, g1,
+                                                           rounding=rnd, pad=True, out_dtype=odt)
+                        r = fake_quantize(x.float() - st.mean, fmt, axis=axis, generator=g2, rounding=rnd, pad=True,
+                                          check_finite=False, backend="torch").to(odt)
+                        record(f"residual {sname} {shape} {rnd} axis={axis} {odt}", same(t, r))
+            if shape[0] % 32 == 0:
+                for m in (None, st.mean):
+                    g1, g2 = (torch.Generator(device="cuda").manual_seed(8) for _ in range(2))
+                    ta = None if m is None else st.residual_amax
+                    yr, yc = kernels.fake_quantize_dual(x, fmt, g1, mu=m, tensor_amax=ta, rounding="stochastic")
+                    rr, rc = kernels.fake_quantize_dual(x, fmt, g2, mu=m, tensor_amax=ta, rounding="stochastic",
+                                                        backend="torch")
+                    record(f"dual {sname} {shape} mu={m is not None}", same(yr, rr) and same(yc, rc))
+                signs = torch.tensor([1, -1, 1, 1, -1, -1, 1, -1, 1, 1, 1, -1, -1, 1, -1, 1.0], device="cuda")
+                for axis in (1, 0):
+                    g1, g2 = (torch.Generator(device="cuda").manual_seed(9) for _ in range(2))
+                    t = kernels.fake_quantize_hadamard(x, signs, fmt, axis, g1, rounding="stochastic")
+                    h = reference.hadamard16(x, signs, axis)
+                    r = fake_quantize(h, fmt, axis=axis, generator=g2, rounding="stochastic", backend="torch",
+                                      check_finite=False).to(x.dtype)
+                    record(f"hadamard {sname} {shape} axis={axis}", same(t, r))
+    x = hard_input((2048, 2048), torch.float32, 4)
+    x[7, 9] = float("nan")
+    for fmt in ("nvfp4", "mxfp4"):
+        r = fake_quantize(x, fmt, backend="torch", check_finite=False)
+        t = fake_quantize(x, fmt, backend="triton", check_finite=False)
+        record(f"nan propagation {fmt}", same(r, t))
+    record("amax", same(kernels.tensor_amax(x), x.abs().amax()))
+    log(f"  bit-exact: {out['cases'] - len(out['failures'])}/{out['cases']} cases equal")
+    RESULTS["check"] = out
+
+
+# --------------------------------------------------------------------------- (1) bandwidth
+def copy_bandwidth():
+    n = 1 << 29  # 1 GiB of bf16... 2 bytes each
+    src = torch.randn(n // 2, device="cuda").to(torch.bfloat16).repeat(2)
+    dst = torch.empty_like(src)
+    ms = do_bench(lambda: dst.copy_(src), warmup=50, rep=300, return_mode="median")
+    return 2 * src.numel() * 2 / ms / 1e6  # GB/s
+
+
+def timed(fn):
+    return do_bench(fn, warmup=25, rep=200, return_mode="median")
+
+
+def section_bw():
+    copy_gbs = copy_bandwidth()
+    log(f"  device-to-device copy: {copy_gbs:.0f} GB/s (read + write)")
+    M, Kd = 8192, 4096
+    x = torch.randn(M, Kd, device="cuda").bfloat16()
+    n = x.numel()
+    amax = x.float().abs().amax()
+    st = kernels.column_stats(x)
+    signs = torch.ones(16, device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    nv, nv2d, mx = make_spec("nvfp4"), make_spec("nvfp4", (16, 16)), make_spec("mxfp4")
+    nvsr = make_spec("nvfp4", rounding="stochastic")
+    packed_bytes = n // 2 + n // 16
+    rows = []
+    cases = [
+        # name, fn, bytes moved (each input read once, each output written once)
+        ("amax (tensor, device scalar)", lambda: dispatch.amax(x), 2 * n),
+        ("column_stats (sum/max/min/mu/res-amax)", lambda: kernels.column_stats(x), 2 * n),
+        ("fake nvfp4 1x16 rowwise RNE", lambda: dispatch.fake_quantize(x, nv, 1, None, False, amax), 4 * n),
+        ("fake nvfp4 1x16 rowwise SR", lambda: dispatch.fake_quantize(x, nvsr, 1, g, False, amax), 4 * n),
+        ("fake nvfp4 1x16 columnwise RNE", lambda: dispatch.fake_quantize(x, nv, 0, None, False, amax), 4 * n),
+        ("fake nvfp4 1x16 columnwise SR (dY^T view)",
+         lambda: dispatch.fake_quantize(x.T, nvsr, 1, g, False, amax), 4 * n),
+        ("fake nvfp4 16x16 tiles", lambda: dispatch.fake_quantize(x, nv2d, 1, None, False, amax), 4 * n),
+        ("fake mxfp4 1x32 rowwise", lambda: dispatch.fake_quantize(x, mx, 1, None, False, None), 4 * n),
+        ("fake mxfp4 1x32 columnwise", lambda: dispatch.fake_quantize(x, mx, 0, None, False, None), 4 * n),
+        ("packed nvfp4 1x16 rowwise", lambda: dispatch.quantize(x, nv, 1, None, False, amax), 2 * n + packed_bytes),
+        ("packed nvfp4 1x16 columnwise", lambda: dispatch.quantize(x, nv, 0, None, False, amax),
+         2 * n + packed_bytes),
+        ("fake residual nvfp4 rowwise (x - mu)",
+         lambda: dispatch.fake_quantize_residual(x, st.mean, st.residual_amax, nv, 1, None), 4 * n),
+        ("fake residual nvfp4 columnwise SR",
+         lambda: dispatch.fake_quantize_residual(x, st.mean, st.residual_amax, nvsr, 0, g), 4 * n),
+        ("fake residual nvfp4 rowwise, fp32 out",
+         lambda: dispatch.fake_quantize_residual(x, st.mean, st.residual_amax, nv, 1, None,
+                                                 out_dtype=torch.float32), 6 * n),
+        ("fake RHT16 + nvfp4 columnwise SR (wgrad)",
+         lambda: dispatch.fake_quantize_hadamard(x, signs, nvsr, 0, g, tensor_amax=amax), 4 * n),
+        ("fake RHT16 + nvfp4 rowwise",
+         lambda: dispatch.fake_quantize_hadamard(x, signs, nv, 1, None, tensor_amax=amax), 4 * n),
+        ("dual rowwise+columnwise nvfp4 (one read)",
+         lambda: dispatch.fake_quantize_dual(x, nv, None, amax), 6 * n),
+        ("end-to-end fake nvfp4 (amax + quantize)", lambda: fake_quantize(x, "nvfp4", check_finite=False), 6 * n),
+        ("naive torch fake nvfp4 (reference path)",
+         lambda: fake_quantize(x, "nvfp4", check_finite=False, backend="torch"), 6 * n),
+    ]
+    for name, fn, nbytes in cases:
+        try:
+            fn()
+            ms = timed(fn)
+            gbs = nbytes / ms / 1e6
+            rows.append({"kernel": name, "ms": ms, "GB/s": gbs, "frac_of_copy": gbs / copy_gbs})
+            log(f"  {name:48s} {ms * 1e3:9.1f} us {gbs:7.0f} GB/s {100 * gbs / copy_gbs:5.1f}%")
+        except Exception as e:  # keep going: one failure must not hide the rest
+            rows.append({"kernel": name, "error": repr(e)})
+            log(f"  {name}: ERROR {e!r}")
+    RESULTS["bandwidth"] = {"shape": [M, Kd], "dtype": "bfloat16", "copy_GBps": copy_gbs, "rows": rows}
+
+
+def section_sweep():
+    """Tile configs of the hot kernels; the best per kind is reported (and used for the rest of the run)."""
+    M, Kd = 8192, 4096
+    x = torch.randn(M, Kd, device="cuda").bfloat16()
+    amax = x.float().abs().amax()
+    nv = make_spec("nvfp4")
+    nv2d = make_spec("nvfp4", (16, 16))
+    signs = torch.ones(16, device="cuda")
+    sweeps = {
+        "row": ([(8, 256, 4), (16, 256, 4), (32, 256, 8), (16, 512, 8), (32, 128, 4), (64, 128, 8), (8, 512, 4)],
+                lambda: dispatch.fake_quantize(x, nv, 1, None, False, amax)),
+        "col": ([(64, 64, 4), (128, 64, 8), (64, 128, 8), (128, 32, 4), (256, 32, 8), (32, 64, 4)],
+                lambda: dispatch.fake_quantize(x, nv, 0, None, False, amax)),
+        "tile": ([(32, 128, 4), (64, 64, 4), (16, 256, 4), (32, 256, 8), (64, 128, 8)],
+                 lambda: dispatch.fake_quantize(x, nv2d, 1, None, False, amax)),
+        "had": ([(16, 128, 4), (8, 256, 4), (32, 128, 8), (16, 256, 8)],
+                lambda: dispatch.fake_quantize_hadamard(x, signs, nv, 1, None, tensor_amax=amax)),
+        "amax": ([(32, 256, 4), (64, 256, 8), (16, 512, 4), (32, 512, 8)],
+                 lambda: dispatch.amax(x, signs=None, mu=st_mean, axis=1)),
+        "stats": ([(32, 256, 1), (32, 512, 2), (32, 128, 1), (32, 1024, 4), (32, 256, 2)],
+                  lambda: kernels.column_stats(x)),
+        "dual": ([(64, 64, 8), (32, 64, 4), (64, 128, 8), (128, 64, 8), (32, 32, 4)],
+                 lambda: dispatch.fake_quantize_dual(x, nv, None, amax)),
+    }
+    st_mean = kernels.column_stats(x).mean
+    best = {}
+    table = {}
+    for kind, (cfgs, fn) in sweeps.items():
+        orig = dispatch.CONFIGS[kind]
+        res = []
+        for cfg in cfgs:
+            dispatch.CONFIGS[kind] = cfg
+            try:
+                fn()
+                res.append((timed(fn), cfg))
+            except Exception as e:
+                log(f"  sweep {kind} {cfg}: ERROR {e!r}")
+        res.sort()
+        table[kind] = [{"config": list(c), "us": t * 1e3} for t, c in res]
+        best[kind] = res[0][1] if res else orig
+        dispatch.CONFIGS[kind] = best[kind]
+        log(f"  sweep {kind}: " + ", ".join(f"{c}={t * 1e3:.1f}us" for t, c in res) + f"  (default was {orig})")
+    RESULTS["sweep"] = {"shape": [M, Kd], "results": table, "best": {k: list(v) for k, v in best.items()}}
+
+
+# --------------------------------------------------------------------------- (2) Averis vs plain NVFP4
+def section_averis():
+    rows = []
+    for shape in ((8192, 512), (8192, 1536), (8192, 4096), (16384, 4096)):
+        x = (torch.randn(shape, device="cuda") + torch.randn(shape[1], device="cuda") * 3).bfloat16()
+
+        def plain(x=x):
+            return fake_quantize(x, "nvfp4", check_finite=False)
+
+        def averis(x=x):
+            st = kernels.column_stats(x)
+            return kernels.fake_quantize_residual(x, st.mean, st.residual_amax, "nvfp4")
+
+        def averis_torch_split(x=x):  # unfused: torch mean, subtract, then the plain kernels on the residual
+            mu = x.float().mean(0)
+            return fake_quantize(x.float() - mu, "nvfp4", check_finite=False).bfloat16()
+
+        row = {"shape": list(shape)}
+        for name, fn in (("plain", plain), ("averis", averis), ("averis_unfused", averis_torch_split)):
+            fn()
+            row[name + "_us"] = timed(fn) * 1e3
+            # the same under a CUDA graph (launch overhead removed, as in a captured training step)
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                fn()
+            torch.cuda.current_stream().wait_stream(s)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                fn()
+            row[name + "_graph_us"] = timed(graph.replay) * 1e3
+        row["ratio"] = row["averis_us"] / row["plain_us"]
+        row["ratio_graph"] = row["averis_graph_us"] / row["plain_graph_us"]
+        rows.append(row)
+        log(f"  {str(shape):14s} plain {row['plain_us']:7.1f} us  averis {row['averis_us']:7.1f} us  "
+            f"x{row['ratio']:.3f} | graphs: plain {row['plain_graph_us']:7.1f}  averis "
+            f"{row['averis_graph_us']:7.1f}  x{row['ratio_graph']:.3f} | unfused averis {row['averis_unfused_us']:.1f}")
+    RESULTS["averis_vs_nvfp4"] = rows
+
+
+# --------------------------------------------------------------------------- (3) training step
+def section_step(recipes, batch, seq, steps, compile_model):
+    from averis.models.qwen3 import build_qwen3
+    from averis.nn import quantize_model
+
+    rows = []
+    for name in recipes:
+        naive = name.endswith("-torch")
+        recipe = name.removesuffix("-torch")
+        saved = kernels.available
+        try:
+            if naive:  # the naive path: every quantization through the PyTorch reference ops
+                kernels.available = lambda x: False
+            torch.manual_seed(0)
+            model = build_qwen3("bench", vocab_size=16384).cuda()
+            nparams = sum(p.numel() for p in model.parameters())
+            if recipe != "bf16":
+                quantize_model(model, recipe)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+            fwd = torch.compile(model) if compile_model else model
+            ids = torch.randint(0, 16384, (batch, seq + 1), device="cuda")
+
+            def step(fwd=fwd, ids=ids, opt=opt):
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    logits = fwd(ids[:, :-1])
+                    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                                             ids[:, 1:].reshape(-1))
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                return loss
+
+            t0 = time.time()
+            for _ in range(3):
+                step()
+            torch.cuda.synchronize()
+            warm = time.time() - t0
+            times = []
+            for _ in range(steps):
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a.record()
+                loss = step()
+                b.record()
+                torch.cuda.synchronize()
+                times.append(a.elapsed_time(b))
+            times.sort()
+            med = times[len(times) // 2]
+            rows.append({"recipe": name, "ms": med, "params": nparams, "loss": float(loss), "warmup_s": warm})
+            log(f"  {name:14s} {med:8.2f} ms/step  (loss {float(loss):.3f}, warm-up+compile {warm:.0f} s)")
+        except Exception as e:
+            rows.append({"recipe": name, "error": repr(e)})
+            log(f"  {name}: ERROR {e!r}")
+            traceback.print_exc()
+        finally:
+            kernels.available = saved
+            torch.cuda.empty_cache()
+    base = {r["recipe"]: r["ms"] for r in rows if "ms" in r}
+    for r in rows:
+        if "ms" in r and "bf16" in base:
+            r["vs_bf16"] = r["ms"] / base["bf16"]
+        if "ms" in r and "nvfp4" in base:
+            r["vs_nvfp4"] = r["ms"] / base["nvfp4"]
+    prev = RESULTS.get("train_step", {}).get("rows", [])
+    RESULTS["train_step"] = {"model": "qwen3 'bench' preset, vocab 16384", "batch": batch, "seq": seq,
+                             "compile": compile_model, "autocast": "bf16", "rows": prev + rows}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sections", default="check,sweep,bw,averis,step")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--recipes", default="bf16,nvfp4,averis,nvidia,metis,nvfp4-torch")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=1024)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--merge", action="store_true", help="update an existing JSON instead of replacing it")
+    args = ap.parse_args()
+    dev = torch.cuda.get_device_name()
+    tag = re.sub(r"[^A-Za-z0-9]+", "_", dev).strip("_").lower()
+    path = Path(args.out) / f"kernels_{tag}.json"
+    if args.merge and path.exists():
+        RESULTS.update(json.loads(path.read_text()))
+    RESULTS["device"] = dev
+    RESULTS["versions"] = {"torch": torch.__version__, "triton": triton.__version__,
+                           "python": platform.python_version(), "cuda": torch.version.cuda}
+    RESULTS["configs"] = {k: list(v) for k, v in dispatch.CONFIGS.items()}
+    log(f"device {dev}, torch {torch.__version__}, triton {triton.__version__}")
+    secs = args.sections.split(",")
+    for sec in secs:
+        t0 = time.time()
+        log(f"== {sec}")
+        try:
+            if sec == "check":
+                section_check()
+            elif sec == "sweep":
+                section_sweep()
+                RESULTS["configs"] = {k: list(v) for k, v in dispatch.CONFIGS.items()}
+            elif sec == "bw":
+                section_bw()
+            elif sec == "averis":
+                section_averis()
+            elif sec == "step":
+                section_step(args.recipes.split(","), args.batch, args.seq, args.steps, not args.no_compile)
+        except Exception as e:
+            RESULTS.setdefault("errors", []).append(f"{sec}: {e!r}")
+            traceback.print_exc()
+        log(f"   ({time.time() - t0:.0f} s)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(RESULTS, indent=1))
+    log(f"wrote {path}")
+    os.environ.get("OUT") and log("OUT is", os.environ["OUT"])
+
+
+if __name__ == "__main__":
+    main()
