@@ -124,27 +124,27 @@ def finalize(root: Path, step: int, keep: int) -> Path:
     return final
 
 
-def save_rng(path: Path, generators: dict[str, torch.Generator]) -> None:
+def save_rng(path: Path, quantizers: dict) -> None:
+    """This rank's RNG: torch CPU and CUDA, and the quantizers' stochastic-rounding generators."""
     state = {"torch_cpu": torch.get_rng_state(),
              "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-             "generators": {name: g.get_state() for name, g in generators.items()}}
+             "quantizers": quantizers}
     torch.save(state, path)
 
 
-def load_rng(path: Path, generators: dict[str, torch.Generator]) -> None:
+def load_rng(path: Path) -> dict:
+    """Restore torch's RNG from path; returns the quantizer generator states (for set_quantizer_rng_state)."""
     if not path.is_file():
         raise ValueError(f"checkpoint {path.parent} has no {path.name}: it was written with another number of "
                          f"ranks; resume with the same world size")
-    state = torch.load(path, weights_only=True)
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as err:  # zip/pickle errors: all mean a damaged file
+        raise ValueError(f"corrupt checkpoint file {path}: {err}") from err
     torch.set_rng_state(state["torch_cpu"])
     if state["torch_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])
-    saved = state["generators"]
-    if set(saved) != set(generators):
-        raise ValueError(f"checkpoint {path.parent} holds quantizer generators {sorted(saved)[:3]}... but the "
-                         f"model has {sorted(generators)[:3]}...: was it written under another recipe?")
-    for name, g in generators.items():
-        g.set_state(saved[name])
+    return state["quantizers"]
 
 
 def load_trainer_state(folder: Path) -> dict:

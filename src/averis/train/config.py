@@ -71,6 +71,7 @@ class TrainConfig:
     distributed: str = "auto"        # auto (ddp under torchrun) | none | ddp | fsdp
     eval_every: int = 50             # 0: only at the end
     eval_batches: int = 8
+    eval_quantized: bool = True      # validation through the FP4 forward (False: the same weights in high precision)
     log_every: int = 10
     ckpt_every: int = 100            # 0: only at the end
     keep_checkpoints: int = 2

@@ -53,11 +53,22 @@ def apply_recipe(model: nn.Module, name: str, seed: int = 0) -> nn.Module:
     return quantize_model(model, recipe)
 
 
-def module_generators(model: nn.Module) -> dict[str, torch.Generator]:
-    """Every torch.Generator held by a module of the model (the quantizers' stochastic-rounding streams)."""
-    found: dict[str, torch.Generator] = {}
-    for mod_name, module in model.named_modules():
-        for attr, value in vars(module).items():
-            if isinstance(value, torch.Generator):
-                found[f"{mod_name}.{attr}" if mod_name else attr] = value
-    return found
+def quantizer_rng_state(model: nn.Module) -> dict:
+    """The stochastic-rounding generator states of every quantized layer ({} for an unquantized model)."""
+    if importlib.util.find_spec("averis.nn") is None:
+        return {}
+    from ..nn import rng_state
+
+    return rng_state(model)
+
+
+def set_quantizer_rng_state(model: nn.Module, state: dict) -> None:
+    if not state:
+        return
+    from ..nn import quantized_layers, set_rng_state
+
+    missing = sorted(set(quantized_layers(model)) - set(state))
+    if missing:
+        raise ValueError(f"the checkpoint has no quantizer RNG state for layers {missing[:3]}: "
+                         f"was it written under another recipe?")
+    set_rng_state(model, state)

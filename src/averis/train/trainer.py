@@ -28,7 +28,7 @@ from . import distributed as dist_utils
 from .config import RunConfig, save_config, to_dict
 from .metrics import MetricsLogger
 from .model import build_model
-from .quant import apply_recipe, module_generators
+from .quant import NO_QUANT, apply_recipe, quantizer_rng_state, set_quantizer_rng_state
 from .schedule import lr_factor
 
 # config sections that must match for a resume to continue the same run
@@ -53,7 +53,6 @@ class Trainer:
         resume_from = self._resume_point(resume)
         self.data = data or self._prepare_data()
         self.model = self._build_model()
-        self.generators = module_generators(self.model)
         self.optimizer = make_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.optim,
                                                                                                cfg.train.max_steps))
@@ -204,10 +203,11 @@ class Trainer:
         mine = starts[self.dist.rank::self.dist.world]
         self.model.eval()
         totals = torch.zeros(2, device=self.device, dtype=torch.float64)  # (loss sum, windows)
-        for chunk in (mine[i:i + cfg.train.batch_size] for i in range(0, len(mine), cfg.train.batch_size)):
-            x, y = sampler.windows(chunk)
-            totals[0] += self.loss(x.to(self.device), y.to(self.device)).double() * len(chunk)
-            totals[1] += len(chunk)
+        with self._eval_precision():
+            for chunk in (mine[i:i + cfg.train.batch_size] for i in range(0, len(mine), cfg.train.batch_size)):
+                x, y = sampler.windows(chunk)
+                totals[0] += self.loss(x.to(self.device), y.to(self.device)).double() * len(chunk)
+                totals[1] += len(chunk)
         totals = dist_utils.all_reduce_sum(totals, self.dist)
         self.model.train()
         return float(totals[0] / totals[1])
@@ -224,7 +224,7 @@ class Trainer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         dist_utils.barrier(self.dist)
-        ckpt.save_rng(tmp / f"rng_rank{self.dist.rank}.pt", self.generators)
+        ckpt.save_rng(tmp / f"rng_rank{self.dist.rank}.pt", quantizer_rng_state(self.raw_model))
         if self.dist.is_main:
             meta = {"step": self.step, "recipe": self.cfg.recipe}
             ckpt.save_model_file(model_state, tmp / ckpt.MODEL_FILE, meta)
@@ -273,7 +273,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.tokens_seen = state["step"], state["tokens_seen"]
         self.tracker.load(state["tracker"])
-        ckpt.load_rng(folder / f"rng_rank{self.dist.rank}.pt", self.generators)
+        set_quantizer_rng_state(self.raw_model, ckpt.load_rng(folder / f"rng_rank{self.dist.rank}.pt"))
         if self.dist.is_main:
             print(f"averis train: resumed from {folder} (step {self.step})")
 
@@ -292,6 +292,13 @@ class Trainer:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _eval_precision(self):
+        if self.cfg.train.eval_quantized or self.cfg.recipe in NO_QUANT:
+            return contextlib.nullcontext()
+        from ..nn import quantization_disabled
+
+        return quantization_disabled(self.raw_model)
 
     def _due(self, every: int) -> bool:
         return every > 0 and self.step % every == 0

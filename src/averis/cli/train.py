@@ -1,0 +1,42 @@
+"""``averis train``: train one model under one recipe (defaults: a tiny Qwen3-style model on bundled text)."""
+
+from __future__ import annotations
+
+import json
+
+
+def run(args) -> int:
+    from ..train import Trainer
+    from ._runargs import config_from_args
+
+    cfg = config_from_args(args, recipe=args.recipe, out=args.out or _default_out(args))
+    trainer = Trainer(cfg, resume=args.resume)
+    summary = trainer.fit()
+    if trainer.dist.is_main:
+        print(json.dumps({k: summary[k] for k in ("status", "step", "recipe", "val_loss", "last_loss", "seconds")}))
+        print(f"averis train: run in {cfg.out} (metrics.jsonl, checkpoints/, config.yaml)")
+    from ..train.distributed import shutdown
+
+    shutdown()
+    return 0 if summary["status"] in ("done", "stopped") else 3
+
+
+def _default_out(args) -> str | None:
+    """runs/<recipe> when neither a config file nor an override names the run folder."""
+    named = args.config or any(o.startswith("out=") for o in [*args.overrides, *args.overrides_pos])
+    return None if named else f"runs/{args.recipe or 'bf16'}"
+
+
+def register(sub) -> None:
+    from ._runargs import add_run_args
+
+    p = sub.add_parser("train", help="train a model under one recipe (tiny demo by default)",
+                       description="Train a model under one FP4 recipe. With no --config: a tiny Qwen3-style "
+                                   "model on the bundled public-domain text (a couple of minutes on a CPU). "
+                                   "Under torchrun it runs DDP (or FSDP2 with train.distributed=fsdp).")
+    p.add_argument("--recipe", help="recipe name (averis.recipes.list()) or a recipe YAML/TOML file; = recipe")
+    p.add_argument("--out", help="run folder (default from the config, else runs/<recipe>)")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                   help="continue the run in --out from its latest checkpoint (or from the given one)")
+    add_run_args(p)
+    p.set_defaults(func=run)

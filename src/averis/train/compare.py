@@ -1,0 +1,110 @@
+"""Train several recipes (and seeds) on the same data, seed and schedule, then report the loss gaps.
+
+Sub-runs go to OUT/<recipe>/ (one seed) or OUT/<recipe>/seed<k>/ (several seeds).  Finished
+sub-runs are skipped and unfinished ones resumed, so an interrupted comparison (or one cut into
+pieces by train.time_limit_s) is completed by running the same command again.  With jobs > 1 the
+sub-runs are separate processes running side by side (several small runs fill one GPU better
+than one at a time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..data.prepare import prepare
+from .config import RunConfig, save_config
+from .quant import resolve_recipe
+
+
+def run_dir(out: Path, recipe: str, seed: int, several_seeds: bool) -> Path:
+    label = Path(recipe).stem if recipe.endswith((".yaml", ".yml", ".toml")) else recipe
+    return out / label / f"seed{seed}" if several_seeds else out / label
+
+
+def plan(base: RunConfig, recipes: list[str], seeds: list[int], out: Path) -> list[RunConfig]:
+    """One config per (recipe, seed): everything else identical."""
+    if not recipes:
+        raise ValueError("--recipes needs at least one recipe (e.g. --recipes bf16,nvfp4,averis)")
+    for name in recipes:
+        resolve_recipe(name, 0)  # an unknown recipe fails here, before any training
+    several = len(seeds) > 1
+    return [dataclasses.replace(base, recipe=r, out=str(run_dir(out, r, s, several)),
+                                train=dataclasses.replace(base.train, seed=s))
+            for r in recipes for s in seeds]
+
+
+def is_finished(cfg: RunConfig) -> bool:
+    summary = Path(cfg.out) / "summary.json"
+    if not summary.is_file():
+        return False
+    info = json.loads(summary.read_text())
+    done = info.get("status") == "done" and info.get("step") == cfg.train.max_steps
+    return done or info.get("status") == "diverged"
+
+
+def compare(base: RunConfig, recipes: list[str], seeds: list[int], out: str | Path, jobs: int = 1,
+            callbacks=()) -> list[dict]:
+    """Run every (recipe, seed) that is not finished; returns their summaries (None for skipped ones)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = plan(base, recipes, seeds, out)
+    prepare(base.data, base.data.cache_dir or None, base.train.progress)  # tokenize once, before any run
+    (out / "compare.json").write_text(json.dumps({"recipes": recipes, "seeds": seeds,
+                                                  "runs": [c.out for c in configs]}, indent=1))
+    todo = [c for c in configs if not is_finished(c)]
+    for c in configs:
+        if c not in todo:
+            print(f"averis compare: {c.out} is finished, skipped")
+    if jobs > 1:
+        return _run_parallel(todo, jobs)
+    from .trainer import Trainer
+
+    results = []
+    for c in todo:
+        print(f"averis compare: training {c.recipe} seed {c.train.seed} -> {c.out}")
+        results.append(Trainer(c, callbacks=callbacks, resume="auto").fit())
+    return results
+
+
+def _run_parallel(configs: list[RunConfig], jobs: int) -> list[dict]:
+    """Each run as `python -m averis train --config OUT/run/config.yaml --resume`, `jobs` at a time."""
+    pending, running, results = list(configs), [], []
+    while pending or running:
+        while pending and len(running) < jobs:
+            cfg = pending.pop(0)
+            Path(cfg.out).mkdir(parents=True, exist_ok=True)
+            cfg_path = Path(cfg.out) / "config.yaml"
+            save_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False)), cfg_path)
+            log = open(Path(cfg.out) / "train.log", "a")
+            cmd = [sys.executable, "-m", "averis", "train", "--config", str(cfg_path), "--resume"]
+            running.append((cfg, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env()), log))
+            print(f"averis compare: started {cfg.recipe} seed {cfg.train.seed} -> {cfg.out} (log: train.log)")
+        time.sleep(1.0)
+        for item in list(running):
+            cfg, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                print(f"averis compare: {cfg.out} finished with exit code {proc.returncode}")
+                summary = Path(cfg.out) / "summary.json"
+                results.append(json.loads(summary.read_text()) if summary.is_file() else
+                               {"status": "failed", "out": cfg.out, "exit_code": proc.returncode})
+    return results
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1" if not _has_cuda() else env.get("OMP_NUM_THREADS", "4"))
+    return env
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

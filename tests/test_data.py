@@ -1,0 +1,159 @@
+"""Data: token files, the train/validation split, random-window batching, tokenizers, sources, caching."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+
+import numpy as np
+import pytest
+
+from averis.data import (ByteTokenizer, TokenFile, WindowSampler, bundled_files, documents, encode_documents,
+                         eval_starts, prepare, split_train_val, train_bpe, write_tokens)
+from averis.data.sources import corpus_dir, expand_paths
+from averis.train.config import DataConfig
+
+
+def test_token_file_roundtrip_uint16(tmp_path):
+    tokens = np.arange(1000, dtype=np.int64) % 300
+    path = write_tokens(tmp_path / "t.bin", tokens, {"vocab_size": 300, "eot_id": 299})
+    tf = TokenFile(path)
+    assert tf.tokens.dtype == np.dtype("<u2") and len(tf) == 1000
+    assert np.array_equal(np.asarray(tf.tokens), tokens)
+    assert json.loads((tmp_path / "t.json").read_text())["num_tokens"] == 1000
+
+
+def test_token_file_uses_uint32_for_large_vocabularies(tmp_path):
+    tokens = np.array([0, 70_000, 151_935])
+    tf = TokenFile(write_tokens(tmp_path / "big.bin", tokens, {"vocab_size": 151_936, "eot_id": 0}))
+    assert tf.tokens.dtype == np.dtype("<u4") and list(tf.tokens) == [0, 70_000, 151_935]
+
+
+def test_truncated_token_file_is_a_clear_error(tmp_path):
+    path = write_tokens(tmp_path / "t.bin", np.arange(100), {"vocab_size": 256, "eot_id": 0})
+    path.write_bytes(path.read_bytes()[:-2])
+    with pytest.raises(ValueError, match="truncated"):
+        TokenFile(path)
+    with pytest.raises(FileNotFoundError):
+        TokenFile(tmp_path / "missing.bin")
+
+
+def test_token_ids_beyond_the_vocabulary_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="vocab_size"):
+        write_tokens(tmp_path / "t.bin", np.array([5, 300]), {"vocab_size": 300, "eot_id": 0})
+
+
+def test_split_is_deterministic_disjoint_and_complete():
+    tokens = np.arange(100_000)
+    train, val = split_train_val(tokens, 0.1, seed=3, block=1000)
+    train2, val2 = split_train_val(tokens, 0.1, seed=3, block=1000)
+    assert np.array_equal(train, train2) and np.array_equal(val, val2)
+    assert len(train) + len(val) == len(tokens) and not set(train.tolist()) & set(val.tolist())
+    assert 0 < len(val) < 30_000  # ~10% of the 100 blocks
+    _, other = split_train_val(tokens, 0.1, seed=4, block=1000)
+    assert not np.array_equal(val, other)
+
+
+def test_windows_are_a_function_of_seed_step_and_index():
+    tokens = np.arange(10_000, dtype=np.uint16)
+    s = WindowSampler(tokens, seq_len=16, seed=1)
+    x, y = s.batch(step=5, index=0, batch_size=4)
+    x2, _ = WindowSampler(tokens, 16, seed=1).batch(5, 0, 4)
+    assert x.shape == (4, 16) and torch_equal(x, x2)
+    assert torch_equal(y[:, :-1], x[:, 1:])  # targets are the next tokens
+    assert not torch_equal(x, s.batch(6, 0, 4)[0]) and not torch_equal(x, s.batch(5, 1, 4)[0])
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
+
+
+def test_too_little_data_for_one_window_is_a_clear_error():
+    with pytest.raises(ValueError, match="seq_len"):
+        WindowSampler(np.arange(10), seq_len=16, seed=0)
+
+
+def test_eval_windows_are_fixed_and_in_range():
+    starts = eval_starts(1000, 64, 8)
+    assert len(starts) == 8 and starts[0] == 0 and starts[-1] == 1000 - 65
+    assert np.array_equal(starts, eval_starts(1000, 64, 8))
+
+
+def test_byte_tokenizer_roundtrip_and_end_of_text():
+    tok = ByteTokenizer()
+    ids = encode_documents(tok, ["héllo", "wörld"], progress=False)
+    assert list(ids).count(tok.eot_id) == 2
+    assert tok.decode(ids) == "héllowörld"
+
+
+def test_bpe_trains_and_roundtrips():
+    text = lzma.open(bundled_files()[0], "rt").read(200_000)
+    tok = train_bpe([text], vocab_size=600, show_progress=False)
+    assert tok.vocab_size == 600
+    ids = tok.encode_batch(["Emma Woodhouse, handsome, clever"])[0]
+    assert tok.decode(ids) == "Emma Woodhouse, handsome, clever"
+    assert len(ids) < len("Emma Woodhouse, handsome, clever")  # it learned merges
+
+
+def test_long_documents_are_cut_without_losing_text():
+    tok = ByteTokenizer()
+    doc = "line\n" * 5000
+    ids = encode_documents(tok, [doc], chunk_chars=1000, progress=False)
+    assert tok.decode(ids) == doc and int((ids == tok.eot_id).sum()) == 1
+
+
+def test_bundled_text_is_small_and_readable():
+    files = bundled_files()
+    assert sum(f.stat().st_size for f in files) <= 3 * 2**20
+    first = next(documents("bundled", max_chars=100))
+    assert first.startswith("EMMA") and len(first) == 100
+
+
+def test_files_and_folders(tmp_path):
+    (tmp_path / "a.txt").write_text("alpha")
+    (tmp_path / "sub").mkdir()
+    with lzma.open(tmp_path / "sub" / "b.txt.xz", "wt") as f:
+        f.write("beta")
+    (tmp_path / "ignored.bin").write_bytes(b"\0")
+    assert list(documents("files", paths=[str(tmp_path)])) == ["alpha", "beta"]
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        expand_paths([str(tmp_path / "nope.txt")])
+    with pytest.raises(ValueError, match="data.paths"):
+        list(documents("files"))
+    with pytest.raises(ValueError, match="unknown data.source"):
+        list(documents("web"))
+
+
+def test_corpus_is_found_through_the_environment(tmp_path, monkeypatch):
+    with lzma.open(tmp_path / "mini.txt.xz", "wt") as f:
+        f.write("corpus text")
+    monkeypatch.setenv("AVERIS_CORPUS", str(tmp_path))
+    assert corpus_dir() == tmp_path
+    assert list(documents("corpus", names=["mini"])) == ["corpus text"]
+    with pytest.raises(FileNotFoundError, match="has: mini"):
+        list(documents("corpus", names=["austen"]))
+    monkeypatch.setenv("AVERIS_CORPUS", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="AVERIS_CORPUS"):
+        corpus_dir()
+
+
+def test_hf_source_without_datasets_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "datasets" else real(n, *a))
+    with pytest.raises(ImportError, match="pip install datasets"):
+        list(documents("hf:wikitext"))
+
+
+def test_prepare_builds_once_then_reuses_the_cache(tmp_path):
+    (tmp_path / "t.txt").write_text("some text to tokenize. " * 2000)
+    cfg = DataConfig(source="files", paths=[str(tmp_path / "t.txt")], tokenizer="byte", val_fraction=0.2)
+    data = prepare(cfg, tmp_path / "cache", progress=False)
+    assert data.vocab_size == 257 and data.val is not None
+    assert len(data.train) + len(data.val) == 2000 * 23 + 1
+    stamp = os.stat(data.train.path).st_mtime_ns
+    again = prepare(cfg, tmp_path / "cache", progress=False)
+    assert again.train.path == data.train.path and os.stat(again.train.path).st_mtime_ns == stamp
+    assert data.tokenizer().decode(np.asarray(data.train.tokens[:9])) == "some text"

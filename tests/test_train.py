@@ -1,0 +1,149 @@
+"""The trainer: a tiny run, exact resume, divergence stop, callbacks, clear errors for bad checkpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from averis.train import Trainer, load_config
+from averis.train.checkpoint import latest, load_model_file
+from averis.train.quant import recipe_names
+
+TINY_MODEL = "model.overrides={hidden_size: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 32, " \
+             "intermediate_size: 128}"
+
+
+def tiny(tmp_path: Path, name: str, *extra: str):
+    """A ~60k-parameter model on 60 kB of bundled text, byte tokens: a step takes milliseconds."""
+    return load_config(overrides=[f"out={tmp_path / name}", f"data.cache_dir={tmp_path / 'cache'}",
+                                  "data.max_chars=60000", "data.tokenizer=byte", "data.seq_len=32",
+                                  "train.batch_size=4", "train.max_steps=8", "train.eval_every=4",
+                                  "train.eval_batches=1", "train.ckpt_every=4", "train.progress=false",
+                                  "train.tensorboard=false", "optim.warmup_steps=2", TINY_MODEL, *extra])
+
+
+def test_tiny_run_learns_and_writes_its_files(tmp_path):
+    cfg = tiny(tmp_path, "run", "train.max_steps=30", "optim.lr=3e-3", "train.ckpt_every=10")
+    summary = Trainer(cfg).fit()
+    out = Path(cfg.out)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert summary["status"] == "done" and summary["step"] == 30
+    assert [r["step"] for r in records] == list(range(1, 31))
+    assert records[-1]["loss"] < records[0]["loss"] - 1.0  # byte-level loss starts near ln(257) = 5.55
+    assert "val_loss" in records[3] and summary["val_loss"] is not None
+    assert (out / "config.yaml").is_file() and json.loads((out / "summary.json").read_text())["step"] == 30
+    assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == ["step_00000020", "step_00000030"]
+    assert load_model_file(latest(out / "checkpoints") / "model.safetensors")["lm_head.weight"].shape == (257, 64)
+
+
+def _resume_matches(tmp_path: Path, recipe: str):
+    straight = Trainer(tiny(tmp_path, "a", f"recipe={recipe}")).fit()
+    first = Trainer(tiny(tmp_path, "b", f"recipe={recipe}", "train.time_limit_s=1e-9")).fit()
+    assert first["status"] == "stopped" and first["step"] == 1
+    resumed = Trainer(tiny(tmp_path, "b", f"recipe={recipe}"), resume=True).fit()
+    assert resumed["last_loss"] == straight["last_loss"] and resumed["val_loss"] == straight["val_loss"]
+    a = load_model_file(tmp_path / "a/checkpoints/step_00000008/model.safetensors")
+    b = load_model_file(tmp_path / "b/checkpoints/step_00000008/model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[json.loads(x)["loss"] for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
+              for r in "ab"]
+    assert losses[0] == losses[1]  # the resumed log has each step once, with the same values
+
+
+def test_resume_is_bit_exact(tmp_path):
+    _resume_matches(tmp_path, "bf16")
+
+
+@pytest.mark.skipif("nvfp4" not in recipe_names(), reason="averis.recipes has no nvfp4")
+def test_resume_is_bit_exact_with_stochastic_rounding(tmp_path):
+    """nvfp4 draws stochastic-rounding noise for the gradients: the quantizer generators are checkpointed."""
+    _resume_matches(tmp_path, "nvfp4")
+
+
+class PoisonAt:
+    """A callback that sets a weight to NaN after a given step (to force a divergence)."""
+
+    def __init__(self, step: int):
+        self.step, self.seen = step, []
+
+    def on_step_end(self, trainer, step, metrics):
+        self.seen.append(step)
+        if step == self.step:
+            with torch.no_grad():
+                trainer.raw_model.model.norm.weight.fill_(float("nan"))
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    cb = PoisonAt(5)
+    summary = Trainer(tiny(tmp_path, "nan"), callbacks=[cb]).fit()
+    assert summary["status"] == "diverged" and "loss is nan" in summary["reason"] and summary["step"] == 5
+    assert cb.seen == [1, 2, 3, 4, 5]
+    good = latest(tmp_path / "nan" / "checkpoints")
+    assert good.name == "step_00000004"
+    assert all(torch.isfinite(t).all() for t in load_model_file(good / "model.safetensors").values())
+
+
+def test_existing_run_needs_resume(tmp_path):
+    Trainer(tiny(tmp_path, "r", "train.max_steps=4")).fit()
+    with pytest.raises(ValueError, match="--resume"):
+        Trainer(tiny(tmp_path, "r", "train.max_steps=4"))
+
+
+def test_resume_with_another_model_is_refused(tmp_path):
+    Trainer(tiny(tmp_path, "r", "train.max_steps=4")).fit()
+    with pytest.raises(ValueError, match="different 'model' config"):
+        Trainer(tiny(tmp_path, "r", "train.max_steps=8", "model.overrides.n_layers=3"), resume=True)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    Trainer(tiny(tmp_path, "r", "train.max_steps=4")).fit()
+    ckpt = latest(tmp_path / "r" / "checkpoints")
+    (ckpt / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupt checkpoint"):
+        Trainer(tiny(tmp_path, "r", "train.max_steps=8"), resume=True)
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        Trainer(tiny(tmp_path, "r2"), resume=str(tmp_path / "nowhere"))
+
+
+def test_an_unfinished_checkpoint_folder_is_ignored(tmp_path):
+    Trainer(tiny(tmp_path, "r", "train.max_steps=4")).fit()
+    root = tmp_path / "r" / "checkpoints"
+    shutil.copytree(root / "step_00000004", root / "step_00000009")
+    (root / "step_00000009" / "complete").unlink()  # as if killed before the rename
+    (root / "latest").unlink()
+    assert latest(root).name == "step_00000004"
+
+
+def test_callbacks_see_every_step_and_the_end(tmp_path):
+    class Recorder:
+        def __init__(self):
+            self.events = []
+
+        def on_train_start(self, trainer):
+            self.events.append("start")
+
+        def on_eval(self, trainer, step, val_loss):
+            self.events.append(f"eval{step}")
+
+        def on_train_end(self, trainer, summary):
+            self.events.append(summary["status"])
+
+    rec = Recorder()
+    Trainer(tiny(tmp_path, "cb", "train.max_steps=4", "train.eval_every=2"), callbacks=[rec]).fit()
+    assert rec.events == ["start", "eval2", "eval4", "done"]
+
+
+def test_grad_accumulation_matches_a_bigger_batch_of_the_same_windows(tmp_path):
+    """Two micro-batches of 4 (indices 0, 1) average to the gradient of both: loss equals their mean."""
+    accum = Trainer(tiny(tmp_path, "acc", "train.grad_accum=2", "train.max_steps=1"))
+    metrics = accum.train_step()
+    x0, y0 = accum.sampler.batch(0, 0, 4)
+    x1, y1 = accum.sampler.batch(0, 1, 4)
+    fresh = Trainer(tiny(tmp_path, "ref", "train.max_steps=1"))
+    with torch.no_grad():
+        expected = (fresh.loss(x0, y0) + fresh.loss(x1, y1)) / 2
+    assert metrics["loss"] == pytest.approx(float(expected), rel=1e-6)
