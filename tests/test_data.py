@@ -9,8 +9,19 @@ import os
 import numpy as np
 import pytest
 
-from averis.data import (ByteTokenizer, TokenFile, WindowSampler, bundled_files, documents, encode_documents,
-                         eval_starts, prepare, split_train_val, train_bpe, write_tokens)
+from averis.data import (
+    ByteTokenizer,
+    TokenFile,
+    WindowSampler,
+    bundled_files,
+    documents,
+    encode_documents,
+    eval_starts,
+    prepare,
+    split_train_val,
+    train_bpe,
+    write_tokens,
+)
 from averis.data.sources import corpus_dir, expand_paths
 from averis.train.config import DataConfig
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import torch
 from torch import nn
 
 NO_QUANT = ("bf16", "none", "fp32")
