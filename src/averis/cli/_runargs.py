@@ -9,8 +9,6 @@ def add_run_args(p) -> None:
     p.add_argument("--config", help="YAML or TOML run config (default: the built-in tiny demo)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, repeatable: --set optim.lr=3e-4 --set train.batch_size=8")
-    p.add_argument("overrides_pos", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="overrides may also be given bare: train.max_steps=50")
     p.add_argument("--max-steps", type=int, help="= train.max_steps")
     p.add_argument("--seed", type=int, help="= train.seed")
     p.add_argument("--device", help="= train.device (auto, cpu, cuda)")
@@ -18,7 +16,7 @@ def add_run_args(p) -> None:
 
 
 def config_from_args(args, **extra: object) -> RunConfig:
-    overrides = [*args.overrides, *args.overrides_pos]
+    overrides = list(args.overrides)
     for flag, key in (("max_steps", "train.max_steps"), ("seed", "train.seed"), ("device", "train.device")):
         if getattr(args, flag, None) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")

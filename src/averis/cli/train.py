@@ -23,7 +23,7 @@ def run(args) -> int:
 
 def _default_out(args) -> str | None:
     """runs/<recipe> when neither a config file nor an override names the run folder."""
-    named = args.config or any(o.startswith("out=") for o in [*args.overrides, *args.overrides_pos])
+    named = args.config or any(o.startswith("out=") for o in args.overrides)
     return None if named else f"runs/{args.recipe or 'bf16'}"
 
 

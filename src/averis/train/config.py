@@ -162,7 +162,12 @@ def read_file(path: str | Path) -> dict:
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: "
                          f"{err}") from err
-    return data or {}
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must be a mapping of sections (recipe, data, model, optim, train), "
+                         f"not a {type(data).__name__}")
+    return data
 
 
 def apply_override(data: dict, override: str) -> None:

@@ -28,7 +28,7 @@ from . import distributed as dist_utils
 from .config import RunConfig, save_config, to_dict
 from .metrics import MetricsLogger
 from .model import build_model
-from .quant import NO_QUANT, apply_recipe, quantizer_rng_state, set_quantizer_rng_state
+from .quant import NO_QUANT, apply_recipe, quantizer_rng_state, resolve_recipe, set_quantizer_rng_state
 from .schedule import lr_factor
 
 # config sections that must match for a resume to continue the same run
@@ -50,6 +50,7 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
         self.autocast_dtype = autocast_dtype(cfg.train.precision, self.device)
+        resolve_recipe(cfg.recipe, cfg.train.seed)  # an unknown recipe fails now, not after tokenizing
         resume_from = self._resume_point(resume)
         self.data = data or self._prepare_data()
         self.model = self._build_model()

@@ -1,0 +1,93 @@
+"""The train / compare / report / data commands end to end, and the loss-gap arithmetic of the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from averis.cli import main
+from averis.train.quant import recipe_names
+from averis.train.report import write_report
+
+MODEL = "model.overrides={hidden_size: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 32, intermediate_size: 128}"
+
+
+def sets(tmp_path: Path, *extra: str) -> list[str]:
+    values = ["data.max_chars=60000", "data.tokenizer=byte", "data.seq_len=32", "train.batch_size=4",
+              "train.eval_every=3", "train.eval_batches=1", "train.tensorboard=false",
+              f"data.cache_dir={tmp_path / 'cache'}", MODEL, *extra]
+    return [arg for v in values for arg in ("--set", v)]
+
+
+def test_train_command(tmp_path, capsys):
+    code = main(["train", "--out", str(tmp_path / "run"), "--max-steps", "3", "--no-progress", *sets(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and '"status": "done"' in out
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == "step_00000003"
+
+
+def test_bad_config_is_one_line_without_traceback(tmp_path, capsys):
+    code = main(["train", "--out", str(tmp_path / "r"), "--set", "optim.lrr=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown config key(s) optim.lrr" in err and "Traceback" not in err
+    assert main(["train", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "r"), "--recipe", "fp3"]) == 2
+    assert "unknown recipe" in capsys.readouterr().err
+
+
+def test_compare_two_recipes_then_report(tmp_path, capsys):
+    second = "nvfp4" if "nvfp4" in recipe_names() else "bf16"
+    recipes = f"bf16,{second}" if second != "bf16" else "bf16"
+    out = tmp_path / "cmp"
+    code = main(["compare", "--recipes", recipes, "--out", str(out), "--max-steps", "6", "--no-progress",
+                 *sets(tmp_path)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert (out / "bf16" / "metrics.jsonl").is_file() and (out / second / "metrics.jsonl").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert [r["recipe"] for r in report["rows"]] == recipes.split(",")
+    if second != "bf16":
+        assert f"| {second} | 1 | 6 |" in text and report["rows"][1]["gap_final"]["n"] == 1
+        assert (out / "gap_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+    # a second compare finds every run finished and only reports again
+    assert main(["compare", "--recipes", recipes, "--out", str(out), "--max-steps", "6", "--no-progress",
+                 *sets(tmp_path)]) == 0
+    assert "finished, skipped" in capsys.readouterr().out
+
+
+def fake_run(folder: Path, recipe: str, seed: int, losses: list[float], val: dict[int, float]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"recipe": recipe, "train": {"seed": seed}}))
+    lines = []
+    for step, loss in enumerate(losses, 1):
+        rec = {"step": step, "loss": loss, "tokens_per_s": 1000.0}
+        if step in val:
+            rec["val_loss"] = val[step]
+        lines.append(json.dumps(rec))
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "summary.json").write_text(json.dumps({"status": "done"}))
+
+
+def test_report_gap_arithmetic(tmp_path):
+    """bf16 at 2.0; the recipe 1% and 3% above it on seeds 0 and 1: gaps 2 ± 1.414, at matched steps."""
+    for seed in (0, 1):
+        fake_run(tmp_path / "bf16" / f"seed{seed}", "bf16", seed, [2.0] * 20, {10: 2.0, 20: 2.0})
+    for seed, factor in ((0, 1.01), (1, 1.03)):
+        fake_run(tmp_path / "fp4" / f"seed{seed}", "fp4", seed, [2.0 * factor] * 20,
+                 {10: 2.0 * factor, 20: 2.0 * factor})
+    summary = write_report(tmp_path, plots=False)
+    row = {r["recipe"]: r for r in summary["rows"]}["fp4"]
+    assert row["gap_final"]["mean"] == pytest.approx(2.0) and row["gap_final"]["n"] == 2
+    assert row["gap_final"]["std"] == pytest.approx(2 ** 0.5)
+    assert row["gap_last10"]["mean"] == pytest.approx(2.0) and row["gap_final_on"] == "val"
+    assert "| fp4 | 2 | 20 |" in summary["markdown"] and "+2.00 ± 1.41" in summary["markdown"]
+
+
+def test_report_of_an_empty_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no runs under" in capsys.readouterr().err
