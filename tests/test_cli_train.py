@@ -12,7 +12,8 @@ from averis.cli import main
 from averis.train.quant import recipe_names
 from averis.train.report import write_report
 
-MODEL = "model.overrides={hidden_size: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 32, intermediate_size: 128}"
+MODEL = ("model.overrides={hidden_size: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 32, "
+         "intermediate_size: 128}")
 
 
 def sets(tmp_path: Path, *extra: str) -> list[str]:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-MODEL = "model.overrides={hidden_size: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 32, intermediate_size: 128}"
+MODEL = ("model.overrides={hidden_size: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 32, "
+         "intermediate_size: 128}")
 
 
 def common(tmp_path: Path) -> list[str]:
@@ -37,8 +38,9 @@ def test_ddp_and_fsdp2_match_one_process_and_fsdp2_resumes(tmp_path):
     base = common(tmp_path)
     run(["--out", str(tmp_path / "single"), "--max-steps", "4", "--set", "train.grad_accum=2", *base])
     run(["--out", str(tmp_path / "ddp"), "--max-steps", "4", *base], world=2)
-    run(["--out", str(tmp_path / "fsdp"), "--max-steps", "2", "--set", "train.distributed=fsdp", *base], world=2)
-    run(["--out", str(tmp_path / "fsdp"), "--max-steps", "4", "--set", "train.distributed=fsdp", "--resume", *base], world=2)
+    fsdp = ["--out", str(tmp_path / "fsdp"), "--set", "train.distributed=fsdp", *base]
+    run([*fsdp, "--max-steps", "2"], world=2)
+    run([*fsdp, "--max-steps", "4", "--resume"], world=2)
     single, ddp, fsdp = (losses(tmp_path / n) for n in ("single", "ddp", "fsdp"))
     assert len(single) == len(ddp) == len(fsdp) == 4
     assert ddp == pytest.approx(single, rel=1e-5)   # rank r draws global micro-batch r: the same windows
