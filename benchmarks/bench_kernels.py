@@ -262,6 +262,8 @@ def section_sweep():
                  lambda: dispatch.amax(x, signs=None, mu=st_mean, axis=1)),
         "stats": ([(32, 256, 1), (32, 512, 2), (32, 128, 1), (32, 1024, 4), (32, 256, 2)],
                   lambda: kernels.column_stats(x)),
+        "amaxflat": ([(0, 16384, 8), (0, 4096, 4), (0, 8192, 4), (0, 32768, 16), (0, 2048, 4)],
+                     lambda: dispatch.amax(x)),
         "dual": ([(64, 64, 8), (32, 64, 4), (64, 128, 8), (128, 64, 8), (32, 32, 4)],
                  lambda: dispatch.fake_quantize_dual(x, nv, None, amax)),
     }

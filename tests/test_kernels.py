@@ -156,6 +156,16 @@ def test_e4m3_rounding_helper_matches_torch():
 
 
 # --------------------------------------------------------------------------- Averis
+def test_column_stats_many_chunks():
+    """More than 64 chunks (two groups of the pairwise tree), with a small chunk to stay cheap."""
+    x = (hard_input((2 * 67 + 1, 24), torch.bfloat16) + 1).bfloat16()
+    ref = reference.column_stats(x, chunk=2)
+    tri = kernels.column_stats(x, backend="triton", chunk=2)
+    for name in ("sum", "mean", "residual_amax"):
+        assert_bits_equal(getattr(tri, name), getattr(ref, name), name)
+    assert torch.equal(tri.max, ref.max) and torch.equal(tri.min, ref.min)
+
+
 @pytest.mark.parametrize("shape,dtype", [((70, 45), torch.bfloat16), ((64, 128), torch.float32)])
 def test_column_stats_one_pass(shape, dtype):
     x = hard_input(shape, dtype) + 3.0  # a mean bias

@@ -48,7 +48,7 @@ def _ref_options(spec, generator, pad):
                 generator=generator, pad=pad, check_finite=False)
 
 
-def column_stats(x: torch.Tensor, *, backend: str = "auto"):
+def column_stats(x: torch.Tensor, *, backend: str = "auto", chunk: int | None = None):
     """(sum, max, min, mean, residual_amax) of the columns of a 2D tensor in one read.
 
     ``mean`` is the Averis mu (float32) and ``residual_amax`` equals amax(|x.float() - mean|) exactly.
@@ -59,8 +59,8 @@ def column_stats(x: torch.Tensor, *, backend: str = "auto"):
     if _use(x, backend):
         from . import dispatch
 
-        return dispatch.column_stats(x)
-    return reference.column_stats(x)
+        return dispatch.column_stats(x, chunk)
+    return reference.column_stats(x, chunk or reference.CHUNK)
 
 
 def fake_quantize_residual(x: torch.Tensor, mu: torch.Tensor, residual_amax: torch.Tensor | None, spec,

@@ -36,6 +36,7 @@ CONFIGS = {
     "dual": (64, 64, 8),
     "amax": (32, 256, 4),
     "stats": (32, 256, 1),     # (CHUNK, columns, warps); CHUNK must equal reference.CHUNK
+    "amaxflat": (0, 16384, 8),  # (-, elements per program, warps)
 }
 _INTERPRET_CONFIGS = {k: (min(v[0], 32), min(v[1], 64), v[2]) for k, v in CONFIGS.items()}
 
@@ -105,8 +106,9 @@ def amax(x: torch.Tensor, *, mu: torch.Tensor | None = None, signs: torch.Tensor
     """amax(|x|) (or of |x - mu|, or of the 16-point RHT of x along ``axis``) as a 0-d float32 device tensor."""
     out = torch.zeros(1, dtype=torch.int32, device=x.device)
     if mu is None and signs is None and x.is_contiguous():
-        block = 4096 if _interpret() else 16384
-        K.amax_flat_kernel[(triton.cdiv(x.numel(), block),)](x, out, x.numel(), BLOCK=block, num_warps=8)
+        _, block, nw = CONFIGS["amaxflat"]
+        block = 4096 if _interpret() else block
+        K.amax_flat_kernel[(triton.cdiv(x.numel(), block),)](x, out, x.numel(), BLOCK=block, num_warps=nw)
         return out.view(torch.float32).reshape(())
     had = signs is not None
     x3, _ = _view3(x, axis, False)
@@ -243,14 +245,18 @@ def fake_quantize(x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: 
 
 
 # --------------------------------------------------------------------------- Averis
-def column_stats(x: torch.Tensor) -> reference.ColumnStats:
+def column_stats(x: torch.Tensor, chunk: int | None = None) -> reference.ColumnStats:
     """Column sum, max, min, mean and the exact residual amax of a 2D tensor, in one read (reference.column_stats)."""
     if x.ndim != 2:
         raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
     rows, cols = x.shape
     ch, bn, nw = _cfg("stats")
+    ch = chunk or ch
     bn = min(bn, _pow2_at_least(cols, 16))
-    nct, nch = triton.cdiv(cols, bn), triton.cdiv(rows, ch)
+    nch = triton.cdiv(rows, ch)
+    while bn > 32 and triton.cdiv(cols, bn) * nch < 1024:  # enough programs to fill the GPU
+        bn //= 2
+    nct = triton.cdiv(cols, bn)
     dev = x.device
     part = torch.empty(3, nch, cols, dtype=torch.float32, device=dev)
     out = torch.empty(4, cols, dtype=torch.float32, device=dev)

@@ -3,7 +3,8 @@
 Each function fixes its floating-point order so that the Triton kernel reproduces it bit for bit:
 
 - ``column_stats``: column sums of a 2D tensor in float32, rows added one after the other
-  (starting from +0) inside chunks of ``CHUNK`` rows, then the chunk sums one after the other;
+  (starting from +0) inside chunks of ``CHUNK`` rows; the chunk sums combined by a fixed pairwise
+  tree inside groups of ``GROUP`` chunks (zero-padded), then the group sums one after the other;
   mean = sum / rows (a true float32 division: a tensor divisor, since PyTorch on CUDA multiplies
   by the reciprocal of a Python-number divisor); the exact residual amax
   ``max_j max(colmax_j - mu_j, mu_j - colmin_j)``, which equals ``amax(|x.float() - mu|)`` bit for bit
@@ -21,6 +22,7 @@ import torch
 from ..formats import fake_quantize
 
 CHUNK = 32
+GROUP = 64
 
 
 class ColumnStats(NamedTuple):
@@ -31,20 +33,26 @@ class ColumnStats(NamedTuple):
     residual_amax: torch.Tensor  # () float32: amax(|x - mean|)
 
 
-def column_stats(x: torch.Tensor) -> ColumnStats:
-    """Column statistics of a 2D tensor (l tokens x m channels) in the kernels' summation order."""
+def column_stats(x: torch.Tensor, chunk: int = CHUNK) -> ColumnStats:
+    """Column statistics of a 2D tensor (l tokens x m channels) in the kernels' summation order.
+
+    ``chunk``: rows per sequential chunk (tests use small chunks to exercise many of them)."""
     if x.ndim != 2:
         raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
     xf = x.float()
     rows, cols = xf.shape
-    nch = -(-rows // CHUNK)
-    padded = torch.nn.functional.pad(xf, (0, 0, 0, nch * CHUNK - rows)).view(nch, CHUNK, cols)
+    nch = -(-rows // chunk)
+    padded = torch.nn.functional.pad(xf, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
     part = torch.zeros(nch, cols, dtype=torch.float32, device=x.device)
-    for i in range(CHUNK):
+    for i in range(chunk):
         part = part + padded[:, i]
+    ngr = -(-nch // GROUP)
+    tree = torch.nn.functional.pad(part, (0, 0, 0, ngr * GROUP - nch)).view(ngr, GROUP, cols)
+    while tree.shape[1] > 1:
+        tree = tree[:, 0::2] + tree[:, 1::2]
     total = torch.zeros(cols, dtype=torch.float32, device=x.device)
-    for k in range(nch):
-        total = total + part[k]
+    for k in range(ngr):
+        total = total + tree[k, 0]
     mean = total / torch.full_like(total, float(rows))
     cmax, cmin = xf.amax(0), xf.amin(0)
     ramax = torch.maximum(cmax - mean, mean - cmin).amax()

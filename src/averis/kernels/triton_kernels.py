@@ -19,11 +19,11 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-FP32_MAX = 3.4028234663852886e38
-INV6 = 0.16666666666666666  # rounds to fp32(1/6) as a Triton constant, like the reference
-GOLDEN32 = 0x9E3779B9
-HASH_M1 = 0x7FEB352D
-HASH_M2 = 0x846CA68B
+FP32_MAX = tl.constexpr(3.4028234663852886e38)
+INV6 = tl.constexpr(0.16666666666666666)  # rounds to fp32(1/6) as a Triton constant, like the reference
+GOLDEN32 = tl.constexpr(0x9E3779B9)
+HASH_M1 = tl.constexpr(0x7FEB352D)
+HASH_M2 = tl.constexpr(0x846CA68B)
 
 
 # --------------------------------------------------------------------------- scalar helpers
@@ -111,18 +111,22 @@ def _to_out(v, dtype: tl.constexpr):
 
 # --------------------------------------------------------------------------- tiles
 @triton.jit
-def _hadamard16(v, BR: tl.constexpr, BL: tl.constexpr):
-    """16-point Walsh-Hadamard butterflies along dim 1 (blocks of 16), h = 1, 2, 4, 8, then * 1/4.
+def _butterfly(v, H: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+    """Each pair (i, i + H) with i & H == 0 along dim 1 -> (x_i + x_{i+H}, x_i - x_{i+H})."""
+    t = tl.permute(tl.reshape(v, (BR, BL // (2 * H), 2, H)), (0, 1, 3, 2))
+    a, b = tl.split(t)
+    t = tl.permute(tl.join(a + b, a - b), (0, 1, 3, 2))
+    return tl.reshape(t, (BR, BL))
 
-    Stage h maps each pair (i, i + h) (i & h == 0) to (x_i + x_{i+h}, x_i - x_{i+h}):
-    the order of reference.hadamard16.
-    """
-    for s in tl.static_range(4):
-        h: tl.constexpr = 1 << s
-        t = tl.permute(tl.reshape(v, (BR, BL // (2 * h), 2, h)), (0, 1, 3, 2))
-        a, b = tl.split(t)
-        t = tl.permute(tl.join(a + b, a - b), (0, 1, 3, 2))
-        v = tl.reshape(t, (BR, BL))
+
+@triton.jit
+def _hadamard16(v, BR: tl.constexpr, BL: tl.constexpr):
+    """16-point Walsh-Hadamard butterflies along dim 1 (blocks of 16), h = 1, 2, 4, 8, then * 1/4:
+    the order of reference.hadamard16."""
+    v = _butterfly(v, 1, BR, BL)
+    v = _butterfly(v, 2, BR, BL)
+    v = _butterfly(v, 4, BR, BL)
+    v = _butterfly(v, 8, BR, BL)
     return v * 0.25
 
 
@@ -343,15 +347,35 @@ def dual_kernel(x_ptr, sxr, sxl, mu_ptr, yr_ptr, yc_ptr, amax_ptr, seed_ptr, M, 
 
 
 @triton.jit
+def _pair_sum(t, G: tl.constexpr, BN: tl.constexpr):
+    """(G, BN) -> (G/2, BN): rows 2i + 2i+1 (one level of the fixed pairwise tree)."""
+    a, b = tl.split(tl.permute(tl.reshape(t, (G // 2, 2, BN)), (0, 2, 1)))
+    return a + b
+
+
+@triton.jit
+def _tree_sum64(t, BN: tl.constexpr):
+    """Pairwise tree sum of the 64 rows of t (64, BN) in a fixed order (reference.column_stats)."""
+    t = _pair_sum(t, 64, BN)
+    t = _pair_sum(t, 32, BN)
+    t = _pair_sum(t, 16, BN)
+    t = _pair_sum(t, 8, BN)
+    t = _pair_sum(t, 4, BN)
+    t = _pair_sum(t, 2, BN)
+    return tl.reshape(t, (BN,))
+
+
+@triton.jit
 def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
                         sum_ptr, max_ptr, min_ptr, mu_ptr, ramax_ptr, NROWS, NROWS_F, NCOLS, NCH,
                         CH: tl.constexpr, BN: tl.constexpr):
     """Column sums, maxima, minima, the mean and the residual amax in one read of x (NROWS x NCOLS).
 
-    Order (reference.column_stats): rows are summed one after the other inside chunks of CH rows
-    (starting from +0), then the chunk sums one after the other.  The last program to finish a
-    column tile (atomic counter) combines the chunk partials, writes sum, max, min, mu = sum / NROWS
-    and folds max_j max(colmax_j - mu_j, mu_j - colmin_j) into ramax (int32 bits, atomic max).
+    Order (reference.column_stats): rows are added one after the other inside chunks of CH rows
+    (starting from +0); the chunk sums are combined by a pairwise tree inside groups of 64 chunks
+    (zero-padded), and the group sums one after the other.  The last program to finish a column tile
+    (atomic counter) combines the chunk partials, writes sum, max, min, mu = sum / NROWS and folds
+    max_j max(colmax_j - mu_j, mu_j - colmin_j) into ramax (int32 bits, atomic max).
     """
     pid_c = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -378,11 +402,15 @@ def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
         tot = tl.zeros((BN,), tl.float32)
         gmx = tl.full((BN,), float("-inf"), tl.float32)
         gmn = tl.full((BN,), float("inf"), tl.float32)
-        for k in range(0, NCH):
-            off = k * NCOLS + cols
-            tot = tot + tl.load(ps_ptr + off, mask=cm, other=0.0, cache_modifier=".cg")
-            gmx = _fmax_nan(tl.load(pmax_ptr + off, mask=cm, other=0.0, cache_modifier=".cg"), gmx)
-            gmn = _fmin_nan(tl.load(pmin_ptr + off, mask=cm, other=0.0, cache_modifier=".cg"), gmn)
+        kk = tl.arange(0, 64)[:, None]
+        for k0 in range(0, NCH, 64):
+            m2 = ((k0 + kk) < NCH) & cm[None, :]
+            off = (k0 + kk).to(tl.int64) * NCOLS + cols[None, :]
+            tot = tot + _tree_sum64(tl.load(ps_ptr + off, mask=m2, other=0.0, cache_modifier=".cg"), BN)
+            gmx = _fmax_nan(tl.reduce(tl.load(pmax_ptr + off, mask=m2, other=float("-inf"), cache_modifier=".cg"),
+                                      0, _fmax_nan), gmx)
+            gmn = _fmin_nan(tl.reduce(tl.load(pmin_ptr + off, mask=m2, other=float("inf"), cache_modifier=".cg"),
+                                      0, _fmin_nan), gmn)
         mu = tl.math.div_rn(tot, tl.full((BN,), 1.0, tl.float32) * NROWS_F)
         tl.store(sum_ptr + cols, tot, mask=cm)
         tl.store(max_ptr + cols, gmx, mask=cm)
