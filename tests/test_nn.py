@@ -15,6 +15,15 @@ from averis.transforms import hadamard16, random_signs
 NAMES = recipes.list()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from threads, and on a shared 2-core machine OpenMP threads thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _pair(recipe, k=64, n=96, seed=0):
     torch.manual_seed(seed)
     ref = nn.Linear(k, n)

@@ -18,7 +18,7 @@ from .state import LayerState, state_of
 @torch.library.custom_op("averis::fprop", mutates_args=())
 def fprop_op(x: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype) -> torch.Tensor:
     st = state_of(key)
-    return F.fprop(x, w, st.recipe, dtype, st.generator(x.device), st.signs(x.device))
+    return F.fprop(x, w, st.recipe, dtype, st.generator(x.device, "fprop"), st.signs(x.device))
 
 
 @fprop_op.register_fake
@@ -30,7 +30,7 @@ def _(x, w, key, dtype):
 def dgrad_op(dy: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype,
              out_dtype: torch.dtype) -> torch.Tensor:
     st = state_of(key)
-    return F.dgrad(dy, w, st.recipe, dtype, st.generator(dy.device), st.signs(dy.device)).to(out_dtype)
+    return F.dgrad(dy, w, st.recipe, dtype, st.generator(dy.device, "dgrad"), st.signs(dy.device)).to(out_dtype)
 
 
 @dgrad_op.register_fake
@@ -42,7 +42,7 @@ def _(dy, w, key, dtype, out_dtype):
 def wgrad_op(dy: torch.Tensor, x: torch.Tensor, key: int, dtype: torch.dtype,
              out_dtype: torch.dtype) -> torch.Tensor:
     st = state_of(key)
-    return F.wgrad(dy, x, st.recipe, dtype, st.generator(dy.device), st.signs(dy.device)).to(out_dtype)
+    return F.wgrad(dy, x, st.recipe, dtype, st.generator(dy.device, "wgrad"), st.signs(dy.device)).to(out_dtype)
 
 
 @wgrad_op.register_fake

@@ -1,9 +1,10 @@
 """Per-layer quantization state: recipe, enabled flag, stochastic-rounding generators, Hadamard signs.
 
-Reproducibility: each quantized layer owns one ``torch.Generator`` per device, seeded from
-``layer_seed(recipe.seed, index)`` where index is the layer's position among the swapped layers.
-Every random draw of the layer (SR noise seeds, Metis sketches) comes from it in a fixed order,
-so two runs with the same recipe and data are identical.  To resume bit for bit, save
+Reproducibility: each quantized layer owns one ``torch.Generator`` per GEMM (fprop, dgrad,
+wgrad) and device, seeded from ``layer_seed(recipe.seed, index, gemm)`` where index is the
+layer's position among the swapped layers.  Every random draw of a GEMM (SR noise seeds, Metis
+sketches) comes from its generator in a fixed order, so two runs with the same recipe and data
+are identical, and a compiler that reorders the dgrad and wgrad ops changes nothing.  To resume bit for bit, save
 ``averis.nn.rng_state(model)`` with the checkpoint and restore it with ``set_rng_state``.
 
 The custom ops (see ops.py) reach the state through an integer key (``id`` of the state)
@@ -22,9 +23,12 @@ from ..transforms import random_signs
 _REGISTRY: weakref.WeakValueDictionary[int, LayerState] = weakref.WeakValueDictionary()
 
 
-def layer_seed(seed: int, index: int) -> int:
-    """The generator seed of layer ``index`` (distinct per layer, stable across runs)."""
-    return (int(seed) * 1_000_003 + int(index) * 7_919 + 1) % (2**63 - 1)
+GEMMS = ("fprop", "dgrad", "wgrad")
+
+
+def layer_seed(seed: int, index: int, gemm: str) -> int:
+    """The generator seed of one GEMM of layer ``index`` (distinct per layer and GEMM, stable across runs)."""
+    return (int(seed) * 1_000_003 + int(index) * 7_919 + GEMMS.index(gemm) * 104_729 + 1) % (2**63 - 1)
 
 
 class LayerState:
@@ -35,18 +39,19 @@ class LayerState:
         self.index = index
         self.name = name
         self.enabled = True
-        self._generators: dict[str, torch.Generator] = {}
+        self._generators: dict[str, torch.Generator] = {}  # "gemm@device" -> generator
         self._signs: dict[str, torch.Tensor] = {}
         self.key = id(self)
         _REGISTRY[self.key] = self
 
-    def generator(self, device: torch.device) -> torch.Generator:
-        dev = str(torch.device(device))
-        if dev not in self._generators:
+    def generator(self, device: torch.device, gemm: str) -> torch.Generator:
+        """The generator of one GEMM ("fprop", "dgrad" or "wgrad") on ``device``, created on first use."""
+        key = f"{gemm}@{torch.device(device)}"
+        if key not in self._generators:
             g = torch.Generator(device=device)
-            g.manual_seed(layer_seed(self.recipe.seed, self.index))
-            self._generators[dev] = g
-        return self._generators[dev]
+            g.manual_seed(layer_seed(self.recipe.seed, self.index, gemm))
+            self._generators[key] = g
+        return self._generators[key]
 
     def signs(self, device: torch.device) -> torch.Tensor:
         """The run's fixed Hadamard sign vector (one for all layers, from recipe.seed)."""
@@ -56,11 +61,17 @@ class LayerState:
         return self._signs[dev]
 
     def rng_state(self) -> dict[str, torch.Tensor]:
-        return {dev: g.get_state() for dev, g in self._generators.items()}
+        """{"gemm@device": generator state} of the generators used so far."""
+        return {key: g.get_state() for key, g in self._generators.items()}
 
     def set_rng_state(self, states: dict[str, torch.Tensor]) -> None:
-        for dev, state in states.items():
-            self.generator(torch.device(dev)).set_state(state.clone())
+        """Restore ``rng_state()``; generators absent from it restart from their seed (as if unused)."""
+        self._generators = {}
+        for key, state in states.items():
+            gemm, _, dev = key.partition("@")
+            if gemm not in GEMMS or not dev:
+                raise ValueError(f"bad rng state key {key!r}: expected 'gemm@device' with gemm in {GEMMS}")
+            self.generator(torch.device(dev), gemm).set_state(state.clone())
 
     # pickling / deepcopy: generators are rebuilt from their saved states, under a new key
     def __getstate__(self):
