@@ -49,8 +49,13 @@ def is_finished(cfg: RunConfig) -> bool:
 
 
 def compare(base: RunConfig, recipes: list[str], seeds: list[int], out: str | Path, jobs: int = 1,
-            callbacks=()) -> list[dict]:
-    """Run every (recipe, seed) that is not finished; returns their summaries (None for skipped ones)."""
+            callbacks=(), time_budget_s: float = 0) -> list[dict]:
+    """Run every (recipe, seed) that is not finished; returns the summaries of the runs it trained.
+
+    time_budget_s > 0: every run checkpoints and stops by then (runs not started are left for the
+    next call), so a comparison can be cut into pieces that each fit a time-limited session.
+    """
+    deadline = time.time() + time_budget_s if time_budget_s > 0 else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     configs = plan(base, recipes, seeds, out)
@@ -62,22 +67,45 @@ def compare(base: RunConfig, recipes: list[str], seeds: list[int], out: str | Pa
         if c not in todo:
             print(f"averis compare: {c.out} is finished, skipped")
     if jobs > 1:
-        return _run_parallel(todo, jobs)
+        return _run_parallel(todo, jobs, deadline)
     from .trainer import Trainer
 
     results = []
     for c in todo:
+        c = _within(c, deadline)
+        if c is None:
+            break
         print(f"averis compare: training {c.recipe} seed {c.train.seed} -> {c.out}")
         results.append(Trainer(c, callbacks=callbacks, resume="auto").fit())
     return results
 
 
-def _run_parallel(configs: list[RunConfig], jobs: int) -> list[dict]:
+# a run started with less time than this left is not started at all (startup would eat the budget)
+MIN_RUN_SECONDS = 60.0
+STARTUP_MARGIN_S = 45.0  # process start, CUDA init, model build and the final checkpoint
+
+
+def _within(cfg: RunConfig, deadline: float | None) -> RunConfig | None:
+    """cfg with train.time_limit_s cut to the time left before deadline; None when too little is left."""
+    if deadline is None:
+        return cfg
+    left = deadline - time.time() - STARTUP_MARGIN_S
+    if left < MIN_RUN_SECONDS:
+        print(f"averis compare: time budget spent; {cfg.out} is left for the next call")
+        return None
+    limit = min(left, cfg.train.time_limit_s) if cfg.train.time_limit_s > 0 else left
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, time_limit_s=limit))
+
+
+def _run_parallel(configs: list[RunConfig], jobs: int, deadline: float | None = None) -> list[dict]:
     """Each run as `python -m averis train --config OUT/run/config.yaml --resume`, `jobs` at a time."""
     pending, running, results = list(configs), [], []
     while pending or running:
         while pending and len(running) < jobs:
-            cfg = pending.pop(0)
+            cfg = _within(pending.pop(0), deadline)
+            if cfg is None:
+                pending.clear()
+                break
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
             cfg_path = Path(cfg.out) / "config.yaml"
             save_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False)), cfg_path)

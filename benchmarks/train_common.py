@@ -1,0 +1,124 @@
+"""Shared driver of benchmarks/train_scratch.py and benchmarks/train_smollm2.py.
+
+Three steps, so the expensive CPU work happens once, here, and the GPU only trains:
+  prep   --tokens-out DIR   tokenize the corpus into DIR/{train,val}.bin (uint16) + headers (+ tokenizer.json)
+  run    --tokens DIR --out RESULTS   train every (recipe, seed) as parallel processes on one GPU, then report
+  report RESULTS            the loss-gap table and plots (same as `averis report RESULTS`)
+`run` is restartable: finished runs are skipped and stopped ones resumed, and --time-budget stops
+everything (with checkpoints) in time for a session's per-command limit.  --export copies the
+small result files (metrics, configs, summaries, report, PNGs; no checkpoints) to another folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = "bf16,nvfp4,nvidia,metis,averis,averis_rht"
+
+
+def parser(description: str, config: str, default_jobs: int, default_seeds: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    sub = p.add_subparsers(dest="step", required=True)
+    prep = sub.add_parser("prep", help="tokenize the corpus into uint16 token files (CPU)")
+    prep.add_argument("--tokens-out", required=True)
+    prep.add_argument("--max-chars", type=int, default=0, help="use only this much text (quick tests)")
+    prep.add_argument("--force", action="store_true")
+    run = sub.add_parser("run", help="train the recipes (GPU if present) and write the report")
+    run.add_argument("--tokens", required=True, help="the folder `prep` wrote")
+    run.add_argument("--out", required=True, help="results folder (runs, report.md/json, PNGs)")
+    run.add_argument("--config", default=str(REPO / "configs" / config))
+    run.add_argument("--recipes", default=RECIPES)
+    run.add_argument("--seeds", default=default_seeds)
+    run.add_argument("--jobs", type=int, default=default_jobs, help="runs trained side by side on the GPU")
+    run.add_argument("--time-budget", type=float, default=0, metavar="S",
+                     help="checkpoint and stop after S seconds; run again to continue")
+    run.add_argument("--export", help="copy the small result files (no checkpoints) here at the end")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    rep = sub.add_parser("report", help="loss-gap table and plots of a results folder")
+    rep.add_argument("out")
+    return p
+
+
+def prep(args, data_overrides: list[str]) -> int:
+    from averis.data.prepare import build
+    from averis.train.config import load_config
+
+    out = Path(args.tokens_out)
+    if (out / "train.bin").exists() and not args.force:
+        print(f"{out} already holds token files (use --force to rebuild)")
+        return show_tokens(out)
+    cfg = load_config(overrides=[*data_overrides, f"data.max_chars={args.max_chars}"]).data
+    start = time.time()
+    build(cfg, out, progress=True)
+    print(f"tokenized in {time.time() - start:.0f} s")
+    return show_tokens(out)
+
+
+def show_tokens(folder: Path) -> int:
+    from averis.data.tokens import TokenFile
+
+    total = 0
+    for name in ("train", "val"):
+        tf = TokenFile(folder / f"{name}.bin")
+        total += tf.path.stat().st_size
+        print(f"{tf.path}: {len(tf):,} tokens, {tf.meta['dtype']}, vocab {tf.vocab_size}")
+    print(f"{total / 2**20:.1f} MiB of token files in {folder}")
+    return 0
+
+
+def run(args, extra: list[str]) -> int:
+    from averis.data.tokens import TokenFile
+    from averis.train.compare import compare
+    from averis.train.config import load_config
+    from averis.train.report import write_report
+
+    tokens = Path(args.tokens)
+    train = TokenFile(tokens / "train.bin")  # a missing or truncated file fails here, before any GPU work
+    overrides = [f"data.train_tokens={tokens / 'train.bin'}", f"data.val_tokens={tokens / 'val.bin'}",
+                 "train.progress=false", *extra, *args.overrides]
+    cfg = load_config(args.config, overrides)
+    per_step = cfg.train.batch_size * cfg.data.seq_len * cfg.train.grad_accum
+    print(f"{len(train):,} training tokens; {per_step:,} tokens a step; {cfg.train.max_steps} steps = "
+          f"{cfg.train.max_steps * per_step / len(train):.2f} epochs")
+    recipes = [r for r in args.recipes.split(",") if r]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    start = time.time()
+    results = compare(cfg, recipes, seeds, args.out, jobs=args.jobs, time_budget_s=args.time_budget)
+    print(f"{len(results)} run(s) trained in {time.time() - start:.0f} s")
+    summary = write_report(args.out)
+    print(summary["markdown"])
+    if args.export:
+        export(Path(args.out), Path(args.export))
+    unfinished = [r for r in summary["runs"] if r["status"] not in ("done", "diverged")]
+    if unfinished:
+        print(f"{len(unfinished)} run(s) unfinished: run the same command again to continue them")
+    return 0
+
+
+def export(results: Path, dest: Path) -> None:
+    """Copy everything but checkpoints and TensorBoard logs (small enough to bring back from a GPU box)."""
+    for path in results.rglob("*"):
+        rel = path.relative_to(results)
+        if path.is_file() and not {"checkpoints", "tensorboard"} & set(rel.parts):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest / rel)
+    print(f"exported results (no checkpoints) to {dest}")
+
+
+def main(argv, description: str, config: str, data_overrides: list[str], run_overrides: list[str],
+         default_jobs: int, default_seeds: str) -> int:
+    sys.path.insert(0, str(REPO / "src"))
+    args = parser(description, config, default_jobs, default_seeds).parse_args(argv)
+    if args.step == "prep":
+        return prep(args, data_overrides)
+    if args.step == "run":
+        return run(args, run_overrides)
+    from averis.train.report import write_report
+
+    print(write_report(args.out)["markdown"])
+    return 0
