@@ -66,6 +66,10 @@ def hard_input(shape, dtype, seed, device="cuda"):
     return x.to(dtype)
 
 
+def gen(seed):
+    return torch.Generator(device=torch.device("cuda", torch.cuda.current_device())).manual_seed(seed)
+
+
 SPECS = {"nvfp4": ("nvfp4", None, None), "nvfp4_16x16": ("nvfp4", (16, 16), None),
          "mxfp4": ("mxfp4", None, "floor"), "mxfp4_ceil": ("mxfp4", None, "ceil")}
 
@@ -87,11 +91,8 @@ def section_check():
             for axis in (-1, 0):
                 o = dict(block_shape=bs, scale_rule=rule, rounding=rnd, axis=axis, check_finite=False)
                 gc = torch.Generator().manual_seed(5)
-                gg = torch.Generator(device="cuda").manual_seed(5)
-                # the seed is drawn on the tensor's device: draw it from the CUDA generator for both
-                seed_state = gg.get_state()
+                gg = gen(5)
                 a = fake_quantize(x, fmt, generator=gg, backend="torch", **o)
-                gg.set_state(seed_state)
                 qa = quantize(x, fmt, generator=gg, backend="triton", **o)
                 if rnd == "nearest":
                     b = fake_quantize(x.cpu(), fmt, generator=gc, backend="torch", **o)
@@ -112,7 +113,7 @@ def section_check():
                     for seed in range(3 if rnd == "stochastic" else 1):
                         o = dict(block_shape=bs, scale_rule=rule, rounding=rnd, axis=axis, pad=True,
                                  check_finite=False)
-                        g1, g2 = (torch.Generator(device="cuda").manual_seed(100 + seed) for _ in range(2))
+                        g1, g2 = (gen(100 + seed) for _ in range(2))
                         r = quantize(x, fmt, generator=g1, backend="torch", **o)
                         t = quantize(x, fmt, generator=g2, backend="triton", **o)
                         ok = same(r.codes, t.codes) and same(r.scales.view(torch.uint8), t.scales.view(torch.uint8))
@@ -136,7 +137,7 @@ def section_check():
             for rnd in ("nearest", "stochastic"):
                 for axis in (1, 0):
                     for odt in (torch.bfloat16, torch.float32):
-                        g1, g2 = (torch.Generator(device="cuda").manual_seed(7) for _ in range(2))
+                        g1, g2 = (gen(7) for _ in range(2))
                         t = kernels.fake_quantize_residual(x, st.mean, st.residual_amax, fmt, axis, g1,
                                                            rounding=rnd, pad=True, out_dtype=odt)
                         r = fake_quantize(x.float() - st.mean, fmt, axis=axis, generator=g2, rounding=rnd, pad=True,
@@ -144,7 +145,7 @@ def section_check():
                         record(f"residual {sname} {shape} {rnd} axis={axis} {odt}", same(t, r))
             if shape[0] % 32 == 0:
                 for m in (None, st.mean):
-                    g1, g2 = (torch.Generator(device="cuda").manual_seed(8) for _ in range(2))
+                    g1, g2 = (gen(8) for _ in range(2))
                     ta = None if m is None else st.residual_amax
                     yr, yc = kernels.fake_quantize_dual(x, fmt, g1, mu=m, tensor_amax=ta, rounding="stochastic")
                     rr, rc = kernels.fake_quantize_dual(x, fmt, g2, mu=m, tensor_amax=ta, rounding="stochastic",
@@ -152,7 +153,7 @@ def section_check():
                     record(f"dual {sname} {shape} mu={m is not None}", same(yr, rr) and same(yc, rc))
                 signs = torch.tensor([1, -1, 1, 1, -1, -1, 1, -1, 1, 1, 1, -1, -1, 1, -1, 1.0], device="cuda")
                 for axis in (1, 0):
-                    g1, g2 = (torch.Generator(device="cuda").manual_seed(9) for _ in range(2))
+                    g1, g2 = (gen(9) for _ in range(2))
                     t = kernels.fake_quantize_hadamard(x, signs, fmt, axis, g1, rounding="stochastic")
                     h = reference.hadamard16(x, signs, axis)
                     r = fake_quantize(h, fmt, axis=axis, generator=g2, rounding="stochastic", backend="torch",
@@ -179,6 +180,19 @@ def copy_bandwidth():
 
 
 def timed(fn):
+    """Median GPU time (ms) of fn, captured in a CUDA graph so that host launch overhead is excluded."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return do_bench(graph.replay, warmup=25, rep=200, return_mode="median")
+
+
+def timed_eager(fn):
     return do_bench(fn, warmup=25, rep=200, return_mode="median")
 
 
@@ -191,7 +205,7 @@ def section_bw():
     amax = x.float().abs().amax()
     st = kernels.column_stats(x)
     signs = torch.ones(16, device="cuda")
-    g = torch.Generator(device="cuda").manual_seed(0)
+    g = gen(0)
     nv, nv2d, mx = make_spec("nvfp4"), make_spec("nvfp4", (16, 16)), make_spec("mxfp4")
     nvsr = make_spec("nvfp4", rounding="stochastic")
     packed_bytes = n // 2 + n // 16
@@ -233,8 +247,10 @@ def section_bw():
             fn()
             ms = timed(fn)
             gbs = nbytes / ms / 1e6
-            rows.append({"kernel": name, "ms": ms, "GB/s": gbs, "frac_of_copy": gbs / copy_gbs})
-            log(f"  {name:48s} {ms * 1e3:9.1f} us {gbs:7.0f} GB/s {100 * gbs / copy_gbs:5.1f}%")
+            eager = timed_eager(fn)
+            rows.append({"kernel": name, "ms": ms, "GB/s": gbs, "frac_of_copy": gbs / copy_gbs, "eager_ms": eager})
+            log(f"  {name:48s} {ms * 1e3:9.1f} us {gbs:7.0f} GB/s {100 * gbs / copy_gbs:5.1f}%   "
+                f"(eager {eager * 1e3:.1f} us)")
         except Exception as e:  # keep going: one failure must not hide the rest
             rows.append({"kernel": name, "error": repr(e)})
             log(f"  {name}: ERROR {e!r}")
@@ -260,7 +276,7 @@ def section_sweep():
                 lambda: dispatch.fake_quantize_hadamard(x, signs, nv, 1, None, tensor_amax=amax)),
         "amax": ([(32, 256, 4), (64, 256, 8), (16, 512, 4), (32, 512, 8)],
                  lambda: dispatch.amax(x, signs=None, mu=st_mean, axis=1)),
-        "stats": ([(32, 256, 1), (32, 512, 2), (32, 128, 1), (32, 1024, 4), (32, 256, 2)],
+        "stats": ([(128, 64, 4), (128, 32, 4), (128, 128, 8), (128, 64, 8), (128, 32, 2)],
                   lambda: kernels.column_stats(x)),
         "amaxflat": ([(0, 16384, 8), (0, 4096, 4), (0, 8192, 4), (0, 32768, 16), (0, 2048, 4)],
                      lambda: dispatch.amax(x)),
@@ -308,17 +324,9 @@ def section_averis():
         row = {"shape": list(shape)}
         for name, fn in (("plain", plain), ("averis", averis), ("averis_unfused", averis_torch_split)):
             fn()
-            row[name + "_us"] = timed(fn) * 1e3
+            row[name + "_us"] = timed_eager(fn) * 1e3
             # the same under a CUDA graph (launch overhead removed, as in a captured training step)
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                fn()
-            torch.cuda.current_stream().wait_stream(s)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                fn()
-            row[name + "_graph_us"] = timed(graph.replay) * 1e3
+            row[name + "_graph_us"] = timed(fn) * 1e3
         row["ratio"] = row["averis_us"] / row["plain_us"]
         row["ratio_graph"] = row["averis_graph_us"] / row["plain_graph_us"]
         rows.append(row)

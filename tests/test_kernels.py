@@ -166,7 +166,7 @@ def test_column_stats_many_chunks():
     assert torch.equal(tri.max, ref.max) and torch.equal(tri.min, ref.min)
 
 
-@pytest.mark.parametrize("shape,dtype", [((70, 45), torch.bfloat16), ((64, 128), torch.float32)])
+@pytest.mark.parametrize("shape,dtype", [((70, 45), torch.bfloat16), ((40, 48), torch.float32)])
 def test_column_stats_one_pass(shape, dtype):
     x = hard_input(shape, dtype) + 3.0  # a mean bias
     x = x.to(dtype)

@@ -2,9 +2,9 @@
 
 Each function fixes its floating-point order so that the Triton kernel reproduces it bit for bit:
 
-- ``column_stats``: column sums of a 2D tensor in float32, rows added one after the other
-  (starting from +0) inside chunks of ``CHUNK`` rows; the chunk sums combined by a fixed pairwise
-  tree inside groups of ``GROUP`` chunks (zero-padded), then the group sums one after the other;
+- ``column_stats``: column sums of a 2D tensor in float32: each chunk of ``CHUNK`` rows (zero-padded)
+  summed by a fixed pairwise tree (rows 2i + 2i+1, level by level), the chunk sums likewise inside
+  groups of ``GROUP`` chunks (zero-padded), then the group sums one after the other from +0;
   mean = sum / rows (a true float32 division: a tensor divisor, since PyTorch on CUDA multiplies
   by the reciprocal of a Python-number divisor); the exact residual amax
   ``max_j max(colmax_j - mu_j, mu_j - colmin_j)``, which equals ``amax(|x.float() - mu|)`` bit for bit
@@ -21,8 +21,15 @@ import torch
 
 from ..formats import fake_quantize
 
-CHUNK = 32
+CHUNK = 128
 GROUP = 64
+
+
+def _tree(t: torch.Tensor) -> torch.Tensor:
+    """(n, G, m) -> (n, m): pairwise tree sum over dim 1 (G a power of two)."""
+    while t.shape[1] > 1:
+        t = t[:, 0::2] + t[:, 1::2]
+    return t[:, 0]
 
 
 class ColumnStats(NamedTuple):
@@ -43,16 +50,12 @@ def column_stats(x: torch.Tensor, chunk: int = CHUNK) -> ColumnStats:
     rows, cols = xf.shape
     nch = -(-rows // chunk)
     padded = torch.nn.functional.pad(xf, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
-    part = torch.zeros(nch, cols, dtype=torch.float32, device=x.device)
-    for i in range(chunk):
-        part = part + padded[:, i]
+    part = _tree(padded)
     ngr = -(-nch // GROUP)
-    tree = torch.nn.functional.pad(part, (0, 0, 0, ngr * GROUP - nch)).view(ngr, GROUP, cols)
-    while tree.shape[1] > 1:
-        tree = tree[:, 0::2] + tree[:, 1::2]
+    groups = _tree(torch.nn.functional.pad(part, (0, 0, 0, ngr * GROUP - nch)).view(ngr, GROUP, cols))
     total = torch.zeros(cols, dtype=torch.float32, device=x.device)
     for k in range(ngr):
-        total = total + tree[k, 0]
+        total = total + groups[k]
     mean = total / torch.full_like(total, float(rows))
     cmax, cmin = xf.amax(0), xf.amin(0)
     ramax = torch.maximum(cmax - mean, mean - cmin).amax()

@@ -354,44 +354,50 @@ def _pair_sum(t, G: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
-def _tree_sum64(t, BN: tl.constexpr):
-    """Pairwise tree sum of the 64 rows of t (64, BN) in a fixed order (reference.column_stats)."""
-    t = _pair_sum(t, 64, BN)
-    t = _pair_sum(t, 32, BN)
-    t = _pair_sum(t, 16, BN)
-    t = _pair_sum(t, 8, BN)
-    t = _pair_sum(t, 4, BN)
-    t = _pair_sum(t, 2, BN)
+def _tree_sum(t, G: tl.constexpr, BN: tl.constexpr):
+    """Pairwise tree sum of the G (a power of two, <= 256) rows of t (G, BN), in a fixed order."""
+    if G >= 256:
+        t = _pair_sum(t, 256, BN)
+    if G >= 128:
+        t = _pair_sum(t, 128, BN)
+    if G >= 64:
+        t = _pair_sum(t, 64, BN)
+    if G >= 32:
+        t = _pair_sum(t, 32, BN)
+    if G >= 16:
+        t = _pair_sum(t, 16, BN)
+    if G >= 8:
+        t = _pair_sum(t, 8, BN)
+    if G >= 4:
+        t = _pair_sum(t, 4, BN)
+    if G >= 2:
+        t = _pair_sum(t, 2, BN)
     return tl.reshape(t, (BN,))
 
 
 @triton.jit
 def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
                         sum_ptr, max_ptr, min_ptr, mu_ptr, ramax_ptr, NROWS, NROWS_F, NCOLS, NCH,
-                        CH: tl.constexpr, BN: tl.constexpr):
+                        CH: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr):
     """Column sums, maxima, minima, the mean and the residual amax in one read of x (NROWS x NCOLS).
 
-    Order (reference.column_stats): rows are added one after the other inside chunks of CH rows
-    (starting from +0); the chunk sums are combined by a pairwise tree inside groups of 64 chunks
-    (zero-padded), and the group sums one after the other.  The last program to finish a column tile
-    (atomic counter) combines the chunk partials, writes sum, max, min, mu = sum / NROWS and folds
-    max_j max(colmax_j - mu_j, mu_j - colmin_j) into ramax (int32 bits, atomic max).
+    Order (reference.column_stats): each chunk of CH rows (zero-padded) is summed by a pairwise tree;
+    the chunk sums likewise inside groups of GROUP chunks; the group sums one after the other.  The
+    last program to finish a column tile (atomic counter) combines the chunk partials, writes sum,
+    max, min, mu = sum / NROWS and folds max_j max(colmax_j - mu_j, mu_j - colmin_j) into ramax (int32
+    bits, atomic max).
     """
     pid_c = tl.program_id(0)
     pid_k = tl.program_id(1)
     cols = pid_c * BN + tl.arange(0, BN)
     cm = cols < NCOLS
-    s = tl.zeros((BN,), tl.float32)
-    mx = tl.full((BN,), float("-inf"), tl.float32)
-    mn = tl.full((BN,), float("inf"), tl.float32)
-    row0 = pid_k * CH
-    for i in tl.static_range(CH):
-        row = row0 + i
-        ok = cm & ((cols * 0 + row) < NROWS)
-        v = tl.load(x_ptr + row.to(tl.int64) * sxr + cols * sxc, mask=ok, other=0.0).to(tl.float32)
-        s = s + v
-        mx = tl.where(ok, _fmax_nan(v, mx), mx)
-        mn = tl.where(ok, _fmin_nan(v, mn), mn)
+    rows = pid_k * CH + tl.arange(0, CH)
+    ok = (rows[:, None] < NROWS) & cm[None, :]
+    v = tl.load(x_ptr + rows[:, None].to(tl.int64) * sxr + cols[None, :] * sxc, mask=ok, other=0.0)
+    v = v.to(tl.float32)
+    s = _tree_sum(v, CH, BN)
+    mx = tl.reduce(tl.where(ok, v, float("-inf")), 0, _fmax_nan)
+    mn = tl.reduce(tl.where(ok, v, float("inf")), 0, _fmin_nan)
     poff = pid_k.to(tl.int64) * NCOLS + cols
     tl.store(ps_ptr + poff, s, mask=cm)
     tl.store(pmax_ptr + poff, mx, mask=cm)
@@ -402,11 +408,11 @@ def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
         tot = tl.zeros((BN,), tl.float32)
         gmx = tl.full((BN,), float("-inf"), tl.float32)
         gmn = tl.full((BN,), float("inf"), tl.float32)
-        kk = tl.arange(0, 64)[:, None]
-        for k0 in range(0, NCH, 64):
+        kk = tl.arange(0, GROUP)[:, None]
+        for k0 in range(0, NCH, GROUP):
             m2 = ((k0 + kk) < NCH) & cm[None, :]
             off = (k0 + kk).to(tl.int64) * NCOLS + cols[None, :]
-            tot = tot + _tree_sum64(tl.load(ps_ptr + off, mask=m2, other=0.0, cache_modifier=".cg"), BN)
+            tot = tot + _tree_sum(tl.load(ps_ptr + off, mask=m2, other=0.0, cache_modifier=".cg"), GROUP, BN)
             gmx = _fmax_nan(tl.reduce(tl.load(pmax_ptr + off, mask=m2, other=float("-inf"), cache_modifier=".cg"),
                                       0, _fmax_nan), gmx)
             gmn = _fmin_nan(tl.reduce(tl.load(pmin_ptr + off, mask=m2, other=float("inf"), cache_modifier=".cg"),
