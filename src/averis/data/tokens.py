@@ -98,7 +98,8 @@ def encode_documents(tokenizer, docs: Iterable[str], *, batch_docs: int = 64, ch
         pieces = list(_pieces(doc, chunk_chars)) or [""]
         for k, piece in enumerate(pieces):
             batch.append((piece, k == len(pieces) - 1))
-            if len(batch) >= batch_docs:
+            # flush by count (many short documents) or by size (a few long ones): the bar keeps moving
+            if len(batch) >= batch_docs or sum(len(t) for t, _ in batch) >= 8 * chunk_chars:
                 flush()
     if batch:
         flush()

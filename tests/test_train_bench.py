@@ -1,0 +1,45 @@
+"""The GPU benchmark scripts end to end on CPU with tiny settings: prep token files, run two recipes, report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from averis.train.quant import recipe_names
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["train.max_steps=3", "data.seq_len=32", "train.batch_size=2", "train.eval_every=3", "train.eval_batches=1",
+        "train.tensorboard=false", "model.overrides={hidden_size: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, "
+        "head_dim: 32, intermediate_size: 128}"]
+
+
+def script(*args: str) -> str:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_scratch.py"), *args],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("averis" not in recipe_names(), reason="averis.recipes has no 'averis' recipe")
+def test_scratch_benchmark_prep_run_report(tmp_path, monkeypatch):
+    tokens, out = tmp_path / "tokens", tmp_path / "results"
+    with monkeypatch.context() as m:  # the bundled text stands in for the corpus
+        m.setenv("AVERIS_CORPUS", str(REPO / "src" / "averis" / "data"))
+        text = script("prep", "--tokens-out", str(tokens), "--max-chars", "150000")
+    assert "uint16, vocab 16384" in text
+    sets = [arg for s in TINY for arg in ("--set", s)]
+    text = script("run", "--tokens", str(tokens), "--out", str(out), "--recipes", "bf16,averis", "--seeds", "0",
+                  "--jobs", "2", "--export", str(tmp_path / "export"), *sets)
+    assert "| averis | 1 | 3 |" in text
+    report = json.loads((out / "report.json").read_text())
+    assert {r["status"] for r in report["runs"]} == {"done"} and len(report["runs"]) == 2
+    assert (out / "averis" / "metrics.jsonl").is_file()
+    exported = {p.relative_to(tmp_path / "export").as_posix() for p in (tmp_path / "export").rglob("*")}
+    assert "gap_curves.png" in exported and not any("checkpoints" in p for p in exported)
+    assert "finished, skipped" in script("run", "--tokens", str(tokens), "--out", str(out), "--recipes",
+                                         "bf16,averis", "--seeds", "0", "--jobs", "2", *sets)
