@@ -92,3 +92,19 @@ def test_report_gap_arithmetic(tmp_path):
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no runs under" in capsys.readouterr().err
+
+
+def test_data_tokenize_and_info(tmp_path, capsys):
+    import lzma
+
+    from averis.data import bundled_files
+
+    (tmp_path / "text.txt").write_text(lzma.open(bundled_files()[1], "rt").read(50_000))
+    out = tmp_path / "tok"
+    args = ["data", "tokenize", "--source", "files", "--paths", str(tmp_path / "text.txt"), "--tokenizer", "bpe",
+            "--vocab-size", "300", "--out", str(out), "--no-progress", "--val-fraction", "0"]
+    assert main(args) == 0
+    assert "vocab 300" in capsys.readouterr().out and (out / "tokenizer.json").is_file()
+    assert main(args) == 2 and "--force" in capsys.readouterr().err
+    assert main(["data", "info", str(out / "train.bin")]) == 0
+    assert '"vocab_size": 300' in capsys.readouterr().out

@@ -147,3 +147,20 @@ def test_grad_accumulation_matches_a_bigger_batch_of_the_same_windows(tmp_path):
     with torch.no_grad():
         expected = (fresh.loss(x0, y0) + fresh.loss(x1, y1)) / 2
     assert metrics["loss"] == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_bf16_autocast_on_cpu_keeps_fp32_master_weights(tmp_path):
+    trainer = Trainer(tiny(tmp_path, "bf", "train.precision=bf16", "train.max_steps=2"))
+    assert trainer.autocast_dtype == torch.bfloat16
+    summary = trainer.fit()
+    assert summary["status"] == "done" and all(p.dtype == torch.float32 for p in trainer.raw_model.parameters())
+
+
+def test_learning_rate_warms_up_then_decays(tmp_path):
+    from averis.train.config import OptimConfig
+    from averis.train.schedule import lr_factor
+
+    optim = OptimConfig(warmup_steps=10, min_lr_ratio=0.1)
+    factors = [lr_factor(s, optim, 100) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == 1.0
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:])) and factors[-1] == pytest.approx(0.1, abs=1e-3)

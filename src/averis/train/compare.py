@@ -34,9 +34,10 @@ def plan(base: RunConfig, recipes: list[str], seeds: list[int], out: Path) -> li
     for name in recipes:
         resolve_recipe(name, 0)  # an unknown recipe fails here, before any training
     several = len(seeds) > 1
+    # seed-major order: a comparison cut short by a time budget has every recipe of the first seed(s)
     return [dataclasses.replace(base, recipe=r, out=str(run_dir(out, r, s, several)),
                                 train=dataclasses.replace(base.train, seed=s))
-            for r in recipes for s in seeds]
+            for s in seeds for r in recipes]
 
 
 def is_finished(cfg: RunConfig) -> bool:

@@ -54,7 +54,7 @@ class Trainer:
         resume_from = self._resume_point(resume)
         self.data = data or self._prepare_data()
         self.model = self._build_model()
-        self.optimizer = make_optimizer(self.model, cfg)
+        self.optimizer = make_optimizer(self.model, cfg, fused=self.device.type == "cuda" and self.dist.mode != "fsdp")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.optim,
                                                                                                cfg.train.max_steps))
         self.step, self.tokens_seen, self.tracker = 0, 0, DivergenceTracker(cfg)
@@ -384,15 +384,17 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on norms, biases and other 1-D parameters (the usual choice)."""
+def make_optimizer(model: nn.Module, cfg: RunConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on norms, biases and other 1-D parameters (the usual choice).
+
+    fused: one kernel for all parameters (CUDA, plain tensors; FSDP2's DTensors use the default path).
+    """
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    fused = next(model.parameters()).device.type == "cuda"
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps,
                              fused=fused or None)
 
