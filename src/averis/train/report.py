@@ -161,11 +161,13 @@ def markdown(summary: dict, title: str = "Recipe comparison") -> str:
     return "\n".join(lines) + "\n"
 
 
-def smooth(values: list[float], alpha: float = 0.1) -> list[float]:
-    out, ema = [], None
-    for v in values:
-        ema = v if ema is None else (1 - alpha) * ema + alpha * v
-        out.append(ema)
+def smooth(values: list[float], fraction: float = 0.02) -> list[float]:
+    """Centred moving average over `fraction` of the curve (no lag, unlike an EMA; shorter at the ends)."""
+    half = max(0, int(len(values) * fraction) // 2)
+    out = []
+    for i in range(len(values)):
+        window = values[max(0, i - half): i + half + 1]
+        out.append(sum(window) / len(window))
     return out
 
 
@@ -181,13 +183,19 @@ def plot(runs: list[Run], summary: dict, out: Path) -> list[Path]:
         by_recipe.setdefault(r.recipe, []).append(r)
     written = []
     fig, ax = plt.subplots(figsize=(8, 5))
+    tails = []
     for k, (recipe, group) in enumerate(sorted(by_recipe.items())):
         color = f"C{k % 10}"
         curve = mean_curve([r.train for r in group])
-        ax.plot(list(curve), smooth(list(curve.values())), color=color, label=f"{recipe} (n={len(group)})")
+        smoothed = smooth(list(curve.values()))
+        ax.plot(list(curve), smoothed, color=color, label=f"{recipe} (n={len(group)})")
+        tails += smoothed[len(smoothed) // 10:]
         val = mean_curve([r.val for r in group if r.val]) if all(r.val for r in group) else {}
         if val:
             ax.plot(list(val), list(val.values()), "o", color=color, markersize=3)
+    if tails:  # zoom past the first 10% of steps, where the recipes differ
+        low, high = min(tails), max(tails)
+        ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
     ax.set(xlabel="step", ylabel="loss", title="training loss (smoothed; dots: validation)")
     ax.legend()
     ax.grid(alpha=0.3)
