@@ -40,14 +40,15 @@ def test_tiny_run_learns_and_writes_its_files(tmp_path):
     assert load_model_file(latest(out / "checkpoints") / "model.safetensors")["lm_head.weight"].shape == (257, 64)
 
 
-def _resume_matches(tmp_path: Path, recipe: str):
-    straight = Trainer(tiny(tmp_path, "a", f"recipe={recipe}")).fit()
-    first = Trainer(tiny(tmp_path, "b", f"recipe={recipe}", "train.time_limit_s=1e-9")).fit()
+def _resume_matches(tmp_path: Path, recipe: str, steps: int):
+    sets = [f"recipe={recipe}", f"train.max_steps={steps}", f"train.eval_every={steps // 2}"]
+    straight = Trainer(tiny(tmp_path, "a", *sets)).fit()
+    first = Trainer(tiny(tmp_path, "b", *sets, "train.time_limit_s=1e-9")).fit()
     assert first["status"] == "stopped" and first["step"] == 1
-    resumed = Trainer(tiny(tmp_path, "b", f"recipe={recipe}"), resume=True).fit()
+    resumed = Trainer(tiny(tmp_path, "b", *sets), resume=True).fit()
     assert resumed["last_loss"] == straight["last_loss"] and resumed["val_loss"] == straight["val_loss"]
-    a = load_model_file(tmp_path / "a/checkpoints/step_00000008/model.safetensors")
-    b = load_model_file(tmp_path / "b/checkpoints/step_00000008/model.safetensors")
+    a = load_model_file(tmp_path / f"a/checkpoints/step_{steps:08d}/model.safetensors")
+    b = load_model_file(tmp_path / f"b/checkpoints/step_{steps:08d}/model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     losses = [[json.loads(x)["loss"] for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
               for r in "ab"]
@@ -55,13 +56,13 @@ def _resume_matches(tmp_path: Path, recipe: str):
 
 
 def test_resume_is_bit_exact(tmp_path):
-    _resume_matches(tmp_path, "bf16")
+    _resume_matches(tmp_path, "bf16", steps=8)
 
 
 @pytest.mark.skipif("nvfp4" not in recipe_names(), reason="averis.recipes has no nvfp4")
 def test_resume_is_bit_exact_with_stochastic_rounding(tmp_path):
     """nvfp4 draws stochastic-rounding noise for the gradients: the quantizer generators are checkpointed."""
-    _resume_matches(tmp_path, "nvfp4")
+    _resume_matches(tmp_path, "nvfp4", steps=4)
 
 
 class PoisonAt:
