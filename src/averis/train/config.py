@@ -43,6 +43,8 @@ class ModelConfig:
     preset: str = "tiny"             # qwen3 preset: tiny, small, bench, qwen3-0.6b (see averis.models.qwen3)
     name: str = ""                   # hf: "smollm2-135m", a folder, a .gguf or a hub id
     pretrained: bool = True          # hf: load weights (False: same config, random init)
+    hf_config: dict = field(default_factory=dict)  # hf without a name: a transformers config, e.g.
+    #                                  {model_type: llama, hidden_size: 256, ...}; vocab_size defaults to the data's
     tie_embeddings: bool | None = None   # qwen3: override the preset's choice
     overrides: dict = field(default_factory=dict)  # qwen3: any Qwen3Config field, e.g. {n_layers: 2}
 
@@ -211,7 +213,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 def _merge(into: dict, new: dict) -> dict:
     out = dict(into)
     for k, v in new.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "overrides":
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("overrides", "hf_config"):
             out[k] = _merge(out[k], v)
         else:
             out[k] = v
@@ -235,8 +237,11 @@ def validate(cfg: RunConfig) -> None:
             raise ValueError(f"config key {key} must be one of {', '.join(allowed)}, got {value!r}")
     if len(o.betas) != 2:
         raise ValueError(f"optim.betas must have two values, got {o.betas}")
-    if cfg.model.arch == "hf" and not cfg.model.name:
-        raise ValueError("model.arch=hf needs model.name (e.g. smollm2-135m, a folder or a hub id)")
+    if cfg.model.arch == "hf" and not cfg.model.name and not cfg.model.hf_config:
+        raise ValueError("model.arch=hf needs model.name (e.g. smollm2-135m, a folder or a hub id) or "
+                         "model.hf_config (a transformers config with model_type)")
+    if cfg.model.hf_config and "model_type" not in cfg.model.hf_config:
+        raise ValueError("model.hf_config needs a model_type (e.g. llama, qwen3, gpt2)")
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:

@@ -28,6 +28,8 @@ def build_hf(cfg, vocab_size: int) -> nn.Module:
 
     from ..models.hf import causal_lm_from_config, load_causal_lm
 
+    if not cfg.name:
+        return causal_lm_from_config({"vocab_size": vocab_size, **cfg.hf_config}).float()
     model, _tokenizer = load_causal_lm(cfg.name, dtype=torch.float32)
     if not cfg.pretrained:
         model = causal_lm_from_config(model.config)  # same architecture, fresh initialisation
