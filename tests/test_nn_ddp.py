@@ -29,8 +29,8 @@ def _worker(rank, world, init_file, out_dir):
         global_mu = mean_split(x, all_reduce=True)[0]
         torch.manual_seed(0)
         plain = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
-        quant = averis.quantize_model(copy.deepcopy(plain), recipes.get("averis").replace(mean_all_reduce=True)
-                                      .with_identity_quantizers())
+        recipe = recipes.get("averis").replace(mean_all_reduce=True).with_identity_quantizers()
+        quant = averis.quantize_model(copy.deepcopy(plain), recipe)
         grads = {}
         for name, model in (("plain", plain), ("quant", quant)):
             ddp = nn.parallel.DistributedDataParallel(model)

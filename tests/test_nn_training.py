@@ -32,7 +32,8 @@ class TinyLM(nn.Module):
         self.embed = nn.Embedding(VOCAB, d)
         self.blocks = nn.ModuleList(nn.ModuleDict(dict(
             norm1=nn.LayerNorm(d), qkv=nn.Linear(d, 3 * d), proj=nn.Linear(d, d),
-            norm2=nn.LayerNorm(d), up=nn.Linear(d, 4 * d), down=nn.Linear(4 * d, d))) for _ in range(n_blocks))
+            norm2=nn.LayerNorm(d), up=nn.Linear(d, 4 * d), down=nn.Linear(4 * d, d)))
+            for _ in range(n_blocks))
         self.norm = nn.LayerNorm(d)
         self.lm_head = nn.Linear(d, VOCAB, bias=False)
 
@@ -49,9 +50,9 @@ class TinyLM(nn.Module):
 
 def _qwen3():
     transformers = pytest.importorskip("transformers")
-    cfg = transformers.Qwen3Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                                   max_position_embeddings=SEQ)
+    cfg = transformers.Qwen3Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=128,
+                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                   head_dim=16, max_position_embeddings=SEQ)
     return transformers.Qwen3ForCausalLM(cfg)
 
 

@@ -72,8 +72,8 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
         rep.swapped.append((name, _out_in(module)))
         index += 1
     if ragged:
-        warnings.warn(f"averis: {len(ragged)} layers kept in high precision because their sizes do not divide "
-                      f"into {recipe.name} blocks: {'; '.join(ragged)}", stacklevel=2)
+        warnings.warn(f"averis: {len(ragged)} layers kept in high precision because their sizes do not "
+                      f"divide into {recipe.name} blocks: {'; '.join(ragged)}", stacklevel=2)
     object.__setattr__(model, _REPORT_ATTR, rep)
     if report:
         print(rep)
@@ -128,8 +128,8 @@ def set_rng_state(model: nn.Module, state: dict[str, dict[str, torch.Tensor]]) -
     layers = quantized_layers(model)
     missing = [n for n in state if n not in layers]
     if missing:
-        raise ValueError(f"rng state names layers this model has not quantized: {missing[:3]}; quantize the model "
-                         f"with the same recipe before restoring")
+        raise ValueError(f"rng state names layers this model has not quantized: {missing[:3]}; quantize the "
+                         f"model with the same recipe before restoring")
     for name, states in state.items():
         layers[name].averis_state.set_rng_state(states)
 

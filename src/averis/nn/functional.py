@@ -22,7 +22,14 @@ import torch
 
 from ..formats import fake_quantize
 from ..recipes.spec import OperandSpec, Recipe
-from ..transforms import hadamard16, hadamard16_inverse, lowrank_split, mean_split, pad_to_multiple, quantize_mean
+from ..transforms import (
+    hadamard16,
+    hadamard16_inverse,
+    lowrank_split,
+    mean_split,
+    pad_to_multiple,
+    quantize_mean,
+)
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 
 
@@ -41,7 +48,7 @@ class Operand:
 
 def quantize_operand(x: torch.Tensor, spec: OperandSpec, generator: torch.Generator | None,
                      axis: int = -1) -> torch.Tensor:
-    """Fake-quantize x along ``axis`` per ``spec`` (identity for 'none'/'identity'), zero-padding ragged blocks."""
+    """Fake-quantize x along ``axis`` per ``spec`` (identity unless quantized); ragged blocks zero-padded."""
     if not spec.quantized:
         return x
     return fake_quantize(x, spec.format, axis=axis, generator=generator, pad=True, check_finite=False,

@@ -30,7 +30,8 @@ def _(x, w, key, dtype):
 def dgrad_op(dy: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype,
              out_dtype: torch.dtype) -> torch.Tensor:
     st = state_of(key)
-    return F.dgrad(dy, w, st.recipe, dtype, st.generator(dy.device, "dgrad"), st.signs(dy.device)).to(out_dtype)
+    dx = F.dgrad(dy, w, st.recipe, dtype, st.generator(dy.device, "dgrad"), st.signs(dy.device))
+    return dx.to(out_dtype)
 
 
 @dgrad_op.register_fake
@@ -42,7 +43,8 @@ def _(dy, w, key, dtype, out_dtype):
 def wgrad_op(dy: torch.Tensor, x: torch.Tensor, key: int, dtype: torch.dtype,
              out_dtype: torch.dtype) -> torch.Tensor:
     st = state_of(key)
-    return F.wgrad(dy, x, st.recipe, dtype, st.generator(dy.device, "wgrad"), st.signs(dy.device)).to(out_dtype)
+    dw = F.wgrad(dy, x, st.recipe, dtype, st.generator(dy.device, "wgrad"), st.signs(dy.device))
+    return dw.to(out_dtype)
 
 
 @wgrad_op.register_fake

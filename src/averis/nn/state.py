@@ -4,8 +4,8 @@ Reproducibility: each quantized layer owns one ``torch.Generator`` per GEMM (fpr
 wgrad) and device, seeded from ``layer_seed(recipe.seed, index, gemm)`` where index is the
 layer's position among the swapped layers.  Every random draw of a GEMM (SR noise seeds, Metis
 sketches) comes from its generator in a fixed order, so two runs with the same recipe and data
-are identical, and a compiler that reorders the dgrad and wgrad ops changes nothing.  To resume bit for bit, save
-``averis.nn.rng_state(model)`` with the checkpoint and restore it with ``set_rng_state``.
+are identical, and a compiler that reorders the dgrad and wgrad ops changes nothing.  To resume
+bit for bit, save ``averis.nn.rng_state(model)`` with the checkpoint and restore it with ``set_rng_state``.
 
 The custom ops (see ops.py) reach the state through an integer key (``id`` of the state)
 looked up in a weak registry, so torch.compile sees only tensors, ints and dtypes.

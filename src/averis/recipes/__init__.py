@@ -18,8 +18,8 @@ def get(name: str | Recipe) -> Recipe:
     if not isinstance(name, str):
         raise TypeError(f"a recipe is a name or an averis.recipes.Recipe, got {type(name).__name__}")
     if name not in BUILTIN:
-        raise ValueError(f"unknown recipe {name!r}: use one of {', '.join(BUILTIN)}, or averis.recipes.load(path) "
-                         f"for a YAML/TOML file")
+        raise ValueError(f"unknown recipe {name!r}: use one of {', '.join(BUILTIN)}, or "
+                         f"averis.recipes.load(path) for a YAML/TOML file")
     return BUILTIN[name]
 
 

@@ -80,7 +80,8 @@ def _merge_operand(spec: OperandSpec, table, where: str) -> OperandSpec:
         raise ValueError(f"{where} must be a table of operand fields ({', '.join(_OPERAND_FIELDS)})")
     for key in table:
         if key not in _OPERAND_FIELDS:
-            raise ValueError(f"unknown operand field {where}.{key}: allowed fields are {', '.join(_OPERAND_FIELDS)}")
+            raise ValueError(f"unknown operand field {where}.{key}: allowed fields are "
+                             f"{', '.join(_OPERAND_FIELDS)}")
     changes = dict(table)
     if changes.get("block_shape") is not None:
         changes["block_shape"] = tuple(changes["block_shape"])

@@ -65,10 +65,11 @@ class OperandSpec:
         if self.block_shape is not None:
             object.__setattr__(self, "block_shape", tuple(int(b) for b in self.block_shape))
         if self.quantized:
-            make_spec(self.format, self.block_shape, self.rounding, self.scale_rule)  # raises a clear ValueError
+            make_spec(self.format, self.block_shape, self.rounding, self.scale_rule)  # a clear ValueError
         elif self.format == "none" and self.transform != "none":
-            raise ValueError(f"transform={self.transform!r} needs a quantized operand: format 'none' keeps the "
-                             f"operand in high precision untransformed; use format 'identity' to test transforms")
+            raise ValueError(f"transform={self.transform!r} needs a quantized operand: format 'none' keeps "
+                             f"the operand in high precision untransformed; use format 'identity' to test "
+                             f"transforms")
 
     @property
     def quantized(self) -> bool:
@@ -138,7 +139,8 @@ class Recipe:
     def __post_init__(self):
         for name in OPERANDS:
             if not isinstance(getattr(self, name), OperandSpec):
-                raise TypeError(f"recipe field {name} must be an OperandSpec, got {type(getattr(self, name)).__name__}")
+                got = type(getattr(self, name)).__name__
+                raise TypeError(f"recipe field {name} must be an OperandSpec, got {got}")
         _choice("mean_format", self.mean_format, MEAN_FORMATS)
         object.__setattr__(self, "high_precision", tuple(self.high_precision))
         for name in ("lowrank_rank", "lowrank_power_iters", "keep_first_blocks", "keep_last_blocks"):

@@ -9,5 +9,5 @@ from .hadamard import hadamard16, hadamard16_inverse, hadamard_matrix, pad_to_mu
 from .lowrank import lowrank_split, randomized_svd
 from .mean import mean_split, quantize_mean
 
-__all__ = ["mean_split", "quantize_mean", "hadamard16", "hadamard16_inverse", "hadamard_matrix", "random_signs",
-           "pad_to_multiple", "randomized_svd", "lowrank_split"]
+__all__ = ["mean_split", "quantize_mean", "hadamard16", "hadamard16_inverse", "hadamard_matrix",
+           "random_signs", "pad_to_multiple", "randomized_svd", "lowrank_split"]

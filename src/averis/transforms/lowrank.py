@@ -6,7 +6,7 @@ import torch
 
 
 def randomized_svd(x: torch.Tensor, rank: int, power_iters: int = 2,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   generator: torch.Generator | None = None):
     """(U (m x r), S (r), V (n x r)) approximating the top-r SVD of the 2D tensor x, in float32.
 
     A Gaussian sketch (drawn from ``generator``) refined by ``power_iters`` power iterations,

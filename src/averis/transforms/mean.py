@@ -10,7 +10,7 @@ from ..formats import fake_quantize
 _E4M3_MAX = 448.0
 
 
-def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False):
     """(mu, residual) with mu = mean of x over ``dim`` (kept as a size-1 dim), residual = x - mu.
 
     Both are float32 (the mean is accumulated in FP32).  all_reduce: average mu over the ranks
