@@ -254,3 +254,34 @@ def test_fallback_without_triton_backend_matches():
     a = kernels.fake_quantize_residual(x, st_t.mean, st_t.residual_amax, spec, backend="torch")
     b = kernels.fake_quantize_residual(x, st_k.mean, st_k.residual_amax, spec, backend="triton")
     assert_bits_equal(a, b)
+
+
+# --------------------------------------------------------------------------- wiring into QuantLinear
+@pytest.mark.parametrize("recipe_name,operand,mean_axis", [
+    ("averis", "fprop_x", "rows"), ("averis", "wgrad_dy", "reduction"), ("averis", "wgrad_x", "reduction"),
+    ("nvidia", "wgrad_dy", "reduction"), ("averis_rht", "wgrad_x", "reduction"), ("mxfp4_averis", "dgrad_dy", "rows"),
+])
+def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis, monkeypatch):
+    """nn.functional.prepare through the fused kernels == its unfused torch path, bit for bit."""
+    from averis import recipes
+    from averis.kernels import fused
+    from averis.nn import functional
+    from averis.transforms import random_signs
+
+    recipe = recipes.get(recipe_name)
+    spec = recipe.operand(operand)
+    tokens = (hard_input((64, 32), torch.bfloat16, seed=4).float() + 1.5).bfloat16()  # tokens x channels
+    a = tokens if mean_axis == "rows" else tokens.T      # the operand as prepare sees it (reduction axis last)
+    signs = random_signs(1).to(DEV)
+    outs = []
+    for use in (False, True):
+        monkeypatch.setattr(fused, "_on_device", lambda t, _u=use: _u)
+        g = torch.Generator(device=DEV).manual_seed(3)
+        outs.append(functional.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs))
+    ref, got = outs
+    assert_bits_equal(got.main.float().contiguous(), ref.main.float().contiguous(), f"{recipe_name} {operand} main")
+    for name in ("row_mean", "red_mean"):
+        r, t = getattr(ref, name), getattr(got, name)
+        assert (r is None) == (t is None)
+        if r is not None:
+            assert_bits_equal(t, r, name)

@@ -16,6 +16,8 @@ layout, which is the row-major index of the reference's blocked layout.
 
 from __future__ import annotations
 
+import os
+
 import triton
 import triton.language as tl
 
@@ -24,6 +26,8 @@ INV6 = tl.constexpr(0.16666666666666666)  # rounds to fp32(1/6) as a Triton cons
 GOLDEN32 = tl.constexpr(0x9E3779B9)
 HASH_M1 = tl.constexpr(0x7FEB352D)
 HASH_M2 = tl.constexpr(0x846CA68B)
+# The interpreter's own fp32 -> bf16 conversion truncates; on CUDA the conversion rounds to nearest even.
+_INTERP = tl.constexpr(os.environ.get("TRITON_INTERPRET") == "1")
 
 
 # --------------------------------------------------------------------------- scalar helpers
@@ -101,7 +105,7 @@ def _nv_tensor_scales(amax):
 def _to_out(v, dtype: tl.constexpr):
     """Cast fp32 -> output dtype; bf16 is rounded to nearest even on the bits first (the interpreter's
     own bf16 conversion truncates), so the final cast is exact on every backend."""
-    if dtype == tl.bfloat16:
+    if (dtype == tl.bfloat16) and _INTERP:
         b = v.to(tl.int32, bitcast=True)
         b = (b + 0x7FFF + ((b >> 16) & 1)) & -65536
         return b.to(tl.float32, bitcast=True).to(tl.bfloat16)
@@ -198,27 +202,30 @@ def _quantize_tile(v, nidx, seed, amax, NV: tl.constexpr, B: tl.constexpr, TILE:
         stored = tl.where(finite, e + 127, 255)
     scaled = v * _block_expand(factor, B, TILE, BR, BL)
     sbits = scaled.to(tl.int32, bitcast=True)
-    neg = sbits < 0
     mag = (sbits & 0x7FFFFFFF).to(tl.float32, bitcast=True)
     mag = tl.where(mag > 6.0, 6.0, mag)
+    # E2M1 grid step s: 0.5 on [0, 2), 1 on [2, 4), 2 on [4, 6]; mag / s is exact (power of two).
+    # Nearest: rint(mag / s) * s (ties to even index == ties to even mantissa, e2m1.RNE_MIDPOINTS);
+    # stochastic: lo = floor(mag / s) * s, up when u * s < mag - lo (e2m1.round_stochastic_magnitude).
+    big = mag >= 4.0
+    mid = mag >= 2.0
+    step = tl.where(big, 2.0, tl.where(mid, 1.0, 0.5))
+    t = mag * tl.where(big, 0.5, tl.where(mid, 1.0, 2.0))
+    r = (t + 8388608.0) - 8388608.0  # round half to even (t < 2**22)
     if SR:
-        lo = ((mag >= 0.5).to(tl.int32) + (mag >= 1.0).to(tl.int32) + (mag >= 1.5).to(tl.int32)
-              + (mag >= 2.0).to(tl.int32) + (mag >= 3.0).to(tl.int32) + (mag >= 4.0).to(tl.int32)
-              + (mag >= 6.0).to(tl.int32))
-        lov = _e2m1_value(lo)
-        hiv = _e2m1_value(tl.minimum(lo + 1, 7))
+        lo = tl.where(r > t, r - 1.0, r) * step
         u = _uniform(nidx, seed)
-        idx = lo + (u * (hiv - lov) < (mag - lov)).to(tl.int32)
+        qmag = tl.where(u * step < (mag - lo), lo + step, lo)
     else:
-        idx = ((mag > 0.25).to(tl.int32) + (mag >= 0.75).to(tl.int32) + (mag > 1.25).to(tl.int32)
-               + (mag >= 1.75).to(tl.int32) + (mag > 2.5).to(tl.int32) + (mag >= 3.5).to(tl.int32)
-               + (mag > 5.0).to(tl.int32))
-    q = _e2m1_value(idx)
-    q = tl.where(neg, -q, q)
+        qmag = r * step
+    q = (qmag.to(tl.int32, bitcast=True) | (sbits & -2147483648)).to(tl.float32, bitcast=True)
     if NV:
         fq = (q * _block_expand(deq, B, TILE, BR, BL)) * s_dec
     else:
         fq = q * _block_expand(deq, B, TILE, BR, BL)
+    idx = tl.where(qmag < 2.5, qmag * 2.0, tl.where(qmag > 5.0, 7.0, qmag + 2.0))
+    idx = tl.where(qmag == qmag, idx, 0.0).to(tl.int32)  # NaN -> index 0, like e2m1.encode
+    neg = sbits < 0
     codes = idx | (neg.to(tl.int32) << 3)
     return fq, codes, stored, s_dec
 

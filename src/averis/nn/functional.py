@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ..formats import fake_quantize
+from ..kernels.fused import fused_operand  # [kernels]
 from ..recipes.spec import OperandSpec, Recipe
 from ..transforms import (
     hadamard16,
@@ -66,16 +67,21 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
     if spec.format == "none":
         return Operand(a, length)
     mu = None
-    if spec.has_mean:
-        mu, a = mean_split(a, dim=0 if mean_axis == "rows" else 1, all_reduce=recipe.mean_all_reduce)
-    if spec.has_hadamard:
-        a = hadamard16(pad_to_multiple(a, HADAMARD_BLOCK, -1), signs, -1)
-        if mu is not None and mean_axis == "rows":
-            mu = hadamard16(pad_to_multiple(mu, HADAMARD_BLOCK, -1), signs, -1)
-    if spec.transform == "lowrank":
-        main = _lowrank_operand(a, spec, recipe, generator)
+    # [kernels] on CUDA, mean split / RHT + quantize in one fused Triton pass, bit-identical to the else branch
+    fused = fused_operand(a, spec, recipe, mean_axis, generator, signs)
+    if fused is not None:
+        main, mu = fused
     else:
-        main = quantize_operand(a, spec, generator)
+        if spec.has_mean:
+            mu, a = mean_split(a, dim=0 if mean_axis == "rows" else 1, all_reduce=recipe.mean_all_reduce)
+        if spec.has_hadamard:
+            a = hadamard16(pad_to_multiple(a, HADAMARD_BLOCK, -1), signs, -1)
+            if mu is not None and mean_axis == "rows":
+                mu = hadamard16(pad_to_multiple(mu, HADAMARD_BLOCK, -1), signs, -1)
+        if spec.transform == "lowrank":
+            main = _lowrank_operand(a, spec, recipe, generator)
+        else:
+            main = quantize_operand(a, spec, generator)
     op = Operand(main, length, signs=signs if spec.has_hadamard else None)
     if mu is not None:
         # the mean vector runs along the rows' other axis: R for a row mean, P for a reduction mean

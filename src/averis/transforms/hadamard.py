@@ -43,7 +43,10 @@ def hadamard16(x: torch.Tensor, signs: torch.Tensor, axis: int = -1) -> torch.Te
     The size of ``axis`` must be a multiple of 16 (zero-pad first: the transform keeps the
     padded product exact because it is orthogonal).
     """
-    return _apply(x, hadamard_matrix(signs), axis)
+    # [kernels] butterflies in the fixed order the fused Triton kernel uses (same bits on CPU and GPU)
+    from ..kernels.reference import hadamard16 as butterflies
+
+    return butterflies(x, signs, axis)
 
 
 def hadamard16_inverse(y: torch.Tensor, signs: torch.Tensor, axis: int = -1) -> torch.Tensor:

@@ -17,7 +17,13 @@ def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False):
     of the default torch.distributed group (every rank must hold the same number of tokens).
     """
     xf = x.float()
-    mu = xf.mean(dim=dim, keepdim=True)
+    if x.ndim == 2:  # [kernels] the fixed-order column mean of averis.kernels (same bits on CPU and GPU)
+        from ..kernels import column_stats
+
+        rows = dim % 2 == 0
+        mu = column_stats(x if rows else x.T).mean.reshape((1, -1) if rows else (-1, 1))
+    else:
+        mu = xf.mean(dim=dim, keepdim=True)
     if all_reduce and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(mu, op=dist.ReduceOp.SUM)
         mu = mu / dist.get_world_size()
