@@ -159,6 +159,31 @@ def section_check():
                     r = fake_quantize(h, fmt, axis=axis, generator=g2, rounding="stochastic", backend="torch",
                                       check_finite=False).to(x.dtype)
                     record(f"hadamard {sname} {shape} axis={axis}", same(t, r))
+    # QuantLinear's operand preparation: fused kernels vs the unfused path (mean_split, hadamard16, quantize)
+    from averis import recipes
+    from averis.kernels import fused
+    from averis.nn import functional
+    from averis.transforms import random_signs
+
+    tokens = (hard_input((8192, 1536), torch.bfloat16, 6).float() + 1).bfloat16()
+    signs = random_signs(0, "cuda")
+    for rname, opname, axis_kind in (("averis", "fprop_x", "rows"), ("averis", "wgrad_dy", "reduction"),
+                                     ("nvidia", "wgrad_x", "reduction"), ("averis_rht", "wgrad_dy", "reduction"),
+                                     ("mxfp4_averis", "dgrad_dy", "rows")):
+        recipe = recipes.get(rname)
+        a = tokens if axis_kind == "rows" else tokens.T
+        outs = []
+        saved = fused._on_device
+        for use in (False, True):
+            fused._on_device = (lambda t: True) if use else (lambda t: False)
+            outs.append(functional.prepare(a, recipe.operand(opname), recipe, mean_axis=axis_kind, generator=gen(2),
+                                           signs=signs))
+        fused._on_device = saved
+        ok = same(outs[0].main.float(), outs[1].main.float())
+        for name in ("row_mean", "red_mean"):
+            r, t = getattr(outs[0], name), getattr(outs[1], name)
+            ok = ok and ((r is None and t is None) or same(r, t))
+        record(f"prepare fused==unfused {rname} {opname}", ok)
     x = hard_input((2048, 2048), torch.float32, 4)
     x[7, 9] = float("nan")
     for fmt in ("nvfp4", "mxfp4"):
@@ -365,10 +390,13 @@ def section_step(recipes, batch, seq, steps, compile_model):
     for name in recipes:
         naive = name.endswith("-torch")
         recipe = name.removesuffix("-torch")
-        saved = kernels.available
+        from averis.kernels import fused
+
+        saved, saved_dev = kernels.available, fused._on_device
         try:
             if naive:  # the naive path: every quantization through the PyTorch reference ops
                 kernels.available = lambda x: False
+                fused._on_device = lambda x: False
             torch.manual_seed(0)
             model = build_qwen3("bench", vocab_size=16384).cuda()
             nparams = sum(p.numel() for p in model.parameters())
@@ -410,7 +438,7 @@ def section_step(recipes, batch, seq, steps, compile_model):
             log(f"  {name}: ERROR {e!r}")
             traceback.print_exc()
         finally:
-            kernels.available = saved
+            kernels.available, fused._on_device = saved, saved_dev
             torch.cuda.empty_cache()
     base = {r["recipe"]: r["ms"] for r in rows if "ms" in r}
     for r in rows:
@@ -439,6 +467,8 @@ def main():
     path = Path(args.out) / f"kernels_{tag}.json"
     if args.merge and path.exists():
         RESULTS.update(json.loads(path.read_text()))
+        for kind, cfg in RESULTS.get("sweep", {}).get("best", {}).items():  # the tile configs swept before
+            dispatch.CONFIGS[kind] = tuple(cfg)
     RESULTS["device"] = dev
     RESULTS["versions"] = {"torch": torch.__version__, "triton": triton.__version__,
                            "python": platform.python_version(), "cuda": torch.version.cuda}
