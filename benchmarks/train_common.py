@@ -27,6 +27,9 @@ def parser(description: str, config: str, default_jobs: int, default_seeds: str)
     prep = sub.add_parser("prep", help="tokenize the corpus into uint16 token files (CPU)")
     prep.add_argument("--tokens-out", required=True)
     prep.add_argument("--max-chars", type=int, default=0, help="use only this much text (quick tests)")
+    prep.add_argument("--max-train-tokens", type=int, default=0,
+                      help="keep only this many training tokens, as evenly spaced blocks over the whole corpus "
+                           "(smaller files to carry; validation is kept whole)")
     prep.add_argument("--force", action="store_true")
     run = sub.add_parser("run", help="train the recipes (GPU if present) and write the report")
     run.add_argument("--tokens", required=True, help="the folder `prep` wrote")
@@ -56,7 +59,27 @@ def prep(args, data_overrides: list[str]) -> int:
     start = time.time()
     build(cfg, out, progress=True)
     print(f"tokenized in {time.time() - start:.0f} s")
+    if args.max_train_tokens:
+        thin_out(out / "train.bin", args.max_train_tokens)
     return show_tokens(out)
+
+
+def thin_out(path: Path, keep: int, block: int = 8192) -> None:
+    """Rewrite a token file with `keep` tokens: evenly spaced whole blocks, so every source stays represented."""
+    import numpy as np
+
+    from averis.data.tokens import TokenFile, write_tokens
+
+    tf = TokenFile(path)
+    blocks = len(tf) // block
+    wanted = min(blocks, -(-keep // block))
+    if wanted >= blocks:
+        return
+    chosen = np.linspace(0, blocks - 1, wanted).astype(np.int64)
+    tokens = np.concatenate([np.asarray(tf.tokens[b * block:(b + 1) * block]) for b in chosen])
+    meta = {k: v for k, v in tf.meta.items() if k not in ("format", "version", "dtype", "num_tokens")}
+    del tf
+    write_tokens(path, tokens, {**meta, "thinned_from_blocks": int(blocks)})
 
 
 def show_tokens(folder: Path) -> int:

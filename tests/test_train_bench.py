@@ -31,9 +31,10 @@ def test_scratch_benchmark_prep_run_report(tmp_path, monkeypatch):
     tokens, out = tmp_path / "tokens", tmp_path / "results"
     with monkeypatch.context() as m:  # the bundled text stands in for the corpus
         m.setenv("AVERIS_CORPUS", str(REPO / "src" / "averis" / "data"))
-        text = script("prep", "--tokens-out", str(tokens), "--max-chars", "80000")
+        text = script("prep", "--tokens-out", str(tokens), "--max-chars", "150000", "--max-train-tokens", "16384")
     vocab = int(re.search(r"train.bin: [\d,]+ tokens, uint16, vocab (\d+)", text).group(1))
     assert 1000 < vocab <= 16384  # a 16k BPE, short of merges on this little text
+    assert "train.bin: 16,384 tokens" in text  # thinned to two blocks
     sets = [arg for s in TINY for arg in ("--set", s)]
     text = script("run", "--tokens", str(tokens), "--out", str(out), "--recipes", "bf16,averis", "--seeds", "0",
                   "--jobs", "2", "--export", str(tmp_path / "export"), *sets)
