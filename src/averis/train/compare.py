@@ -129,7 +129,8 @@ def _run_parallel(configs: list[RunConfig], jobs: int, deadline: float | None = 
 
 def _child_env() -> dict:
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1" if not _has_cuda() else env.get("OMP_NUM_THREADS", "4"))
+    # several processes share the cores: one or two threads each avoids oversubscription
+    env.setdefault("OMP_NUM_THREADS", "2" if _has_cuda() else "1")
     return env
 
 
