@@ -49,7 +49,8 @@ def column_stats(x: torch.Tensor, chunk: int = CHUNK) -> ColumnStats:
     xf = x.float()
     rows, cols = xf.shape
     nch = -(-rows // chunk)
-    padded = torch.nn.functional.pad(xf, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
+    # + 0.0 turns -0 into +0 (the sums never see a -0, whatever order or identity a reduction uses)
+    padded = torch.nn.functional.pad(xf + 0.0, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
     part = _tree(padded)
     ngr = -(-nch // GROUP)
     groups = _tree(torch.nn.functional.pad(part, (0, 0, 0, ngr * GROUP - nch)).view(ngr, GROUP, cols))

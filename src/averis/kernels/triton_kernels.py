@@ -355,9 +355,9 @@ def dual_kernel(x_ptr, sxr, sxl, mu_ptr, yr_ptr, yc_ptr, amax_ptr, seed_ptr, M, 
 
 @triton.jit
 def _pair_sum(t, G: tl.constexpr, BN: tl.constexpr):
-    """(G, BN) -> (G/2, BN): rows 2i + 2i+1 (one level of the fixed pairwise tree)."""
-    a, b = tl.split(tl.permute(tl.reshape(t, (G // 2, 2, BN)), (0, 2, 1)))
-    return a + b
+    """(G, BN) -> (G/2, BN): rows 2i + 2i+1 (one level of the fixed pairwise tree).  A sum of two is
+    exact in any order; the inputs carry no -0 (normalised by + 0.0), so no identity can change it."""
+    return tl.sum(tl.reshape(t, (G // 2, 2, BN)), axis=1)
 
 
 @triton.jit
@@ -402,7 +402,7 @@ def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
     ok = (rows[:, None] < NROWS) & cm[None, :]
     v = tl.load(x_ptr + rows[:, None].to(tl.int64) * sxr + cols[None, :] * sxc, mask=ok, other=0.0)
     v = v.to(tl.float32)
-    s = _tree_sum(v, CH, BN)
+    s = _tree_sum(v + 0.0, CH, BN)  # + 0.0: -0 -> +0, as in the reference
     mx = tl.reduce(tl.where(ok, v, float("-inf")), 0, _fmax_nan)
     mn = tl.reduce(tl.where(ok, v, float("inf")), 0, _fmin_nan)
     poff = pid_k.to(tl.int64) * NCOLS + cols
