@@ -466,6 +466,44 @@ def section_step(recipes, batch, seq, steps, compile_model):
                              "compile": compile_model, "autocast": "bf16", "rows": prev + rows}
 
 
+def markdown(res: dict) -> str:
+    """Tables for docs/kernels.md from a results JSON."""
+    out = [f"Device: {res.get('device')}; " + ", ".join(f"{k} {v}" for k, v in res.get("versions", {}).items())]
+    if "check" in res:
+        c = res["check"]
+        out.append(f"\nBit-exact checks on the GPU: {c['cases'] - len(c['failures'])}/{c['cases']} equal.")
+    if "bandwidth" in res:
+        b = res["bandwidth"]
+        out += [f"\nKernels on a {b['shape'][0]} x {b['shape'][1]} {b['dtype']} tensor; device copy bandwidth "
+                f"{b['copy_GBps']:.0f} GB/s (read + write).\n",
+                "| kernel | time (us) | GB/s | % of copy |", "| --- | ---: | ---: | ---: |"]
+        for r in b["rows"]:
+            if "ms" in r:
+                out.append(f"| {r['kernel']} | {r['ms'] * 1e3:.1f} | {r['GB/s']:.0f} | "
+                           f"{100 * r['frac_of_copy']:.0f}% |")
+            else:
+                out.append(f"| {r['kernel']} | error | | |")
+    if "averis_vs_nvfp4" in res:
+        out += ["\n| shape | plain NVFP4 (us) | Averis (us) | ratio | plain, graph (us) | Averis, graph (us) "
+                "| ratio, graph | unfused Averis (us) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in res["averis_vs_nvfp4"]:
+            out.append(f"| {r['shape'][0]} x {r['shape'][1]} | {r['plain_us']:.1f} | {r['averis_us']:.1f} | "
+                       f"{r['ratio']:.3f} | {r['plain_graph_us']:.1f} | {r['averis_graph_us']:.1f} | "
+                       f"{r['ratio_graph']:.3f} | {r['averis_unfused_us']:.1f} |")
+    if "train_step" in res:
+        t = res["train_step"]
+        out += [f"\nTraining step: {t['model']}, batch {t['batch']} x {t['seq']}, torch.compile={t['compile']}, "
+                f"autocast {t['autocast']}.\n", "| recipe | ms / step | vs bf16 | vs nvfp4 |",
+                "| --- | ---: | ---: | ---: |"]
+        for r in t["rows"]:
+            if "ms" in r:
+                out.append(f"| {r['recipe']} | {r['ms']:.1f} | {r.get('vs_bf16', float('nan')):.2f} | "
+                           f"{r.get('vs_nvfp4', float('nan')):.3f} |")
+            else:
+                out.append(f"| {r['recipe']} | error: {r['error'][:80]} | | |")
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sections", default="check,sweep,bw,averis,step")
@@ -476,7 +514,11 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--merge", action="store_true", help="update an existing JSON instead of replacing it")
+    ap.add_argument("--markdown", metavar="JSON", help="print the tables of a results JSON and exit (no GPU)")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
     dev = torch.cuda.get_device_name()
     tag = re.sub(r"[^A-Za-z0-9]+", "_", dev).strip("_").lower()
     path = Path(args.out) / f"kernels_{tag}.json"
