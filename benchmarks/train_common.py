@@ -5,8 +5,8 @@ Three steps, so the expensive CPU work happens once, here, and the GPU only trai
   run    --tokens DIR --out RESULTS   train every (recipe, seed) as parallel processes on one GPU, then report
   report RESULTS            the loss-gap table and plots (same as `averis report RESULTS`)
 `run` is restartable: finished runs are skipped and stopped ones resumed, and --time-budget stops
-everything (with checkpoints) in time for a session's per-command limit.  --export copies the
-small result files (metrics, configs, summaries, report, PNGs; no checkpoints) to another folder.
+everything (with checkpoints) in time for a session's per-command limit.  --export DIR writes the
+report, the PNGs and runs.tar.gz (metrics, configs, summaries, logs; no checkpoints) into DIR.
 """
 
 from __future__ import annotations
@@ -124,13 +124,21 @@ def run(args, extra: list[str]) -> int:
 
 
 def export(results: Path, dest: Path) -> None:
-    """Copy everything but checkpoints and TensorBoard logs (small enough to bring back from a GPU box)."""
-    for path in results.rglob("*"):
-        rel = path.relative_to(results)
-        if path.is_file() and not {"checkpoints", "tensorboard"} & set(rel.parts):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, dest / rel)
-    print(f"exported results (no checkpoints) to {dest}")
+    """A few files a GPU session can bring back (its $OUT takes at most 8, two folders deep):
+    report.md, report.json, the PNGs, and runs.tar.gz with every run's metrics, config, summary and
+    log (no checkpoints, no TensorBoard).  `tar xzf runs.tar.gz` then `averis report` rebuilds it all."""
+    import tarfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "report.json", "loss_curves.png", "gap_curves.png"):
+        if (results / name).is_file():
+            shutil.copy2(results / name, dest / name)
+    with tarfile.open(dest / "runs.tar.gz", "w:gz") as tar:
+        for path in sorted(results.rglob("*")):
+            rel = path.relative_to(results)
+            if path.is_file() and not {"checkpoints", "tensorboard"} & set(rel.parts) and len(rel.parts) > 1:
+                tar.add(path, arcname=str(Path(results.name) / rel))
+    print(f"exported report, plots and runs.tar.gz (no checkpoints) to {dest}")
 
 
 def main(argv, description: str, config: str, data_overrides: list[str], run_overrides: list[str],

@@ -6,11 +6,13 @@ import json
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from averis.train.quant import recipe_names
+from averis.train.report import write_report
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["train.max_steps=3", "data.seq_len=32", "train.batch_size=2", "train.eval_every=3", "train.eval_batches=1",
@@ -42,7 +44,12 @@ def test_scratch_benchmark_prep_run_report(tmp_path, monkeypatch):
     report = json.loads((out / "report.json").read_text())
     assert {r["status"] for r in report["runs"]} == {"done"} and len(report["runs"]) == 2
     assert (out / "averis" / "metrics.jsonl").is_file()
-    exported = {p.relative_to(tmp_path / "export").as_posix() for p in (tmp_path / "export").rglob("*")}
-    assert "gap_curves.png" in exported and not any("checkpoints" in p for p in exported)
+    exported = sorted(p.name for p in (tmp_path / "export").iterdir())
+    assert exported == ["gap_curves.png", "loss_curves.png", "report.json", "report.md", "runs.tar.gz"]
+    with tarfile.open(tmp_path / "export" / "runs.tar.gz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+        assert not any("checkpoints" in n for n in tar.getnames())
+    again = write_report(tmp_path / "unpacked", plots=False)
+    assert json.loads(json.dumps(again["rows"])) == report["rows"]  # the bundle alone rebuilds the table
     assert "finished, skipped" in script("run", "--tokens", str(tokens), "--out", str(out), "--recipes",
                                          "bf16,averis", "--seeds", "0", "--jobs", "2", *sets)
