@@ -108,3 +108,10 @@ def test_data_tokenize_and_info(tmp_path, capsys):
     assert main(args) == 2 and "--force" in capsys.readouterr().err
     assert main(["data", "info", str(out / "train.bin")]) == 0
     assert '"vocab_size": 300' in capsys.readouterr().out
+
+
+def test_several_overrides_after_one_set(tmp_path, capsys):
+    args = ["train", "--out", str(tmp_path / "r"), "--no-progress", *sets(tmp_path),
+            "--set", "train.max_steps=2", "train.eval_every=2"]
+    assert main(args) == 0
+    assert '"step": 2' in capsys.readouterr().out

@@ -168,3 +168,23 @@ def test_prepare_builds_once_then_reuses_the_cache(tmp_path):
     again = prepare(cfg, tmp_path / "cache", progress=False)
     assert again.train.path == data.train.path and os.stat(again.train.path).st_mtime_ns == stamp
     assert data.tokenizer().decode(np.asarray(data.train.tokens[:9])) == "some text"
+
+
+def test_hf_dataset_rows_are_read_from_the_text_field(monkeypatch):
+    import importlib.machinery
+    import sys
+    import types
+
+    class FakeDataset(list):
+        column_names = ["text", "id"]
+
+    fake = types.ModuleType("datasets")
+    fake.__spec__ = importlib.machinery.ModuleSpec("datasets", None)
+    calls = []
+    fake.load_dataset = lambda name, config, split, data_files: calls.append((name, split, data_files)) or \
+        FakeDataset([{"text": "first", "id": 1}, {"text": "second", "id": 2}])
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    assert list(documents("hf:json", paths=["a.jsonl"], hf_split="validation")) == ["first", "second"]
+    assert calls == [("json", "validation", ["a.jsonl"])]
+    with pytest.raises(ValueError, match="no column 'body'"):
+        list(documents("hf:json", hf_text_field="body"))

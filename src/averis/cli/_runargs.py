@@ -7,8 +7,8 @@ from ..train.config import RunConfig, load_config
 
 def add_run_args(p) -> None:
     p.add_argument("--config", help="YAML or TOML run config (default: the built-in tiny demo)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override, repeatable: --set optim.lr=3e-4 --set train.batch_size=8")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="dotted overrides: --set optim.lr=3e-4 train.batch_size=8 (repeatable)")
     p.add_argument("--max-steps", type=int, help="= train.max_steps")
     p.add_argument("--seed", type=int, help="= train.seed")
     p.add_argument("--device", help="= train.device (auto, cpu, cuda)")
