@@ -12,6 +12,7 @@ report, the PNGs and runs.tar.gz (metrics, configs, summaries, logs; no checkpoi
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -143,7 +144,9 @@ def export(results: Path, dest: Path) -> None:
 
 def main(argv, description: str, config: str, data_overrides: list[str], run_overrides: list[str],
          default_jobs: int, default_seeds: str) -> int:
+    # works from a plain checkout (no `pip install`): this process and the runs it starts import src/
     sys.path.insert(0, str(REPO / "src"))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
     args = parser(description, config, default_jobs, default_seeds).parse_args(argv)
     if args.step == "prep":
         return prep(args, data_overrides)
