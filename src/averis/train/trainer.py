@@ -133,7 +133,7 @@ class Trainer:
                 self._update_bar(bar, metrics)
                 if self._due(cfg.ckpt_every) or self.step == cfg.max_steps:
                     self.save_checkpoint()
-                if cfg.time_limit_s and time.time() - start_time > cfg.time_limit_s:
+                if cfg.time_limit_s and self._out_of_time(start_time):
                     status, reason = "stopped", f"time limit of {cfg.time_limit_s:g} s"
                     if not ckpt.step_dir(self.out / "checkpoints", self.step).exists():
                         self.save_checkpoint()
@@ -293,6 +293,10 @@ class Trainer:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _out_of_time(self, start_time: float) -> bool:
+        """Rank 0's clock decides for every rank (ranks that stopped at different steps would hang)."""
+        return bool(dist_utils.broadcast_object(time.time() - start_time > self.cfg.train.time_limit_s, self.dist))
 
     def _eval_precision(self):
         if self.cfg.train.eval_quantized or self.cfg.recipe in NO_QUANT:
