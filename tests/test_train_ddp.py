@@ -39,11 +39,12 @@ def test_ddp_and_fsdp2_match_one_process_and_fsdp2_resumes(tmp_path):
     run(["--out", str(tmp_path / "single"), "--max-steps", "4", "--set", "train.grad_accum=2", *base])
     run(["--out", str(tmp_path / "ddp"), "--max-steps", "4", *base], world=2)
     fsdp = ["--out", str(tmp_path / "fsdp"), "--set", "train.distributed=fsdp", *base]
-    run([*fsdp, "--max-steps", "2"], world=2)
+    run([*fsdp, "--max-steps", "4", "--set", "train.time_limit_s=1e-9"], world=2)  # stops after step 1
+    assert json.loads((tmp_path / "fsdp" / "summary.json").read_text())["status"] == "stopped"
     run([*fsdp, "--max-steps", "4", "--resume"], world=2)
     single, ddp, fsdp = (losses(tmp_path / n) for n in ("single", "ddp", "fsdp"))
     assert len(single) == len(ddp) == len(fsdp) == 4
     assert ddp == pytest.approx(single, rel=1e-5)   # rank r draws global micro-batch r: the same windows
-    assert fsdp == pytest.approx(single, rel=1e-5)  # ... and the FSDP2 run went through a resume at step 2
+    assert fsdp == pytest.approx(single, rel=1e-5)  # ... and the FSDP2 run went through a resume at step 1
     summary = json.loads((tmp_path / "fsdp" / "summary.json").read_text())
     assert summary["world"] == 2 and summary["step"] == 4
