@@ -8,8 +8,15 @@ import pytest
 import torch
 
 SCRIPT = r"""
-import sys, copy, torch, averis
+import sys, copy, functools, os, torch, averis
 from torch import nn
+from averis.nn import functional
+if os.environ.get("TRITON_INTERPRET") == "1":   # on CPU "auto" means the reference: force the kernels
+    from averis.kernels import dispatch
+    calls = []
+    real = dispatch.fake_quantize
+    dispatch.fake_quantize = lambda *a, **k: calls.append(1) or real(*a, **k)
+    functional.fake_quantize = functools.partial(averis.fake_quantize, backend="triton")
 torch.manual_seed(0)
 out = {}
 for name in ["nvfp4", "nvidia", "averis", "averis_rht", "mxfp4_averis"]:
@@ -19,6 +26,8 @@ for name in ["nvfp4", "nvidia", "averis", "averis_rht", "mxfp4_averis"]:
     y = q(x)
     y.pow(2).mean().backward()
     out[name] = (y.detach(), x.grad, q[0].weight.grad)
+if os.environ.get("TRITON_INTERPRET") == "1":
+    assert len(calls) == 30, len(calls)  # 5 recipes x 6 quantized operands
 torch.save(out, sys.argv[1])
 """
 
