@@ -42,7 +42,8 @@ def parser(description: str, config: str, default_jobs: int, default_seeds: str)
     run.add_argument("--time-budget", type=float, default=0, metavar="S",
                      help="checkpoint and stop after S seconds; run again to continue")
     run.add_argument("--export", help="copy the small result files (no checkpoints) here at the end")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                     help="config overrides, e.g. --set train.max_steps=60 train.eval_every=30")
     rep = sub.add_parser("report", help="loss-gap table and plots of a results folder")
     rep.add_argument("out")
     return p
