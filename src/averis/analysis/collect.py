@@ -8,6 +8,7 @@ same tokens.  Layers fed the same tensor (q/k/v, gate/up) are stored once and na
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -193,13 +194,31 @@ def model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+@contextlib.contextmanager
+def gradients_enabled(model: nn.Module):
+    """Every parameter requires grad inside the block (so outputs carry gradients); afterwards each
+    parameter's requires_grad flag and .grad are exactly as they were."""
+    params = list(model.parameters())
+    saved = [(p.requires_grad, p.grad) for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(True)
+            p.grad = None
+        yield
+    finally:
+        for p, (flag, grad) in zip(params, saved):
+            p.requires_grad_(flag)
+            p.grad = grad
+
+
 def collect(model: nn.Module, batches: Iterable[torch.Tensor], *, grads: bool = False, max_tokens: int = 4096,
             include: str | None = None, exclude: str | None = None, seed: int = 0,
             max_channels: int = 16384) -> tuple[list[Collected], dict[str, str]]:
     """Run ``batches`` (token id blocks, batch x seq) through ``model`` and collect its linear layers.
 
-    grads=True runs the LM loss backward too (parameter gradients are cleared afterwards and the
-    model's own .grad left as it was found: None).  Returns (collected, skipped layers).
+    grads=True runs the LM loss backward too; parameter gradients are left as they were found.
+    The model runs in eval mode (no dropout) and is put back in its mode afterwards.
+    Returns (collected, skipped layers).
     """
     device = model_device(model)
     collector = LinearCollector(model, max_tokens=max_tokens, grads=grads, include=include, exclude=exclude,
@@ -208,7 +227,7 @@ def collect(model: nn.Module, batches: Iterable[torch.Tensor], *, grads: bool = 
     model.eval()
     count = 0
     try:
-        with collector:
+        with collector, (gradients_enabled(model) if grads else contextlib.nullcontext()):
             for ids in batches:
                 collector.new_batch()
                 ids = ids.to(device)
