@@ -12,7 +12,11 @@ def randomized_svd(x: torch.Tensor, rank: int, power_iters: int = 2,
     A Gaussian sketch (drawn from ``generator``) refined by ``power_iters`` power iterations,
     re-orthonormalised after each product for stability.  r is capped at min(m, n).
     """
-    xf = x.float()
+    with torch.autocast(x.device.type, enabled=False):  # QR has no BF16 kernel on CUDA; the sketch is FP32
+        return _randomized_svd_fp32(x.float(), rank, power_iters, generator)
+
+
+def _randomized_svd_fp32(xf: torch.Tensor, rank: int, power_iters: int, generator):
     m, n = xf.shape
     r = min(rank, m, n)
     omega = torch.randn(n, r, generator=generator, device=xf.device, dtype=torch.float32)
@@ -27,4 +31,5 @@ def randomized_svd(x: torch.Tensor, rank: int, power_iters: int = 2,
 def lowrank_split(x: torch.Tensor, rank: int, power_iters: int = 2, generator: torch.Generator | None = None):
     """(U, S, V, residual) with residual = x - U diag(S) V^T (float32)."""
     u, s, v = randomized_svd(x, rank, power_iters, generator)
-    return u, s, v, x.float() - (u * s) @ v.T
+    with torch.autocast(x.device.type, enabled=False):
+        return u, s, v, x.float() - (u * s) @ v.T
