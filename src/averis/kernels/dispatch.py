@@ -35,7 +35,7 @@ CONFIGS = {
     "had": (16, 128, 4),       # Hadamard along the contiguous dim
     "dual": (32, 64, 4),
     "amax": (32, 256, 4),
-    "stats": (128, 32, 4),     # (CHUNK, columns, warps); CHUNK must equal reference.CHUNK
+    "stats": (128, 64, 1),     # (CHUNK, columns, warps); CHUNK must equal reference.CHUNK
     "amaxflat": (0, 16384, 8),  # (-, elements per program, warps)
 }
 _INTERPRET_CONFIGS = {k: (min(v[0], 32), min(v[1], 64), v[2]) for k, v in CONFIGS.items()}
