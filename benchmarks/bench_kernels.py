@@ -339,7 +339,7 @@ def section_sweep():
                 lambda: dispatch.fake_quantize_hadamard(x, signs, nv, 1, None, tensor_amax=amax)),
         "amax": ([(32, 256, 4), (64, 256, 8), (16, 512, 4), (32, 512, 8)],
                  lambda: dispatch.amax(x, signs=None, mu=st_mean, axis=1)),
-        "stats": ([(128, 64, 1), (128, 32, 1), (128, 128, 1), (128, 128, 2), (128, 256, 2), (128, 256, 4)],
+        "stats": ([(128, 32, 2), (128, 16, 2), (128, 32, 4), (128, 64, 4), (128, 64, 8)],
                   lambda: kernels.column_stats(x)),
         "amaxflat": ([(0, 16384, 8), (0, 4096, 4), (0, 8192, 4), (0, 32768, 16), (0, 2048, 4)],
                      lambda: dispatch.amax(x)),

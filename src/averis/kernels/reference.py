@@ -2,9 +2,9 @@
 
 Each function fixes its floating-point order so that the Triton kernel reproduces it bit for bit:
 
-- ``column_stats``: column sums of a 2D tensor in float32: the rows of each chunk of ``CHUNK`` rows
-  added one after the other from +0; the chunk sums by a fixed pairwise tree (rows 2i + 2i+1, level
-  by level) inside groups of ``GROUP`` chunks (zero-padded), then the group sums one after the other;
+- ``column_stats``: column sums of a 2D tensor in float32: each chunk of ``CHUNK`` rows (zero-padded)
+  summed by a fixed pairwise tree (rows 2i + 2i+1, level by level), the chunk sums likewise inside
+  groups of ``GROUP`` chunks (zero-padded), then the group sums one after the other from +0;
   mean = sum / rows (a true float32 division: a tensor divisor, since PyTorch on CUDA multiplies
   by the reciprocal of a Python-number divisor); the exact residual amax
   ``max_j max(colmax_j - mu_j, mu_j - colmin_j)``, which equals ``amax(|x.float() - mu|)`` bit for bit
@@ -43,16 +43,15 @@ class ColumnStats(NamedTuple):
 def column_stats(x: torch.Tensor, chunk: int = CHUNK) -> ColumnStats:
     """Column statistics of a 2D tensor (l tokens x m channels) in the kernels' summation order.
 
-    ``chunk``: rows per chunk (tests use small chunks to exercise many of them)."""
+    ``chunk``: rows per sequential chunk (tests use small chunks to exercise many of them)."""
     if x.ndim != 2:
         raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
     xf = x.float()
     rows, cols = xf.shape
     nch = -(-rows // chunk)
-    padded = torch.nn.functional.pad(xf, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
-    part = torch.zeros(nch, cols, dtype=torch.float32, device=x.device)  # from +0: never -0
-    for i in range(chunk):
-        part = part + padded[:, i]
+    # + 0.0 turns -0 into +0 (the sums never see a -0, whatever order or identity a reduction uses)
+    padded = torch.nn.functional.pad(xf + 0.0, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
+    part = _tree(padded)
     ngr = -(-nch // GROUP)
     groups = _tree(torch.nn.functional.pad(part, (0, 0, 0, ngr * GROUP - nch)).view(ngr, GROUP, cols))
     total = torch.zeros(cols, dtype=torch.float32, device=x.device)

@@ -356,7 +356,7 @@ def dual_kernel(x_ptr, sxr, sxl, mu_ptr, yr_ptr, yc_ptr, amax_ptr, seed_ptr, M, 
 @triton.jit
 def _pair_sum(t, G: tl.constexpr, BN: tl.constexpr):
     """(G, BN) -> (G/2, BN): rows 2i + 2i+1 (one level of the fixed pairwise tree).  A sum of two is
-    the same in any order; the inputs (sums from +0) are never -0, so no identity can change it."""
+    exact in any order; the inputs carry no -0 (normalised by + 0.0), so no identity can change it."""
     return tl.sum(tl.reshape(t, (G // 2, 2, BN)), axis=1)
 
 
@@ -388,9 +388,8 @@ def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
                         CH: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr):
     """Column sums, maxima, minima, the mean and the residual amax in one read of x (NROWS x NCOLS).
 
-    Order (reference.column_stats): the rows of each chunk of CH rows are added one after the other
-    from +0; the chunk sums by a pairwise tree inside groups of GROUP chunks (zero-padded); the group
-    sums one after the other.  The
+    Order (reference.column_stats): each chunk of CH rows (zero-padded) is summed by a pairwise tree;
+    the chunk sums likewise inside groups of GROUP chunks; the group sums one after the other.  The
     last program to finish a column tile (atomic counter) combines the chunk partials, writes sum,
     max, min, mu = sum / NROWS and folds max_j max(colmax_j - mu_j, mu_j - colmin_j) into ramax (int32
     bits, atomic max).
@@ -399,17 +398,13 @@ def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
     pid_k = tl.program_id(1)
     cols = pid_c * BN + tl.arange(0, BN)
     cm = cols < NCOLS
-    s = tl.zeros((BN,), tl.float32)  # +0: a sum from +0 never becomes -0
-    mx = tl.full((BN,), float("-inf"), tl.float32)
-    mn = tl.full((BN,), float("inf"), tl.float32)
-    row0 = pid_k * CH
-    for i in tl.static_range(CH):  # one row after the other: in-thread adds, all loads independent
-        row = row0 + i
-        ok = cm & ((cols * 0 + row) < NROWS)
-        v = tl.load(x_ptr + row.to(tl.int64) * sxr + cols * sxc, mask=ok, other=0.0).to(tl.float32)
-        s = s + v
-        mx = tl.where(ok, _fmax_nan(v, mx), mx)
-        mn = tl.where(ok, _fmin_nan(v, mn), mn)
+    rows = pid_k * CH + tl.arange(0, CH)
+    ok = (rows[:, None] < NROWS) & cm[None, :]
+    v = tl.load(x_ptr + rows[:, None].to(tl.int64) * sxr + cols[None, :] * sxc, mask=ok, other=0.0)
+    v = v.to(tl.float32)
+    s = _tree_sum(v + 0.0, CH, BN)  # + 0.0: -0 -> +0, as in the reference
+    mx = tl.reduce(tl.where(ok, v, float("-inf")), 0, _fmax_nan)
+    mn = tl.reduce(tl.where(ok, v, float("inf")), 0, _fmin_nan)
     poff = pid_k.to(tl.int64) * NCOLS + cols
     tl.store(ps_ptr + poff, s, mask=cm)
     tl.store(pmax_ptr + poff, mx, mask=cm)
