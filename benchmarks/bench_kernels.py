@@ -44,8 +44,13 @@ def log(*a):
 
 
 def bits(t):
-    return t.view(torch.int32) if t.dtype == torch.float32 else t.view(torch.int16) if t.element_size() == 2 \
+    return (
+        t.view(torch.int32)
+        if t.dtype == torch.float32
+        else t.view(torch.int16)
+        if t.element_size() == 2
         else t.view(torch.uint8)
+    )
 
 
 def same(a, b) -> bool:
@@ -70,8 +75,12 @@ def gen(seed):
     return torch.Generator(device=torch.device("cuda", torch.cuda.current_device())).manual_seed(seed)
 
 
-SPECS = {"nvfp4": ("nvfp4", None, None), "nvfp4_16x16": ("nvfp4", (16, 16), None),
-         "mxfp4": ("mxfp4", None, "floor"), "mxfp4_ceil": ("mxfp4", None, "ceil")}
+SPECS = {
+    "nvfp4": ("nvfp4", None, None),
+    "nvfp4_16x16": ("nvfp4", (16, 16), None),
+    "mxfp4": ("mxfp4", None, "floor"),
+    "mxfp4_ceil": ("mxfp4", None, "ceil"),
+}
 
 
 # --------------------------------------------------------------------------- (0) bit-exactness
@@ -98,38 +107,56 @@ def section_check():
                     b = fake_quantize(x.cpu(), fmt, generator=gc, backend="torch", **o)
                     qb = quantize(x.cpu(), fmt, generator=gc, backend="torch", **o)
                     record(f"gpu-torch==cpu {sname} {rnd} axis={axis}", same(a.cpu(), b))
-                    record(f"triton packed==cpu {sname} {rnd} axis={axis}",
-                           same(qa.codes.cpu(), qb.codes) and same(qa.scales.view(torch.uint8).cpu(),
-                                                                   qb.scales.view(torch.uint8)))
+                    record(
+                        f"triton packed==cpu {sname} {rnd} axis={axis}",
+                        same(qa.codes.cpu(), qb.codes)
+                        and same(qa.scales.view(torch.uint8).cpu(), qb.scales.view(torch.uint8)),
+                    )
     log(f"  gpu torch path vs cpu reference: {out['cases'] - len(out['failures'])}/{out['cases']} equal")
 
-    shapes = [((4096, 4096), torch.bfloat16), ((1000, 1000), torch.bfloat16), ((2048, 1536), torch.float32),
-              ((4, 512, 768), torch.float16)]
+    shapes = [
+        ((4096, 4096), torch.bfloat16),
+        ((1000, 1000), torch.bfloat16),
+        ((2048, 1536), torch.float32),
+        ((4, 512, 768), torch.float16),
+    ]
     for sname, (fmt, bs, rule) in SPECS.items():
         for shape, dt in shapes:
             x = hard_input((shape[0] * (shape[1] if len(shape) == 3 else 1), shape[-1]), dt, 2).reshape(shape)
             for rnd in ("nearest", "stochastic"):
                 for axis in (-1, 0 if len(shape) == 2 else 1):
                     for seed in range(3 if rnd == "stochastic" else 1):
-                        o = dict(block_shape=bs, scale_rule=rule, rounding=rnd, axis=axis, pad=True,
-                                 check_finite=False)
+                        o = dict(
+                            block_shape=bs,
+                            scale_rule=rule,
+                            rounding=rnd,
+                            axis=axis,
+                            pad=True,
+                            check_finite=False,
+                        )
                         g1, g2 = (gen(100 + seed) for _ in range(2))
                         r = quantize(x, fmt, generator=g1, backend="torch", **o)
                         t = quantize(x, fmt, generator=g2, backend="triton", **o)
-                        ok = same(r.codes, t.codes) and same(r.scales.view(torch.uint8), t.scales.view(torch.uint8))
+                        ok = same(r.codes, t.codes) and same(
+                            r.scales.view(torch.uint8), t.scales.view(torch.uint8)
+                        )
                         if r.tensor_scale is not None:
                             ok = ok and same(r.tensor_scale, t.tensor_scale)
                         fr = fake_quantize(x, fmt, generator=g1, backend="torch", **o)
                         ft = fake_quantize(x, fmt, generator=g2, backend="triton", **o)
-                        record(f"quantize {sname} {tuple(shape)} {dt} {rnd} axis={axis} seed={seed}",
-                               ok and same(fr, ft))
+                        record(
+                            f"quantize {sname} {tuple(shape)} {dt} {rnd} axis={axis} seed={seed}",
+                            ok and same(fr, ft),
+                        )
     # Averis: stats, residual amax, fused residual quantize (both axes), dual, Hadamard
     for shape in ((8192, 2048), (1000, 1000), (8192, 512)):
         x = (hard_input(shape, torch.bfloat16, 3).float() + 2).bfloat16()
         st = kernels.column_stats(x)
         rs = reference.column_stats(x)
         record(f"column_stats sum/mean {shape}", same(st.sum, rs.sum) and same(st.mean, rs.mean))
-        record(f"column_stats max/min {shape}", bool(torch.equal(st.max, rs.max) and torch.equal(st.min, rs.min)))
+        record(
+            f"column_stats max/min {shape}", bool(torch.equal(st.max, rs.max) and torch.equal(st.min, rs.min))
+        )
         exact = (x.float() - st.mean).abs().amax()
         record(f"residual amax == amax|x-mu| {shape}", same(st.residual_amax, exact))
         for sname in ("nvfp4", "mxfp4"):
@@ -138,26 +165,45 @@ def section_check():
                 for axis in (1, 0):
                     for odt in (torch.bfloat16, torch.float32):
                         g1, g2 = (gen(7) for _ in range(2))
-                        t = kernels.fake_quantize_residual(x, st.mean, st.residual_amax, fmt, axis, g1,
-                                                           rounding=rnd, pad=True, out_dtype=odt)
-                        r = fake_quantize(x.float() - st.mean, fmt, axis=axis, generator=g2, rounding=rnd, pad=True,
-                                          check_finite=False, backend="torch").to(odt)
+                        t = kernels.fake_quantize_residual(
+                            x, st.mean, st.residual_amax, fmt, axis, g1, rounding=rnd, pad=True, out_dtype=odt
+                        )
+                        r = fake_quantize(
+                            x.float() - st.mean,
+                            fmt,
+                            axis=axis,
+                            generator=g2,
+                            rounding=rnd,
+                            pad=True,
+                            check_finite=False,
+                            backend="torch",
+                        ).to(odt)
                         record(f"residual {sname} {shape} {rnd} axis={axis} {odt}", same(t, r))
             if shape[0] % 32 == 0:
                 for m in (None, st.mean):
                     g1, g2 = (gen(8) for _ in range(2))
                     ta = None if m is None else st.residual_amax
-                    yr, yc = kernels.fake_quantize_dual(x, fmt, g1, mu=m, tensor_amax=ta, rounding="stochastic")
-                    rr, rc = kernels.fake_quantize_dual(x, fmt, g2, mu=m, tensor_amax=ta, rounding="stochastic",
-                                                        backend="torch")
+                    yr, yc = kernels.fake_quantize_dual(
+                        x, fmt, g1, mu=m, tensor_amax=ta, rounding="stochastic"
+                    )
+                    rr, rc = kernels.fake_quantize_dual(
+                        x, fmt, g2, mu=m, tensor_amax=ta, rounding="stochastic", backend="torch"
+                    )
                     record(f"dual {sname} {shape} mu={m is not None}", same(yr, rr) and same(yc, rc))
                 signs = torch.tensor([1, -1, 1, 1, -1, -1, 1, -1, 1, 1, 1, -1, -1, 1, -1, 1.0], device="cuda")
                 for axis in (1, 0):
                     g1, g2 = (gen(9) for _ in range(2))
                     t = kernels.fake_quantize_hadamard(x, signs, fmt, axis, g1, rounding="stochastic")
                     h = reference.hadamard16(x, signs, axis)
-                    r = fake_quantize(h, fmt, axis=axis, generator=g2, rounding="stochastic", backend="torch",
-                                      check_finite=False).to(x.dtype)
+                    r = fake_quantize(
+                        h,
+                        fmt,
+                        axis=axis,
+                        generator=g2,
+                        rounding="stochastic",
+                        backend="torch",
+                        check_finite=False,
+                    ).to(x.dtype)
                     record(f"hadamard {sname} {shape} axis={axis}", same(t, r))
     # QuantLinear's operand preparation: fused kernels vs the unfused path (mean_split, hadamard16, quantize)
     from averis import recipes
@@ -167,17 +213,24 @@ def section_check():
 
     tokens = (hard_input((8192, 1536), torch.bfloat16, 6).float() + 1).bfloat16()
     signs = random_signs(0, "cuda")
-    for rname, opname, axis_kind in (("averis", "fprop_x", "rows"), ("averis", "wgrad_dy", "reduction"),
-                                     ("nvidia", "wgrad_x", "reduction"), ("averis_rht", "wgrad_dy", "reduction"),
-                                     ("mxfp4_averis", "dgrad_dy", "rows")):
+    for rname, opname, axis_kind in (
+        ("averis", "fprop_x", "rows"),
+        ("averis", "wgrad_dy", "reduction"),
+        ("nvidia", "wgrad_x", "reduction"),
+        ("averis_rht", "wgrad_dy", "reduction"),
+        ("mxfp4_averis", "dgrad_dy", "rows"),
+    ):
         recipe = recipes.get(rname)
         a = tokens if axis_kind == "rows" else tokens.T
         outs = []
         saved = fused._on_device
         for use in (False, True):
             fused._on_device = (lambda t: True) if use else (lambda t: False)
-            outs.append(functional.prepare(a, recipe.operand(opname), recipe, mean_axis=axis_kind, generator=gen(2),
-                                           signs=signs))
+            outs.append(
+                functional.prepare(
+                    a, recipe.operand(opname), recipe, mean_axis=axis_kind, generator=gen(2), signs=signs
+                )
+            )
         fused._on_device = saved
         ok = same(outs[0].main.float(), outs[1].main.float())
         for name in ("row_mean", "red_mean"):
@@ -197,22 +250,33 @@ def section_check():
 
 def section_diag():
     """Where Triton and the reference differ (first elements), fake vs packed paths."""
-    for shape, dt, fmt, axis in (((64, 64), torch.float32, "nvfp4", -1), ((512, 768), torch.bfloat16, "nvfp4", -1),
-                                 ((512, 768), torch.bfloat16, "mxfp4", -1), ((4096, 4096), torch.bfloat16, "mxfp4", 0)):
+    for shape, dt, fmt, axis in (
+        ((64, 64), torch.float32, "nvfp4", -1),
+        ((512, 768), torch.bfloat16, "nvfp4", -1),
+        ((512, 768), torch.bfloat16, "mxfp4", -1),
+        ((4096, 4096), torch.bfloat16, "mxfp4", 0),
+    ):
         x = hard_input(shape, dt, 1)
         r = fake_quantize(x, fmt, axis=axis, backend="torch", check_finite=False)
         t = fake_quantize(x, fmt, axis=axis, backend="triton", check_finite=False)
         q = quantize(x, fmt, axis=axis, backend="triton", check_finite=False).dequantize(x.dtype)
         c = fake_quantize(x.cpu(), fmt, axis=axis, backend="torch", check_finite=False)
         spec = make_spec(fmt)
-        d = dispatch._fake_quantize_op(x, None, None, None, None, spec.fmt, False, False, spec.scale_rule,
-                                       axis % x.ndim, False, x.dtype)
+        d = dispatch._fake_quantize_op(
+            x, None, None, None, None, spec.fmt, False, False, spec.scale_rule, axis % x.ndim, False, x.dtype
+        )
         bad = (bits(r) != bits(t)).nonzero()
-        log(f"  {shape} {dt} {fmt} axis={axis}: torch-gpu==cpu {same(r.cpu(), c)}  triton-fake==ref {same(r, t)} "
-            f"({len(bad)} differ)  packed.dequant==ref {same(r, q)}  op-dispatch==ref {same(r, d)}")
+        log(
+            f"  {shape} {dt} {fmt} axis={axis}: torch-gpu==cpu {same(r.cpu(), c)}  "
+            f"triton-fake==ref {same(r, t)} "
+            f"({len(bad)} differ)  packed.dequant==ref {same(r, q)}  op-dispatch==ref {same(r, d)}"
+        )
         for i in bad[:4].tolist():
             i = tuple(i)
-            log(f"     at {i}: x={x[i].item()!r} ref={r[i].item()!r} triton={t[i].item()!r} packed={q[i].item()!r}")
+            log(
+                f"     at {i}: x={x[i].item()!r} ref={r[i].item()!r} triton={t[i].item()!r} "
+                f"packed={q[i].item()!r}"
+            )
 
 
 # --------------------------------------------------------------------------- (1) bandwidth
@@ -262,7 +326,10 @@ def section_bw():
     x = torch.randn(M, Kd, device="cuda").bfloat16()
     y = torch.empty_like(x)
     copy_gbs = 4 * x.numel() / timed(lambda: y.copy_(x)) / 1e6  # the same tensor, timed the same way
-    log(f"  device-to-device copy: {copy_gbs:.0f} GB/s of this tensor (read + write); 1 GiB copy {big_gbs:.0f} GB/s")
+    log(
+        f"  device-to-device copy: {copy_gbs:.0f} GB/s of this tensor (read + write); "
+        f"1 GiB copy {big_gbs:.0f} GB/s"
+    )
     n = x.numel()
     amax = x.float().abs().amax()
     st = kernels.column_stats(x)
@@ -278,31 +345,71 @@ def section_bw():
         ("column_stats (sum/max/min/mu/res-amax)", lambda: kernels.column_stats(x), 2 * n),
         ("fake nvfp4 1x16 rowwise RNE", lambda: dispatch.fake_quantize(x, nv, 1, None, False, amax), 4 * n),
         ("fake nvfp4 1x16 rowwise SR", lambda: dispatch.fake_quantize(x, nvsr, 1, g, False, amax), 4 * n),
-        ("fake nvfp4 1x16 columnwise RNE", lambda: dispatch.fake_quantize(x, nv, 0, None, False, amax), 4 * n),
-        ("fake nvfp4 1x16 columnwise SR (dY^T view)",
-         lambda: dispatch.fake_quantize(x.T, nvsr, 1, g, False, amax), 4 * n),
+        (
+            "fake nvfp4 1x16 columnwise RNE",
+            lambda: dispatch.fake_quantize(x, nv, 0, None, False, amax),
+            4 * n,
+        ),
+        (
+            "fake nvfp4 1x16 columnwise SR (dY^T view)",
+            lambda: dispatch.fake_quantize(x.T, nvsr, 1, g, False, amax),
+            4 * n,
+        ),
         ("fake nvfp4 16x16 tiles", lambda: dispatch.fake_quantize(x, nv2d, 1, None, False, amax), 4 * n),
         ("fake mxfp4 1x32 rowwise", lambda: dispatch.fake_quantize(x, mx, 1, None, False, None), 4 * n),
         ("fake mxfp4 1x32 columnwise", lambda: dispatch.fake_quantize(x, mx, 0, None, False, None), 4 * n),
-        ("packed nvfp4 1x16 rowwise", lambda: dispatch.quantize(x, nv, 1, None, False, amax), 2 * n + packed_bytes),
-        ("packed nvfp4 1x16 columnwise", lambda: dispatch.quantize(x, nv, 0, None, False, amax),
-         2 * n + packed_bytes),
-        ("fake residual nvfp4 rowwise (x - mu)",
-         lambda: dispatch.fake_quantize_residual(x, st.mean, st.residual_amax, nv, 1, None), 4 * n),
-        ("fake residual nvfp4 columnwise SR",
-         lambda: dispatch.fake_quantize_residual(x, st.mean, st.residual_amax, nvsr, 0, g), 4 * n),
-        ("fake residual nvfp4 rowwise, fp32 out",
-         lambda: dispatch.fake_quantize_residual(x, st.mean, st.residual_amax, nv, 1, None,
-                                                 out_dtype=torch.float32), 6 * n),
-        ("fake RHT16 + nvfp4 columnwise SR (wgrad)",
-         lambda: dispatch.fake_quantize_hadamard(x, signs, nvsr, 0, g, tensor_amax=amax), 4 * n),
-        ("fake RHT16 + nvfp4 rowwise",
-         lambda: dispatch.fake_quantize_hadamard(x, signs, nv, 1, None, tensor_amax=amax), 4 * n),
-        ("dual rowwise+columnwise nvfp4 (one read)",
-         lambda: dispatch.fake_quantize_dual(x, nv, None, amax), 6 * n),
-        ("end-to-end fake nvfp4 (amax + quantize)", lambda: fake_quantize(x, "nvfp4", check_finite=False), 6 * n),
-        ("naive torch fake nvfp4 (reference path)",
-         lambda: fake_quantize(x, "nvfp4", check_finite=False, backend="torch"), 6 * n),
+        (
+            "packed nvfp4 1x16 rowwise",
+            lambda: dispatch.quantize(x, nv, 1, None, False, amax),
+            2 * n + packed_bytes,
+        ),
+        (
+            "packed nvfp4 1x16 columnwise",
+            lambda: dispatch.quantize(x, nv, 0, None, False, amax),
+            2 * n + packed_bytes,
+        ),
+        (
+            "fake residual nvfp4 rowwise (x - mu)",
+            lambda: dispatch.fake_quantize_residual(x, st.mean, st.residual_amax, nv, 1, None),
+            4 * n,
+        ),
+        (
+            "fake residual nvfp4 columnwise SR",
+            lambda: dispatch.fake_quantize_residual(x, st.mean, st.residual_amax, nvsr, 0, g),
+            4 * n,
+        ),
+        (
+            "fake residual nvfp4 rowwise, fp32 out",
+            lambda: dispatch.fake_quantize_residual(
+                x, st.mean, st.residual_amax, nv, 1, None, out_dtype=torch.float32
+            ),
+            6 * n,
+        ),
+        (
+            "fake RHT16 + nvfp4 columnwise SR (wgrad)",
+            lambda: dispatch.fake_quantize_hadamard(x, signs, nvsr, 0, g, tensor_amax=amax),
+            4 * n,
+        ),
+        (
+            "fake RHT16 + nvfp4 rowwise",
+            lambda: dispatch.fake_quantize_hadamard(x, signs, nv, 1, None, tensor_amax=amax),
+            4 * n,
+        ),
+        (
+            "dual rowwise+columnwise nvfp4 (one read)",
+            lambda: dispatch.fake_quantize_dual(x, nv, None, amax),
+            6 * n,
+        ),
+        (
+            "end-to-end fake nvfp4 (amax + quantize)",
+            lambda: fake_quantize(x, "nvfp4", check_finite=False),
+            6 * n,
+        ),
+        (
+            "naive torch fake nvfp4 (reference path)",
+            lambda: fake_quantize(x, "nvfp4", check_finite=False, backend="torch"),
+            6 * n,
+        ),
     ]
     for name, fn, nbytes in cases:
         try:
@@ -310,14 +417,23 @@ def section_bw():
             ms = timed(fn) if "naive" not in name else timed_eager(fn)
             gbs = nbytes / ms / 1e6
             eager = timed_eager(fn)
-            rows.append({"kernel": name, "ms": ms, "GB/s": gbs, "frac_of_copy": gbs / copy_gbs, "eager_ms": eager})
-            log(f"  {name:48s} {ms * 1e3:9.1f} us {gbs:7.0f} GB/s {100 * gbs / copy_gbs:5.1f}%   "
-                f"(eager {eager * 1e3:.1f} us)")
+            rows.append(
+                {"kernel": name, "ms": ms, "GB/s": gbs, "frac_of_copy": gbs / copy_gbs, "eager_ms": eager}
+            )
+            log(
+                f"  {name:48s} {ms * 1e3:9.1f} us {gbs:7.0f} GB/s {100 * gbs / copy_gbs:5.1f}%   "
+                f"(eager {eager * 1e3:.1f} us)"
+            )
         except Exception as e:  # keep going: one failure must not hide the rest
             rows.append({"kernel": name, "error": repr(e)})
             log(f"  {name}: ERROR {e!r}")
-    RESULTS["bandwidth"] = {"shape": [M, Kd], "dtype": "bfloat16", "copy_GBps": copy_gbs, "copy_1GiB_GBps": big_gbs,
-                            "rows": rows}
+    RESULTS["bandwidth"] = {
+        "shape": [M, Kd],
+        "dtype": "bfloat16",
+        "copy_GBps": copy_gbs,
+        "copy_1GiB_GBps": big_gbs,
+        "rows": rows,
+    }
 
 
 def section_sweep():
@@ -329,22 +445,38 @@ def section_sweep():
     nv2d = make_spec("nvfp4", (16, 16))
     signs = torch.ones(16, device="cuda")
     sweeps = {
-        "row": ([(8, 256, 4), (16, 256, 4), (32, 256, 8), (16, 512, 8), (32, 128, 4), (64, 128, 8), (8, 512, 4)],
-                lambda: dispatch.fake_quantize(x, nv, 1, None, False, amax)),
-        "col": ([(32, 64, 4), (16, 128, 4), (32, 128, 4), (64, 32, 4), (16, 64, 2), (128, 32, 4)],
-                lambda: dispatch.fake_quantize(x, nv, 0, None, False, amax)),
-        "tile": ([(32, 128, 4), (64, 64, 4), (16, 256, 4), (32, 256, 8), (64, 128, 8)],
-                 lambda: dispatch.fake_quantize(x, nv2d, 1, None, False, amax)),
-        "had": ([(16, 128, 4), (8, 256, 4), (32, 128, 8), (16, 256, 8)],
-                lambda: dispatch.fake_quantize_hadamard(x, signs, nv, 1, None, tensor_amax=amax)),
-        "amax": ([(32, 256, 4), (64, 256, 8), (16, 512, 4), (32, 512, 8)],
-                 lambda: dispatch.amax(x, signs=None, mu=st_mean, axis=1)),
-        "stats": ([(128, 32, 2), (128, 16, 2), (128, 32, 4), (128, 64, 4), (128, 64, 8)],
-                  lambda: kernels.column_stats(x)),
-        "amaxflat": ([(0, 16384, 8), (0, 4096, 4), (0, 8192, 4), (0, 32768, 16), (0, 2048, 4)],
-                     lambda: dispatch.amax(x)),
-        "dual": ([(64, 64, 8), (32, 64, 4), (64, 128, 8), (128, 64, 8), (32, 32, 4)],
-                 lambda: dispatch.fake_quantize_dual(x, nv, None, amax)),
+        "row": (
+            [(8, 256, 4), (16, 256, 4), (32, 256, 8), (16, 512, 8), (32, 128, 4), (64, 128, 8), (8, 512, 4)],
+            lambda: dispatch.fake_quantize(x, nv, 1, None, False, amax),
+        ),
+        "col": (
+            [(32, 64, 4), (16, 128, 4), (32, 128, 4), (64, 32, 4), (16, 64, 2), (128, 32, 4)],
+            lambda: dispatch.fake_quantize(x, nv, 0, None, False, amax),
+        ),
+        "tile": (
+            [(32, 128, 4), (64, 64, 4), (16, 256, 4), (32, 256, 8), (64, 128, 8)],
+            lambda: dispatch.fake_quantize(x, nv2d, 1, None, False, amax),
+        ),
+        "had": (
+            [(16, 128, 4), (8, 256, 4), (32, 128, 8), (16, 256, 8)],
+            lambda: dispatch.fake_quantize_hadamard(x, signs, nv, 1, None, tensor_amax=amax),
+        ),
+        "amax": (
+            [(32, 256, 4), (64, 256, 8), (16, 512, 4), (32, 512, 8)],
+            lambda: dispatch.amax(x, signs=None, mu=st_mean, axis=1),
+        ),
+        "stats": (
+            [(128, 32, 2), (128, 16, 2), (128, 32, 4), (128, 64, 4), (128, 64, 8)],
+            lambda: kernels.column_stats(x),
+        ),
+        "amaxflat": (
+            [(0, 16384, 8), (0, 4096, 4), (0, 8192, 4), (0, 32768, 16), (0, 2048, 4)],
+            lambda: dispatch.amax(x),
+        ),
+        "dual": (
+            [(64, 64, 8), (32, 64, 4), (64, 128, 8), (128, 64, 8), (32, 32, 4)],
+            lambda: dispatch.fake_quantize_dual(x, nv, None, amax),
+        ),
     }
     st_mean = kernels.column_stats(x).mean
     best = {}
@@ -363,7 +495,11 @@ def section_sweep():
         table[kind] = [{"config": list(c), "us": t * 1e3} for t, c in res]
         best[kind] = res[0][1] if res else orig
         dispatch.CONFIGS[kind] = best[kind]
-        log(f"  sweep {kind}: " + ", ".join(f"{c}={t * 1e3:.1f}us" for t, c in res) + f"  (default was {orig})")
+        log(
+            f"  sweep {kind}: "
+            + ", ".join(f"{c}={t * 1e3:.1f}us" for t, c in res)
+            + f"  (default was {orig})"
+        )
     RESULTS["sweep"] = {"shape": [M, Kd], "results": table, "best": {k: list(v) for k, v in best.items()}}
 
 
@@ -393,9 +529,12 @@ def section_averis():
         row["ratio"] = row["averis_us"] / row["plain_us"]
         row["ratio_graph"] = row["averis_graph_us"] / row["plain_graph_us"]
         rows.append(row)
-        log(f"  {str(shape):14s} plain {row['plain_us']:7.1f} us  averis {row['averis_us']:7.1f} us  "
+        log(
+            f"  {str(shape):14s} plain {row['plain_us']:7.1f} us  averis {row['averis_us']:7.1f} us  "
             f"x{row['ratio']:.3f} | graphs: plain {row['plain_graph_us']:7.1f}  averis "
-            f"{row['averis_graph_us']:7.1f}  x{row['ratio_graph']:.3f} | unfused averis {row['averis_unfused_us']:.1f}")
+            f"{row['averis_graph_us']:7.1f}  x{row['ratio_graph']:.3f} | "
+            f"unfused averis {row['averis_unfused_us']:.1f}"
+        )
     RESULTS["averis_vs_nvfp4"] = rows
 
 
@@ -427,8 +566,9 @@ def section_step(recipes, batch, seq, steps, compile_model):
             def step(fwd=fwd, ids=ids, opt=opt):
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     logits = fwd(ids[:, :-1])
-                    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                                             ids[:, 1:].reshape(-1))
+                    loss = torch.nn.functional.cross_entropy(
+                        logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)
+                    )
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -465,43 +605,66 @@ def section_step(recipes, batch, seq, steps, compile_model):
         if "ms" in r and "nvfp4" in base:
             r["vs_nvfp4"] = r["ms"] / base["nvfp4"]
     prev = RESULTS.get("train_step", {}).get("rows", [])
-    RESULTS["train_step"] = {"model": "qwen3 'bench' preset, vocab 16384", "batch": batch, "seq": seq,
-                             "compile": compile_model, "autocast": "bf16", "rows": prev + rows}
+    RESULTS["train_step"] = {
+        "model": "qwen3 'bench' preset, vocab 16384",
+        "batch": batch,
+        "seq": seq,
+        "compile": compile_model,
+        "autocast": "bf16",
+        "rows": prev + rows,
+    }
 
 
 def markdown(res: dict) -> str:
     """Tables for docs/kernels.md from a results JSON."""
-    out = [f"Device: {res.get('device')}; " + ", ".join(f"{k} {v}" for k, v in res.get("versions", {}).items())]
+    out = [
+        f"Device: {res.get('device')}; " + ", ".join(f"{k} {v}" for k, v in res.get("versions", {}).items())
+    ]
     if "check" in res:
         c = res["check"]
         out.append(f"\nBit-exact checks on the GPU: {c['cases'] - len(c['failures'])}/{c['cases']} equal.")
     if "bandwidth" in res:
         b = res["bandwidth"]
-        out += [f"\nKernels on a {b['shape'][0]} x {b['shape'][1]} {b['dtype']} tensor; device copy bandwidth "
-                f"{b['copy_GBps']:.0f} GB/s (read + write).\n",
-                "| kernel | time (us) | GB/s | % of copy |", "| --- | ---: | ---: | ---: |"]
+        out += [
+            f"\nKernels on a {b['shape'][0]} x {b['shape'][1]} {b['dtype']} tensor; device copy bandwidth "
+            f"{b['copy_GBps']:.0f} GB/s (read + write).\n",
+            "| kernel | time (us) | GB/s | % of copy |",
+            "| --- | ---: | ---: | ---: |",
+        ]
         for r in b["rows"]:
             if "ms" in r:
-                out.append(f"| {r['kernel']} | {r['ms'] * 1e3:.1f} | {r['GB/s']:.0f} | "
-                           f"{100 * r['frac_of_copy']:.0f}% |")
+                out.append(
+                    f"| {r['kernel']} | {r['ms'] * 1e3:.1f} | {r['GB/s']:.0f} | "
+                    f"{100 * r['frac_of_copy']:.0f}% |"
+                )
             else:
                 out.append(f"| {r['kernel']} | error | | |")
     if "averis_vs_nvfp4" in res:
-        out += ["\n| shape | plain NVFP4 (us) | Averis (us) | ratio | plain, graph (us) | Averis, graph (us) "
-                "| ratio, graph | unfused Averis (us) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        out += [
+            "\n| shape | plain NVFP4 (us) | Averis (us) | ratio | plain, graph (us) | Averis, graph (us) "
+            "| ratio, graph | unfused Averis (us) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in res["averis_vs_nvfp4"]:
-            out.append(f"| {r['shape'][0]} x {r['shape'][1]} | {r['plain_us']:.1f} | {r['averis_us']:.1f} | "
-                       f"{r['ratio']:.3f} | {r['plain_graph_us']:.1f} | {r['averis_graph_us']:.1f} | "
-                       f"{r['ratio_graph']:.3f} | {r['averis_unfused_us']:.1f} |")
+            out.append(
+                f"| {r['shape'][0]} x {r['shape'][1]} | {r['plain_us']:.1f} | {r['averis_us']:.1f} | "
+                f"{r['ratio']:.3f} | {r['plain_graph_us']:.1f} | {r['averis_graph_us']:.1f} | "
+                f"{r['ratio_graph']:.3f} | {r['averis_unfused_us']:.1f} |"
+            )
     if "train_step" in res:
         t = res["train_step"]
-        out += [f"\nTraining step: {t['model']}, batch {t['batch']} x {t['seq']}, torch.compile={t['compile']}, "
-                f"autocast {t['autocast']}.\n", "| recipe | ms / step | vs bf16 | vs nvfp4 |",
-                "| --- | ---: | ---: | ---: |"]
+        out += [
+            f"\nTraining step: {t['model']}, batch {t['batch']} x {t['seq']}, torch.compile={t['compile']}, "
+            f"autocast {t['autocast']}.\n",
+            "| recipe | ms / step | vs bf16 | vs nvfp4 |",
+            "| --- | ---: | ---: | ---: |",
+        ]
         for r in t["rows"]:
             if "ms" in r:
-                out.append(f"| {r['recipe']} | {r['ms']:.1f} | {r.get('vs_bf16', float('nan')):.2f} | "
-                           f"{r.get('vs_nvfp4', float('nan')):.3f} |")
+                out.append(
+                    f"| {r['recipe']} | {r['ms']:.1f} | {r.get('vs_bf16', float('nan')):.2f} | "
+                    f"{r.get('vs_nvfp4', float('nan')):.3f} |"
+                )
             else:
                 out.append(f"| {r['recipe']} | error: {r['error'][:80]} | | |")
     return "\n".join(out)
@@ -530,8 +693,12 @@ def main():
         for kind, cfg in RESULTS.get("sweep", {}).get("best", {}).items():  # the tile configs swept before
             dispatch.CONFIGS[kind] = tuple(cfg)
     RESULTS["device"] = dev
-    RESULTS["versions"] = {"torch": torch.__version__, "triton": triton.__version__,
-                           "python": platform.python_version(), "cuda": torch.version.cuda}
+    RESULTS["versions"] = {
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda,
+    }
     RESULTS["configs"] = {k: list(v) for k, v in dispatch.CONFIGS.items()}
     log(f"device {dev}, torch {torch.__version__}, triton {triton.__version__}")
     secs = args.sections.split(",")

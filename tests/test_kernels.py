@@ -38,11 +38,12 @@ def bits(t: torch.Tensor) -> torch.Tensor:
 
 def assert_bits_equal(a: torch.Tensor, b: torch.Tensor, what: str = "") -> None:
     assert a.shape == b.shape and a.dtype == b.dtype, f"{what}: {a.shape}/{a.dtype} vs {b.shape}/{b.dtype}"
-    diff = (bits(a) != bits(b))
+    diff = bits(a) != bits(b)
     if diff.any():
         first = tuple(diff.nonzero()[0].tolist())
-        raise AssertionError(f"{what}: {int(diff.sum())} of {diff.numel()} differ, first at {first}: "
-                             f"{a[first]} vs {b[first]}")
+        raise AssertionError(
+            f"{what}: {int(diff.sum())} of {diff.numel()} differ, first at {first}: {a[first]} vs {b[first]}"
+        )
 
 
 def hard_input(shape, dtype, seed=0) -> torch.Tensor:
@@ -63,8 +64,15 @@ def hard_input(shape, dtype, seed=0) -> torch.Tensor:
 
 
 def check_quantize(x, fmt, block_shape, scale_rule, rounding, axis, pad=True, tensor_amax=None):
-    opts = dict(block_shape=block_shape, scale_rule=scale_rule, rounding=rounding, axis=axis, pad=pad,
-                check_finite=False, tensor_amax=tensor_amax)
+    opts = dict(
+        block_shape=block_shape,
+        scale_rule=scale_rule,
+        rounding=rounding,
+        axis=axis,
+        pad=pad,
+        check_finite=False,
+        tensor_amax=tensor_amax,
+    )
     g = [torch.Generator(device=DEV).manual_seed(7) for _ in range(4)]
     ref = quantize(x, fmt, generator=g[0], backend="torch", **opts)
     tri = quantize(x, fmt, generator=g[1], backend="triton", **opts)
@@ -95,13 +103,14 @@ def test_quantize_3d_fp16_and_given_amax(fmt, block_shape, scale_rule):
     check_quantize(x, fmt, block_shape, scale_rule, "nearest", axis=1)
     check_quantize(x, fmt, block_shape, scale_rule, "stochastic", axis=-1)
     # a caller-provided tensor amax larger than the true one (Averis hands the residual amax in)
-    check_quantize(x, fmt, block_shape, scale_rule, "nearest", axis=-1,
-                   tensor_amax=x.float().abs().amax() * 3)
+    check_quantize(
+        x, fmt, block_shape, scale_rule, "nearest", axis=-1, tensor_amax=x.float().abs().amax() * 3
+    )
 
 
 def test_quantize_non_contiguous_and_1d():
     x = hard_input((64, 48), torch.bfloat16, seed=5)
-    check_quantize(x.T, "nvfp4", None, None, "stochastic", axis=-1)        # the wgrad view dY^T
+    check_quantize(x.T, "nvfp4", None, None, "stochastic", axis=-1)  # the wgrad view dY^T
     check_quantize(x[:, 5:37], "mxfp4", None, "floor", "nearest", axis=-1)  # strided rows
     check_quantize(hard_input((100,), torch.float32), "nvfp4", None, None, "nearest", axis=0)
 
@@ -147,7 +156,9 @@ def test_e4m3_rounding_helper_matches_torch():
     grid_vals = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).float()
     grid_vals = grid_vals[:127]  # the non-negative finite E4M3 values, ascending
     mids = (grid_vals[1:] + grid_vals[:-1]) / 2
-    near = torch.cat([mids, torch.nextafter(mids, torch.zeros_like(mids)), torch.nextafter(mids, mids * 2 + 1)])
+    near = torch.cat(
+        [mids, torch.nextafter(mids, torch.zeros_like(mids)), torch.nextafter(mids, mids * 2 + 1)]
+    )
     rnd = torch.exp2(torch.empty(4000).uniform_(-14, 8.8)).clamp(max=448)
     v = torch.cat([grid_vals, near, rnd, torch.tensor([0.0, 448.0, 2.0**-12, 1e-30])]).float().to(DEV)
     out = torch.empty_like(v)
@@ -192,13 +203,30 @@ def test_fake_quantize_residual_fused(fmt, block_shape, scale_rule, rounding):
     st = kernels.column_stats(x, backend="triton")
     for axis in (1, 0):
         for out_dtype in (torch.float32, torch.bfloat16):
-            opts = dict(block_shape=block_shape, scale_rule=scale_rule, rounding=rounding, pad=True,
-                        out_dtype=out_dtype)
+            opts = dict(
+                block_shape=block_shape,
+                scale_rule=scale_rule,
+                rounding=rounding,
+                pad=True,
+                out_dtype=out_dtype,
+            )
             g1, g2 = (torch.Generator(device=DEV).manual_seed(11) for _ in range(2))
-            tri = kernels.fake_quantize_residual(x, st.mean, st.residual_amax, fmt, axis, g1, backend="triton", **opts)
+            tri = kernels.fake_quantize_residual(
+                x, st.mean, st.residual_amax, fmt, axis, g1, backend="triton", **opts
+            )
             r = x.float() - st.mean
-            ref = fake_quantize(r, fmt, axis=axis, generator=g2, backend="torch", check_finite=False,
-                                block_shape=block_shape, scale_rule=scale_rule, rounding=rounding, pad=True)
+            ref = fake_quantize(
+                r,
+                fmt,
+                axis=axis,
+                generator=g2,
+                backend="torch",
+                check_finite=False,
+                block_shape=block_shape,
+                scale_rule=scale_rule,
+                rounding=rounding,
+                pad=True,
+            )
             assert_bits_equal(tri, ref.to(out_dtype), f"residual axis={axis} {out_dtype}")
 
 
@@ -215,8 +243,9 @@ def test_fake_quantize_hadamard_fused(fmt):
         for rounding in ("nearest", "stochastic"):
             g1, g2 = (torch.Generator(device=DEV).manual_seed(5) for _ in range(2))
             tri = kernels.fake_quantize_hadamard(x, signs, fmt, axis, g1, rounding=rounding, backend="triton")
-            ref = fake_quantize(h, fmt, axis=axis, generator=g2, rounding=rounding, backend="torch",
-                                check_finite=False).to(x.dtype)
+            ref = fake_quantize(
+                h, fmt, axis=axis, generator=g2, rounding=rounding, backend="torch", check_finite=False
+            ).to(x.dtype)
             assert_bits_equal(tri, ref, f"hadamard {fmt} axis={axis} {rounding}")
 
 
@@ -227,10 +256,12 @@ def test_dual_rowwise_columnwise_one_read(fmt):
     for m in (None, mu):
         g1, g2 = (torch.Generator(device=DEV).manual_seed(9) for _ in range(2))
         ta = None if m is None else (x.float() - m).abs().amax()
-        yr, yc = kernels.fake_quantize_dual(x, fmt, g1, mu=m, tensor_amax=ta, rounding="stochastic",
-                                            backend="triton")
-        rr, rc = kernels.fake_quantize_dual(x, fmt, g2, mu=m, tensor_amax=ta, rounding="stochastic",
-                                            backend="torch")
+        yr, yc = kernels.fake_quantize_dual(
+            x, fmt, g1, mu=m, tensor_amax=ta, rounding="stochastic", backend="triton"
+        )
+        rr, rc = kernels.fake_quantize_dual(
+            x, fmt, g2, mu=m, tensor_amax=ta, rounding="stochastic", backend="torch"
+        )
         assert_bits_equal(yr, rr, "rowwise")
         assert_bits_equal(yc, rc, "columnwise")
 
@@ -240,8 +271,9 @@ def test_custom_op_has_fake_impl():
 
     with FakeTensorMode():
         x = torch.empty(32, 64, dtype=torch.bfloat16)
-        y = torch.ops.averis.fake_quantize(x, None, None, None, None, "nvfp4", False, False, "te", 1, False,
-                                           torch.bfloat16)
+        y = torch.ops.averis.fake_quantize(
+            x, None, None, None, None, "nvfp4", False, False, "te", 1, False, torch.bfloat16
+        )
         assert y.shape == x.shape and y.dtype == torch.bfloat16
 
 
@@ -257,10 +289,17 @@ def test_fallback_without_triton_backend_matches():
 
 
 # --------------------------------------------------------------------------- wiring into QuantLinear
-@pytest.mark.parametrize("recipe_name,operand,mean_axis", [
-    ("averis", "fprop_x", "rows"), ("averis", "wgrad_dy", "reduction"), ("averis", "wgrad_x", "reduction"),
-    ("nvidia", "wgrad_dy", "reduction"), ("averis_rht", "wgrad_x", "reduction"), ("mxfp4_averis", "dgrad_dy", "rows"),
-])
+@pytest.mark.parametrize(
+    "recipe_name,operand,mean_axis",
+    [
+        ("averis", "fprop_x", "rows"),
+        ("averis", "wgrad_dy", "reduction"),
+        ("averis", "wgrad_x", "reduction"),
+        ("nvidia", "wgrad_dy", "reduction"),
+        ("averis_rht", "wgrad_x", "reduction"),
+        ("mxfp4_averis", "dgrad_dy", "rows"),
+    ],
+)
 def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis, monkeypatch):
     """nn.functional.prepare through the fused kernels == its unfused torch path, bit for bit."""
     from averis import recipes
@@ -271,7 +310,7 @@ def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis, monk
     recipe = recipes.get(recipe_name)
     spec = recipe.operand(operand)
     tokens = (hard_input((64, 32), torch.bfloat16, seed=4).float() + 1.5).bfloat16()  # tokens x channels
-    a = tokens if mean_axis == "rows" else tokens.T      # the operand as prepare sees it (reduction axis last)
+    a = tokens if mean_axis == "rows" else tokens.T  # the operand as prepare sees it (reduction axis last)
     signs = random_signs(1).to(DEV)
     outs = []
     for use in (False, True):
@@ -279,7 +318,9 @@ def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis, monk
         g = torch.Generator(device=DEV).manual_seed(3)
         outs.append(functional.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs))
     ref, got = outs
-    assert_bits_equal(got.main.float().contiguous(), ref.main.float().contiguous(), f"{recipe_name} {operand} main")
+    assert_bits_equal(
+        got.main.float().contiguous(), ref.main.float().contiguous(), f"{recipe_name} {operand} main"
+    )
     for name in ("row_mean", "red_mean"):
         r, t = getattr(ref, name), getattr(got, name)
         assert (r is None) == (t is None)

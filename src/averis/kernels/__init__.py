@@ -26,13 +26,15 @@ def available(x: torch.Tensor) -> bool:
     return x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
 
 
-# --------------------------------------------------------------------------- fused ops (Triton, else reference)
+# ------------------------------------------------------------------ fused ops (Triton, else reference)
 def _spec(spec, **options):
     from ..formats.spec import FormatSpec, make_spec
 
     if isinstance(spec, FormatSpec):
         return spec
-    return make_spec(spec, options.get("block_shape"), options.get("rounding", "nearest"), options.get("scale_rule"))
+    return make_spec(
+        spec, options.get("block_shape"), options.get("rounding", "nearest"), options.get("scale_rule")
+    )
 
 
 def _use(x: torch.Tensor, backend: str) -> bool:
@@ -44,8 +46,14 @@ def _use(x: torch.Tensor, backend: str) -> bool:
 
 
 def _ref_options(spec, generator, pad):
-    return dict(block_shape=spec.block_shape, rounding=spec.rounding, scale_rule=spec.scale_rule,
-                generator=generator, pad=pad, check_finite=False)
+    return dict(
+        block_shape=spec.block_shape,
+        rounding=spec.rounding,
+        scale_rule=spec.scale_rule,
+        generator=generator,
+        pad=pad,
+        check_finite=False,
+    )
 
 
 def column_stats(x: torch.Tensor, *, backend: str = "auto", chunk: int | None = None):
@@ -63,9 +71,19 @@ def column_stats(x: torch.Tensor, *, backend: str = "auto", chunk: int | None = 
     return reference.column_stats(x, chunk or reference.CHUNK)
 
 
-def fake_quantize_residual(x: torch.Tensor, mu: torch.Tensor, residual_amax: torch.Tensor | None, spec,
-                           axis: int = -1, generator: torch.Generator | None = None, *, pad: bool = False,
-                           out_dtype: torch.dtype | None = None, backend: str = "auto", **options):
+def fake_quantize_residual(
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    residual_amax: torch.Tensor | None,
+    spec,
+    axis: int = -1,
+    generator: torch.Generator | None = None,
+    *,
+    pad: bool = False,
+    out_dtype: torch.dtype | None = None,
+    backend: str = "auto",
+    **options,
+):
     """fake_quantize(x.float() - mu, tensor_amax=residual_amax) fused: one read of x (2D, mu per column).
 
     ``spec``: a FormatSpec or a format name (then block_shape / rounding / scale_rule in options).
@@ -78,14 +96,23 @@ def fake_quantize_residual(x: torch.Tensor, mu: torch.Tensor, residual_amax: tor
         from . import dispatch
 
         return dispatch.fake_quantize_residual(x, mu, residual_amax, spec, axis, generator, pad, out_dtype)
-    return reference.fake_quantize_residual(x, mu, residual_amax, spec.fmt, axis=axis, out_dtype=out_dtype,
-                                            **_ref_options(spec, generator, pad))
+    return reference.fake_quantize_residual(
+        x, mu, residual_amax, spec.fmt, axis=axis, out_dtype=out_dtype, **_ref_options(spec, generator, pad)
+    )
 
 
-def fake_quantize_hadamard(x: torch.Tensor, signs: torch.Tensor, spec, axis: int = -1,
-                           generator: torch.Generator | None = None, *, out_dtype: torch.dtype | None = None,
-                           backend: str = "auto", **options):
-    """fake_quantize(hadamard16(x, signs, axis)) along ``axis`` fused (16-point RHT, NVIDIA recipe's wgrad)."""
+def fake_quantize_hadamard(
+    x: torch.Tensor,
+    signs: torch.Tensor,
+    spec,
+    axis: int = -1,
+    generator: torch.Generator | None = None,
+    *,
+    out_dtype: torch.dtype | None = None,
+    backend: str = "auto",
+    **options,
+):
+    """fake_quantize(hadamard16(x, signs, axis)) along ``axis``, fused (16-point RHT, NVIDIA wgrad)."""
     from . import reference
 
     spec = _spec(spec, **options)
@@ -93,14 +120,23 @@ def fake_quantize_hadamard(x: torch.Tensor, signs: torch.Tensor, spec, axis: int
         from . import dispatch
 
         return dispatch.fake_quantize_hadamard(x, signs, spec, axis, generator, out_dtype=out_dtype)
-    return reference.fake_quantize_hadamard(x, signs, spec.fmt, axis=axis, out_dtype=out_dtype,
-                                            **_ref_options(spec, generator, False))
+    return reference.fake_quantize_hadamard(
+        x, signs, spec.fmt, axis=axis, out_dtype=out_dtype, **_ref_options(spec, generator, False)
+    )
 
 
-def fake_quantize_dual(x: torch.Tensor, spec, generator: torch.Generator | None = None, *,
-                       mu: torch.Tensor | None = None, tensor_amax: torch.Tensor | None = None,
-                       pad: bool = False, out_dtype: torch.dtype | None = None, backend: str = "auto",
-                       **options):
+def fake_quantize_dual(
+    x: torch.Tensor,
+    spec,
+    generator: torch.Generator | None = None,
+    *,
+    mu: torch.Tensor | None = None,
+    tensor_amax: torch.Tensor | None = None,
+    pad: bool = False,
+    out_dtype: torch.dtype | None = None,
+    backend: str = "auto",
+    **options,
+):
     """(rowwise, columnwise) fake-quant of a 2D tensor (of x - mu when mu is given) from one read.
 
     Equals fake_quantize(., axis=1) then fake_quantize(., axis=0) with the same generator.
@@ -114,15 +150,23 @@ def fake_quantize_dual(x: torch.Tensor, spec, generator: torch.Generator | None 
         return dispatch.fake_quantize_dual(x, spec, generator, tensor_amax, mu, pad, out_dtype)
     ref = _ref_options(spec, generator, pad)
     if mu is not None:
-        return (reference.fake_quantize_residual(x, mu, tensor_amax, spec.fmt, axis=1, out_dtype=out_dtype, **ref),
-                reference.fake_quantize_residual(x, mu, tensor_amax, spec.fmt, axis=0, out_dtype=out_dtype, **ref))
+        return (
+            reference.fake_quantize_residual(
+                x, mu, tensor_amax, spec.fmt, axis=1, out_dtype=out_dtype, **ref
+            ),
+            reference.fake_quantize_residual(
+                x, mu, tensor_amax, spec.fmt, axis=0, out_dtype=out_dtype, **ref
+            ),
+        )
     from ..formats import fake_quantize
 
     dt = out_dtype or x.dtype
     if tensor_amax is not None:
         ref["tensor_amax"] = tensor_amax
-    return (fake_quantize(x, spec.fmt, axis=1, backend="torch", **ref).to(dt),
-            fake_quantize(x, spec.fmt, axis=0, backend="torch", **ref).to(dt))
+    return (
+        fake_quantize(x, spec.fmt, axis=1, backend="torch", **ref).to(dt),
+        fake_quantize(x, spec.fmt, axis=0, backend="torch", **ref).to(dt),
+    )
 
 
 def tensor_amax(x: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:

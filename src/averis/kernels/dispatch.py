@@ -29,13 +29,13 @@ _LAUNCH = {"enable_fp_fusion": False}
 
 # Tile configs (rows, cols, num_warps), chosen per layout; the benchmark may override them.
 CONFIGS = {
-    "row": (8, 256, 4),        # blocks along the contiguous dim
-    "col": (16, 64, 2),        # blocks along a strided dim (columnwise / wgrad)
-    "tile": (16, 256, 4),      # 16x16 tiles
-    "had": (16, 128, 4),       # Hadamard along the contiguous dim
+    "row": (8, 256, 4),  # blocks along the contiguous dim
+    "col": (16, 64, 2),  # blocks along a strided dim (columnwise / wgrad)
+    "tile": (16, 256, 4),  # 16x16 tiles
+    "had": (16, 128, 4),  # Hadamard along the contiguous dim
     "dual": (32, 64, 4),
     "amax": (32, 256, 4),
-    "stats": (128, 32, 2),     # (CHUNK, columns, warps); CHUNK must equal reference.CHUNK
+    "stats": (128, 32, 2),  # (CHUNK, columns, warps); CHUNK must equal reference.CHUNK
     "amaxflat": (0, 32768, 16),  # (-, elements per program, warps)
 }
 _INTERPRET_CONFIGS = {k: (min(v[0], 32), min(v[1], 64), v[2]) for k, v in CONFIGS.items()}
@@ -101,9 +101,10 @@ def _tile(kind: str, R: int, L: int, b: int, tiled: bool) -> tuple[int, int, int
 
 
 # --------------------------------------------------------------------------- amax
-def amax(x: torch.Tensor, *, mu: torch.Tensor | None = None, signs: torch.Tensor | None = None,
-         axis: int = -1) -> torch.Tensor:
-    """amax(|x|) (or of |x - mu|, or of the 16-point RHT of x along ``axis``) as a 0-d float32 device tensor."""
+def amax(
+    x: torch.Tensor, *, mu: torch.Tensor | None = None, signs: torch.Tensor | None = None, axis: int = -1
+) -> torch.Tensor:
+    """amax(|x|) (or of |x - mu|, or of the 16-point RHT of x along ``axis``): a 0-d float32 device tensor."""
     out = torch.zeros(1, dtype=torch.int32, device=x.device)
     if mu is None and signs is None and x.is_contiguous():
         _, block, nw = CONFIGS["amaxflat"]
@@ -121,8 +122,25 @@ def amax(x: torch.Tensor, *, mu: torch.Tensor | None = None, signs: torch.Tensor
     mu_ptr, smr, sml = _mu_args(mu, x3, axis, x)
     sg = signs.to(device=x.device, dtype=torch.float32).contiguous() if had else x3
     grid = (triton.cdiv(R, br), triton.cdiv(L, bl), nb)
-    K.amax_kernel[grid](x3, x3.stride(0), x3.stride(1), x3.stride(2), mu_ptr, smr, sml, sg, out, R, L,
-                        HAS_MU=mu is not None, HAD=had, BR=br, BL=bl, num_warps=nw, **_LAUNCH)
+    K.amax_kernel[grid](
+        x3,
+        x3.stride(0),
+        x3.stride(1),
+        x3.stride(2),
+        mu_ptr,
+        smr,
+        sml,
+        sg,
+        out,
+        R,
+        L,
+        HAS_MU=mu is not None,
+        HAD=had,
+        BR=br,
+        BL=bl,
+        num_warps=nw,
+        **_LAUNCH,
+    )
     return out.view(torch.float32).reshape(())
 
 
@@ -130,8 +148,10 @@ def _mu_args(mu, x3, axis, x):
     if mu is None:
         return x3, 0, 0
     if x.ndim != 2:
-        raise ValueError(f"the residual (mean-split) kernels take a 2D (tokens x channels) tensor, got "
-                         f"shape {tuple(x.shape)}")
+        raise ValueError(
+            f"the residual (mean-split) kernels take a 2D (tokens x channels) tensor, got "
+            f"shape {tuple(x.shape)}"
+        )
     mu = mu.reshape(-1).float().contiguous()
     if mu.numel() != x.shape[1]:
         raise ValueError(f"mu has {mu.numel()} entries but x has {x.shape[1]} columns")
@@ -140,8 +160,9 @@ def _mu_args(mu, x3, axis, x):
 
 
 # --------------------------------------------------------------------------- quantize
-def _launch_quantize(x, spec, axis, seed, tensor_amax, pad, *, mu=None, signs=None, fake=True,
-                     packed=False, out_dtype=None):
+def _launch_quantize(
+    x, spec, axis, seed, tensor_amax, pad, *, mu=None, signs=None, fake=True, packed=False, out_dtype=None
+):
     x3, nb, R, L, Rp, Lp, tiled, b = _dims(x, spec, axis, pad)
     nv = spec.fmt == "nvfp4"
     had = signs is not None
@@ -175,12 +196,39 @@ def _launch_quantize(x, spec, axis, seed, tensor_amax, pad, *, mu=None, signs=No
     amax_t = tensor_amax.reshape(1).float() if nv else dummy
     grid = (triton.cdiv(Rp, br), triton.cdiv(Lp, bl), nb)
     K.quantize_kernel[grid](
-        x3, x3.stride(0), x3.stride(1), x3.stride(2), mu_ptr, smr, sml, sg,
-        y3 if fake else dummy, *(y3.stride() if fake else (0, 0, 0)),
-        codes if packed else dummy, scales if packed else dummy, tscale if (packed and nv) else dummy,
-        amax_t, seed if sr else dummy, R, L, Rp, Lp,
-        NV=nv, B=b, TILE=tiled, SR=sr, CEIL=spec.scale_rule == "ceil", HAS_MU=mu is not None, HAD=had,
-        FAKE=fake, PACKED=packed, BR=br, BL=bl, num_warps=nw, **_LAUNCH)
+        x3,
+        x3.stride(0),
+        x3.stride(1),
+        x3.stride(2),
+        mu_ptr,
+        smr,
+        sml,
+        sg,
+        y3 if fake else dummy,
+        *(y3.stride() if fake else (0, 0, 0)),
+        codes if packed else dummy,
+        scales if packed else dummy,
+        tscale if (packed and nv) else dummy,
+        amax_t,
+        seed if sr else dummy,
+        R,
+        L,
+        Rp,
+        Lp,
+        NV=nv,
+        B=b,
+        TILE=tiled,
+        SR=sr,
+        CEIL=spec.scale_rule == "ceil",
+        HAS_MU=mu is not None,
+        HAD=had,
+        FAKE=fake,
+        PACKED=packed,
+        BR=br,
+        BL=bl,
+        num_warps=nw,
+        **_LAUNCH,
+    )
     if fake and not is_view:
         y.copy_(_unview3(y3, x, axis))
     return y, codes, scales, tscale, (nb, R, L, Rp, Lp)
@@ -192,10 +240,14 @@ def _unview3(y3, x, axis):
     return y3.reshape(moved_shape).movedim(-1, axis)
 
 
-def quantize(x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax) -> QuantizedTensor:
+def quantize(
+    x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax
+) -> QuantizedTensor:
     """Triton twin of averis.formats.quantize (packed codes, block scales, tensor scale)."""
     seed = noise.draw_seed(generator, x.device) if spec.rounding == "stochastic" else None
-    _, codes, scales, tscale, _ = _launch_quantize(x, spec, axis, seed, tensor_amax, pad, fake=False, packed=True)
+    _, codes, scales, tscale, _ = _launch_quantize(
+        x, spec, axis, seed, tensor_amax, pad, fake=False, packed=True
+    )
     moved_shape = list(x.shape)
     moved_shape.append(moved_shape.pop(axis))
     b = spec.block_shape[-1]
@@ -215,14 +267,29 @@ def quantize(x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool,
 
 # --------------------------------------------------------------------------- the fake-quant custom op
 @torch.library.custom_op("averis::fake_quantize", mutates_args=())
-def _fake_quantize_op(x: torch.Tensor, seed: torch.Tensor | None, tensor_amax: torch.Tensor | None,
-                      mu: torch.Tensor | None, signs: torch.Tensor | None, fmt: str, tiled: bool,
-                      stochastic: bool, scale_rule: str, axis: int, pad: bool,
-                      out_dtype: torch.dtype) -> torch.Tensor:
-    spec = FormatSpec(fmt, (16, 16) if tiled else ((16,) if fmt == "nvfp4" else (32,)),
-                      "stochastic" if stochastic else "nearest", scale_rule)
-    y, *_ = _launch_quantize(x, spec, axis, seed, tensor_amax, pad, mu=mu, signs=signs, fake=True,
-                             out_dtype=out_dtype)
+def _fake_quantize_op(
+    x: torch.Tensor,
+    seed: torch.Tensor | None,
+    tensor_amax: torch.Tensor | None,
+    mu: torch.Tensor | None,
+    signs: torch.Tensor | None,
+    fmt: str,
+    tiled: bool,
+    stochastic: bool,
+    scale_rule: str,
+    axis: int,
+    pad: bool,
+    out_dtype: torch.dtype,
+) -> torch.Tensor:
+    spec = FormatSpec(
+        fmt,
+        (16, 16) if tiled else ((16,) if fmt == "nvfp4" else (32,)),
+        "stochastic" if stochastic else "nearest",
+        scale_rule,
+    )
+    y, *_ = _launch_quantize(
+        x, spec, axis, seed, tensor_amax, pad, mu=mu, signs=signs, fake=True, out_dtype=out_dtype
+    )
     return y
 
 
@@ -238,21 +305,35 @@ def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=N
     seed = noise.draw_seed(generator, x.device) if spec.rounding == "stochastic" else None
     if tensor_amax is not None:
         tensor_amax = tensor_amax.float().reshape(())
-    args = (x, seed, tensor_amax, mu, signs, spec.fmt, len(spec.block_shape) == 2, spec.rounding == "stochastic",
-            spec.scale_rule, axis, pad, out_dtype or x.dtype)
+    args = (
+        x,
+        seed,
+        tensor_amax,
+        mu,
+        signs,
+        spec.fmt,
+        len(spec.block_shape) == 2,
+        spec.rounding == "stochastic",
+        spec.scale_rule,
+        axis,
+        pad,
+        out_dtype or x.dtype,
+    )
     if torch.compiler.is_compiling():  # traced: one opaque op with a fake implementation
         return _fake_quantize_op(*args)
     return _FQ_IMPL(*args)  # eager: skip the dispatcher (host overhead)
 
 
-def fake_quantize(x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax) -> torch.Tensor:
+def fake_quantize(
+    x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax
+) -> torch.Tensor:
     """Triton twin of averis.formats.fake_quantize: x's shape and dtype, dequantized FP4 values."""
     return _fq(x, spec, axis, generator, pad, tensor_amax)
 
 
 # --------------------------------------------------------------------------- Averis
 def column_stats(x: torch.Tensor, chunk: int | None = None) -> reference.ColumnStats:
-    """Column sum, max, min, mean and the exact residual amax of a 2D tensor, in one read (reference.column_stats)."""
+    """Column sum, max, min, mean and exact residual amax of a 2D tensor in one read (see reference)."""
     if x.ndim != 2:
         raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
     rows, cols = x.shape
@@ -269,30 +350,72 @@ def column_stats(x: torch.Tensor, chunk: int | None = None) -> reference.ColumnS
     ints = torch.zeros(nct + 1, dtype=torch.int32, device=dev)
     ramax = ints[nct:]
     K.column_stats_kernel[(nct, nch)](
-        x, x.stride(0), x.stride(1), part[0], part[1], part[2], ints, out[0], out[1], out[2], out[3], ramax,
-        rows, float(rows), cols, nch, CH=ch, BN=bn, GROUP=reference.GROUP, num_warps=nw, **_LAUNCH)
+        x,
+        x.stride(0),
+        x.stride(1),
+        part[0],
+        part[1],
+        part[2],
+        ints,
+        out[0],
+        out[1],
+        out[2],
+        out[3],
+        ramax,
+        rows,
+        float(rows),
+        cols,
+        nch,
+        CH=ch,
+        BN=bn,
+        GROUP=reference.GROUP,
+        num_warps=nw,
+        **_LAUNCH,
+    )
     return reference.ColumnStats(out[0], out[1], out[2], out[3], ramax.view(torch.float32).reshape(()))
 
 
-def fake_quantize_residual(x: torch.Tensor, mu: torch.Tensor, residual_amax: torch.Tensor | None,
-                           spec: FormatSpec, axis: int = -1, generator=None, pad: bool = False,
-                           out_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """fake_quantize(x.float() - mu) with tensor_amax=residual_amax, fused (one read of x, mu broadcast on dim 0)."""
+def fake_quantize_residual(
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    residual_amax: torch.Tensor | None,
+    spec: FormatSpec,
+    axis: int = -1,
+    generator=None,
+    pad: bool = False,
+    out_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """fake_quantize(x.float() - mu, tensor_amax=residual_amax) fused: one read of x, mu on dim 0."""
     return _fq(x, spec, axis % x.ndim, generator, pad, residual_amax, mu=mu, out_dtype=out_dtype)
 
 
-def fake_quantize_hadamard(x: torch.Tensor, signs: torch.Tensor, spec: FormatSpec, axis: int = -1,
-                           generator=None, tensor_amax=None, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+def fake_quantize_hadamard(
+    x: torch.Tensor,
+    signs: torch.Tensor,
+    spec: FormatSpec,
+    axis: int = -1,
+    generator=None,
+    tensor_amax=None,
+    out_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """fake_quantize(reference.hadamard16(x, signs, axis)) along ``axis``, fused."""
     axis = axis % x.ndim
     if x.shape[axis] % 16:
-        raise ValueError(f"the 16-point Hadamard transform needs a multiple of 16 along axis {axis}, "
-                         f"got {x.shape[axis]}")
+        raise ValueError(
+            f"the 16-point Hadamard transform needs a multiple of 16 along axis {axis}, got {x.shape[axis]}"
+        )
     return _fq(x, spec, axis, generator, False, tensor_amax, signs=signs, out_dtype=out_dtype)
 
 
-def fake_quantize_dual(x: torch.Tensor, spec: FormatSpec, generator=None, tensor_amax=None, mu=None,
-                       pad: bool = False, out_dtype: torch.dtype | None = None):
+def fake_quantize_dual(
+    x: torch.Tensor,
+    spec: FormatSpec,
+    generator=None,
+    tensor_amax=None,
+    mu=None,
+    pad: bool = False,
+    out_dtype: torch.dtype | None = None,
+):
     """(rowwise, columnwise) fake-quant of a 2D tensor from one read: equal to
     fake_quantize(x, axis=1) then fake_quantize(x, axis=0) with the same generator (seeds drawn in that
     order); with ``mu``, of the residual x - mu.  1D blocks only."""
@@ -301,10 +424,16 @@ def fake_quantize_dual(x: torch.Tensor, spec: FormatSpec, generator=None, tensor
     M, Kd = x.shape
     b = spec.block_shape[0]
     if not pad and (M % b or Kd % b):
-        raise ValueError(f"shape {tuple(x.shape)} does not divide into blocks of {b} along both dims: pass pad=True")
+        raise ValueError(
+            f"shape {tuple(x.shape)} does not divide into blocks of {b} along both dims: pass pad=True"
+        )
     sr = spec.rounding == "stochastic"
     nv = spec.fmt == "nvfp4"
-    seeds = torch.cat([noise.draw_seed(generator, x.device), noise.draw_seed(generator, x.device)]) if sr else None
+    seeds = (
+        torch.cat([noise.draw_seed(generator, x.device), noise.draw_seed(generator, x.device)])
+        if sr
+        else None
+    )
     if nv and tensor_amax is None:
         tensor_amax = amax(x, mu=mu)
     bm, bk, nw = _cfg("dual")
@@ -316,8 +445,27 @@ def fake_quantize_dual(x: torch.Tensor, spec: FormatSpec, generator=None, tensor
     Mp, Kp = -(-M // b) * b, -(-Kd // b) * b
     muv = mu.reshape(-1).float().contiguous() if mu is not None else x
     grid = (triton.cdiv(M, bm), triton.cdiv(Kd, bk))
-    K.dual_kernel[grid](x, x.stride(0), x.stride(1), muv, yr, yc,
-                        tensor_amax.reshape(1).float() if nv else x, seeds if sr else x, M, Kd, Mp, Kp,
-                        NV=nv, B=b, SR=sr, CEIL=spec.scale_rule == "ceil", HAS_MU=mu is not None,
-                        BM=bm, BK=bk, num_warps=nw, **_LAUNCH)
+    K.dual_kernel[grid](
+        x,
+        x.stride(0),
+        x.stride(1),
+        muv,
+        yr,
+        yc,
+        tensor_amax.reshape(1).float() if nv else x,
+        seeds if sr else x,
+        M,
+        Kd,
+        Mp,
+        Kp,
+        NV=nv,
+        B=b,
+        SR=sr,
+        CEIL=spec.scale_rule == "ceil",
+        HAS_MU=mu is not None,
+        BM=bm,
+        BK=bk,
+        num_warps=nw,
+        **_LAUNCH,
+    )
     return yr, yc

@@ -43,10 +43,20 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
         st = dispatch.column_stats(src)
         mu = st.mean
     if has_had:
-        main = dispatch._fq(src, qspec, axis, generator, False, None, mu=mu, signs=signs, out_dtype=torch.float32)
+        main = dispatch._fq(
+            src, qspec, axis, generator, False, None, mu=mu, signs=signs, out_dtype=torch.float32
+        )
     else:
-        main = dispatch._fq(src, qspec, axis, generator, True, st.residual_amax if qspec.fmt == "nvfp4" else None,
-                            mu=mu, out_dtype=torch.float32)
+        main = dispatch._fq(
+            src,
+            qspec,
+            axis,
+            generator,
+            True,
+            st.residual_amax if qspec.fmt == "nvfp4" else None,
+            mu=mu,
+            out_dtype=torch.float32,
+        )
     if tokens_last:
         main = main.T
     if mu is not None:

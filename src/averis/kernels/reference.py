@@ -33,10 +33,10 @@ def _tree(t: torch.Tensor) -> torch.Tensor:
 
 
 class ColumnStats(NamedTuple):
-    sum: torch.Tensor           # (m,) float32
-    max: torch.Tensor           # (m,) float32
-    min: torch.Tensor           # (m,) float32
-    mean: torch.Tensor          # (m,) float32
+    sum: torch.Tensor  # (m,) float32
+    max: torch.Tensor  # (m,) float32
+    min: torch.Tensor  # (m,) float32
+    mean: torch.Tensor  # (m,) float32
     residual_amax: torch.Tensor  # () float32: amax(|x - mean|)
 
 
@@ -63,8 +63,9 @@ def column_stats(x: torch.Tensor, chunk: int = CHUNK) -> ColumnStats:
     return ColumnStats(total, cmax, cmin, mean, ramax)
 
 
-def fake_quantize_residual(x: torch.Tensor, mu: torch.Tensor, residual_amax: torch.Tensor | None, fmt: str,
-                           **options) -> torch.Tensor:
+def fake_quantize_residual(
+    x: torch.Tensor, mu: torch.Tensor, residual_amax: torch.Tensor | None, fmt: str, **options
+) -> torch.Tensor:
     """fake_quantize(x.float() - mu) (mu broadcast over dim 0 of a 2D x), in ``out_dtype`` (default x's)."""
     out_dtype = options.pop("out_dtype", None) or x.dtype
     r = x.float() - mu.float().reshape(1, -1)
@@ -77,8 +78,9 @@ def hadamard16(x: torch.Tensor, signs: torch.Tensor, axis: int = -1) -> torch.Te
     """Orthonormal 16-point randomized Hadamard transform of blocks of 16 along ``axis`` (float32)."""
     moved = x.float().movedim(axis, -1)
     if moved.shape[-1] % 16:
-        raise ValueError(f"the 16-point Hadamard transform needs a multiple of 16 along axis {axis}, "
-                         f"got {moved.shape[-1]}")
+        raise ValueError(
+            f"the 16-point Hadamard transform needs a multiple of 16 along axis {axis}, got {moved.shape[-1]}"
+        )
     v = moved.unflatten(-1, (-1, 16)) * signs.float().reshape(16)
     for h in (1, 2, 4, 8):
         t = v.unflatten(-1, (16 // (2 * h), 2, h))
@@ -87,8 +89,9 @@ def hadamard16(x: torch.Tensor, signs: torch.Tensor, axis: int = -1) -> torch.Te
     return (v.flatten(-2) * 0.25).movedim(-1, axis)
 
 
-def fake_quantize_hadamard(x: torch.Tensor, signs: torch.Tensor, fmt: str, *, axis: int = -1,
-                           **options) -> torch.Tensor:
+def fake_quantize_hadamard(
+    x: torch.Tensor, signs: torch.Tensor, fmt: str, *, axis: int = -1, **options
+) -> torch.Tensor:
     """fake_quantize(hadamard16(x, signs, axis)) along the same axis, in ``out_dtype`` (default x's)."""
     out_dtype = options.pop("out_dtype", None) or x.dtype
     return fake_quantize(hadamard16(x, signs, axis), fmt, axis=axis, backend="torch", **options).to(out_dtype)

@@ -135,8 +135,23 @@ def _hadamard16(v, BR: tl.constexpr, BL: tl.constexpr):
 
 
 @triton.jit
-def _load_tile(x_ptr, sxr, sxl, mu_ptr, smr, sml, sgn_ptr, rr, ll, R, L,
-               HAS_MU: tl.constexpr, HAD: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+def _load_tile(
+    x_ptr,
+    sxr,
+    sxl,
+    mu_ptr,
+    smr,
+    sml,
+    sgn_ptr,
+    rr,
+    ll,
+    R,
+    L,
+    HAS_MU: tl.constexpr,
+    HAD: tl.constexpr,
+    BR: tl.constexpr,
+    BL: tl.constexpr,
+):
     """fp32 tile of the (moved) input, zero outside [0, R) x [0, L); minus mu; Hadamard."""
     inb = (rr < R) & (ll < L)
     v = tl.load(x_ptr + rr.to(tl.int64) * sxr + ll * sxl, mask=inb, other=0.0).to(tl.float32)
@@ -171,8 +186,19 @@ def _block_expand(s, B: tl.constexpr, TILE: tl.constexpr, BR: tl.constexpr, BL: 
 
 
 @triton.jit
-def _quantize_tile(v, nidx, seed, amax, NV: tl.constexpr, B: tl.constexpr, TILE: tl.constexpr,
-                   SR: tl.constexpr, CEIL: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+def _quantize_tile(
+    v,
+    nidx,
+    seed,
+    amax,
+    NV: tl.constexpr,
+    B: tl.constexpr,
+    TILE: tl.constexpr,
+    SR: tl.constexpr,
+    CEIL: tl.constexpr,
+    BR: tl.constexpr,
+    BL: tl.constexpr,
+):
     """Quantize a (BR, BL) fp32 tile blocked along dim 1 (and dim 0 for 16x16 tiles).
 
     Returns (dequantized fp32 tile, codes int32 tile, per-block stored scale, S_dec):
@@ -231,8 +257,24 @@ def _quantize_tile(v, nidx, seed, amax, NV: tl.constexpr, B: tl.constexpr, TILE:
 
 
 @triton.jit
-def _store_packed(codes, stored, s_dec, c_ptr, s_ptr, ts_ptr, pid_b, r0, l0, Rc, Lp, NV: tl.constexpr,
-                  B: tl.constexpr, TILE: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+def _store_packed(
+    codes,
+    stored,
+    s_dec,
+    c_ptr,
+    s_ptr,
+    ts_ptr,
+    pid_b,
+    r0,
+    l0,
+    Rc,
+    Lp,
+    NV: tl.constexpr,
+    B: tl.constexpr,
+    TILE: tl.constexpr,
+    BR: tl.constexpr,
+    BL: tl.constexpr,
+):
     """Codes two per byte (low nibble first) in a (batch, Rc, Lp/2) array; scales; tensor scale."""
     lo, hi = tl.split(tl.reshape(codes, (BR, BL // 2, 2)))
     byte = (lo | (hi << 4)).to(tl.uint8)
@@ -259,12 +301,40 @@ def _store_packed(codes, stored, s_dec, c_ptr, s_ptr, ts_ptr, pid_b, r0, l0, Rc,
 
 # --------------------------------------------------------------------------- kernels
 @triton.jit
-def quantize_kernel(x_ptr, sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr,
-                    y_ptr, syb, syr, syl, c_ptr, s_ptr, ts_ptr, amax_ptr, seed_ptr,
-                    R, L, Rp, Lp,
-                    NV: tl.constexpr, B: tl.constexpr, TILE: tl.constexpr, SR: tl.constexpr,
-                    CEIL: tl.constexpr, HAS_MU: tl.constexpr, HAD: tl.constexpr, FAKE: tl.constexpr,
-                    PACKED: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+def quantize_kernel(
+    x_ptr,
+    sxb,
+    sxr,
+    sxl,
+    mu_ptr,
+    smr,
+    sml,
+    sgn_ptr,
+    y_ptr,
+    syb,
+    syr,
+    syl,
+    c_ptr,
+    s_ptr,
+    ts_ptr,
+    amax_ptr,
+    seed_ptr,
+    R,
+    L,
+    Rp,
+    Lp,
+    NV: tl.constexpr,
+    B: tl.constexpr,
+    TILE: tl.constexpr,
+    SR: tl.constexpr,
+    CEIL: tl.constexpr,
+    HAS_MU: tl.constexpr,
+    HAD: tl.constexpr,
+    FAKE: tl.constexpr,
+    PACKED: tl.constexpr,
+    BR: tl.constexpr,
+    BL: tl.constexpr,
+):
     pid_r = tl.program_id(0)
     pid_l = tl.program_id(1)
     pid_b = tl.program_id(2)
@@ -272,8 +342,23 @@ def quantize_kernel(x_ptr, sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr,
     l0 = pid_l * BL
     rr = (r0 + tl.arange(0, BR))[:, None]
     ll = (l0 + tl.arange(0, BL))[None, :]
-    v = _load_tile(x_ptr + pid_b.to(tl.int64) * sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr, rr, ll, R, L,
-                   HAS_MU, HAD, BR, BL)
+    v = _load_tile(
+        x_ptr + pid_b.to(tl.int64) * sxb,
+        sxr,
+        sxl,
+        mu_ptr,
+        smr,
+        sml,
+        sgn_ptr,
+        rr,
+        ll,
+        R,
+        L,
+        HAS_MU,
+        HAD,
+        BR,
+        BL,
+    )
     amax = 0.0
     if NV:
         amax = tl.load(amax_ptr).to(tl.float32)
@@ -294,16 +379,46 @@ def quantize_kernel(x_ptr, sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr,
 
 
 @triton.jit
-def amax_kernel(x_ptr, sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr, out_ptr, R, L,
-                HAS_MU: tl.constexpr, HAD: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
+def amax_kernel(
+    x_ptr,
+    sxb,
+    sxr,
+    sxl,
+    mu_ptr,
+    smr,
+    sml,
+    sgn_ptr,
+    out_ptr,
+    R,
+    L,
+    HAS_MU: tl.constexpr,
+    HAD: tl.constexpr,
+    BR: tl.constexpr,
+    BL: tl.constexpr,
+):
     """amax(|v|) over the (moved) tensor into out_ptr (int32 bits of a float, zero-initialised)."""
     pid_r = tl.program_id(0)
     pid_l = tl.program_id(1)
     pid_b = tl.program_id(2)
     rr = (pid_r * BR + tl.arange(0, BR))[:, None]
     ll = (pid_l * BL + tl.arange(0, BL))[None, :]
-    v = _load_tile(x_ptr + pid_b.to(tl.int64) * sxb, sxr, sxl, mu_ptr, smr, sml, sgn_ptr, rr, ll, R, L,
-                   HAS_MU, HAD, BR, BL)
+    v = _load_tile(
+        x_ptr + pid_b.to(tl.int64) * sxb,
+        sxr,
+        sxl,
+        mu_ptr,
+        smr,
+        sml,
+        sgn_ptr,
+        rr,
+        ll,
+        R,
+        L,
+        HAS_MU,
+        HAD,
+        BR,
+        BL,
+    )
     m = tl.max(tl.max(v.to(tl.int32, bitcast=True) & 0x7FFFFFFF, axis=1), axis=0)
     tl.atomic_max(out_ptr, m)
 
@@ -318,9 +433,27 @@ def amax_flat_kernel(x_ptr, out_ptr, N, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def dual_kernel(x_ptr, sxr, sxl, mu_ptr, yr_ptr, yc_ptr, amax_ptr, seed_ptr, M, K, Mp, Kp,
-                NV: tl.constexpr, B: tl.constexpr, SR: tl.constexpr, CEIL: tl.constexpr,
-                HAS_MU: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr):
+def dual_kernel(
+    x_ptr,
+    sxr,
+    sxl,
+    mu_ptr,
+    yr_ptr,
+    yc_ptr,
+    amax_ptr,
+    seed_ptr,
+    M,
+    K,
+    Mp,
+    Kp,
+    NV: tl.constexpr,
+    B: tl.constexpr,
+    SR: tl.constexpr,
+    CEIL: tl.constexpr,
+    HAS_MU: tl.constexpr,
+    BM: tl.constexpr,
+    BK: tl.constexpr,
+):
     """Rowwise (blocks along K) and columnwise (blocks along M) fake-quant of a 2D tensor, one read.
 
     Outputs yr, yc are contiguous M x K; mu (optional) is a per-column (length K) mean.
@@ -383,9 +516,27 @@ def _tree_sum(t, G: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
-def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
-                        sum_ptr, max_ptr, min_ptr, mu_ptr, ramax_ptr, NROWS, NROWS_F, NCOLS, NCH,
-                        CH: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr):
+def column_stats_kernel(
+    x_ptr,
+    sxr,
+    sxc,
+    ps_ptr,
+    pmax_ptr,
+    pmin_ptr,
+    cnt_ptr,
+    sum_ptr,
+    max_ptr,
+    min_ptr,
+    mu_ptr,
+    ramax_ptr,
+    NROWS,
+    NROWS_F,
+    NCOLS,
+    NCH,
+    CH: tl.constexpr,
+    BN: tl.constexpr,
+    GROUP: tl.constexpr,
+):
     """Column sums, maxima, minima, the mean and the residual amax in one read of x (NROWS x NCOLS).
 
     Order (reference.column_stats): each chunk of CH rows (zero-padded) is summed by a pairwise tree;
@@ -420,10 +571,18 @@ def column_stats_kernel(x_ptr, sxr, sxc, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr,
             m2 = ((k0 + kk) < NCH) & cm[None, :]
             off = (k0 + kk).to(tl.int64) * NCOLS + cols[None, :]
             tot = tot + _tree_sum(tl.load(ps_ptr + off, mask=m2, other=0.0, cache_modifier=".cg"), GROUP, BN)
-            gmx = _fmax_nan(tl.reduce(tl.load(pmax_ptr + off, mask=m2, other=float("-inf"), cache_modifier=".cg"),
-                                      0, _fmax_nan), gmx)
-            gmn = _fmin_nan(tl.reduce(tl.load(pmin_ptr + off, mask=m2, other=float("inf"), cache_modifier=".cg"),
-                                      0, _fmin_nan), gmn)
+            gmx = _fmax_nan(
+                tl.reduce(
+                    tl.load(pmax_ptr + off, mask=m2, other=float("-inf"), cache_modifier=".cg"), 0, _fmax_nan
+                ),
+                gmx,
+            )
+            gmn = _fmin_nan(
+                tl.reduce(
+                    tl.load(pmin_ptr + off, mask=m2, other=float("inf"), cache_modifier=".cg"), 0, _fmin_nan
+                ),
+                gmn,
+            )
         mu = tl.math.div_rn(tot, tl.full((BN,), 1.0, tl.float32) * NROWS_F)
         tl.store(sum_ptr + cols, tot, mask=cm)
         tl.store(max_ptr + cols, gmx, mask=cm)
