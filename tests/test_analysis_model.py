@@ -16,6 +16,7 @@ from averis.analysis.fidelity import (
     recipe_fidelity,
     summarize,
 )
+from averis.analysis.report import finite_json
 from averis.analysis.text import token_batches
 from averis.models.qwen3 import build_qwen3
 from averis.nn import LayerState, QuantLinear, quantized_layers
@@ -182,3 +183,31 @@ def test_capture_layer_io_shapes():
     down = io["model.layers.0.mlp.down_proj"]
     assert len(down.inputs) == len(down.grads) == 2
     assert down.inputs[0].shape == (2, 32, 128) and down.grads[0].shape == (2, 32, 64)
+
+
+class _SparseLM(nn.Module):
+    """A toy LM whose second linear layer sees only the first token of each row (like an MoE expert)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, 32)
+        self.dense = nn.Linear(32, 32)
+        self.first_only = nn.Linear(32, 32)
+        self.head = nn.Linear(32, VOCAB)
+
+    def forward(self, ids):
+        h = self.dense(self.embed(ids))
+        h = torch.cat([self.first_only(h[:, :1]), h[:, 1:]], dim=1)
+        return self.head(h)
+
+
+def test_layers_that_saw_too_few_tokens_are_skipped_not_fatal():
+    result = analyze_model(_SparseLM(), batches(), quantize=False, min_tokens=16)
+    names = {r["name"] for r in result["layers"]}
+    assert "dense" in names and "first_only" not in names
+    assert "first_only:input" in result["skipped"]
+
+
+def test_non_finite_floats_become_strings_for_strict_json():
+    out = finite_json({"a": [float("inf"), 1.0], "b": {"c": float("nan")}})
+    assert out == {"a": ["inf", 1.0], "b": {"c": "nan"}}

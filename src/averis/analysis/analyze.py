@@ -45,10 +45,14 @@ def analyze_model(model: nn.Module, batches: Iterable[torch.Tensor], *, grads: b
                                  exclude=exclude, seed=seed)
     if not collected:
         raise ValueError("no linear layer received input: does the model's forward use its linear layers?")
-    fewest = min(c.tokens_seen for c in collected)
-    if fewest < min_tokens:
-        raise ValueError(f"too few tokens: a layer saw only {fewest} tokens (at least {min_tokens} needed for "
-                         f"meaningful statistics); feed more text")
+    # A layer that saw few tokens (an MoE expert) is skipped; only when every layer did is it an error.
+    for c in collected:
+        if c.tokens_seen < min_tokens:
+            skipped[f"{c.name}:{c.kind}"] = f"saw {c.tokens_seen} tokens < min_tokens={min_tokens}"
+    collected = [c for c in collected if c.tokens_seen >= min_tokens]
+    if not collected:
+        raise ValueError(f"too few tokens: every layer saw fewer than {min_tokens} tokens (needed for meaningful "
+                         f"statistics); feed more text")
     records = []
     for i, item in enumerate(collected):
         matrix = item.matrix.to(compute)

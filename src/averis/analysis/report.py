@@ -36,7 +36,7 @@ def flat_row(record: dict) -> dict:
 
 def write_data(result: dict, out: Path, meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "stats.json").write_text(json.dumps({"meta": meta, **result}, indent=1, default=_json_default) + "\n")
+    (out / "stats.json").write_text(json.dumps(finite_json({"meta": meta, **result}), indent=1) + "\n")
     rows = [flat_row(r) for r in result["layers"]]
     with open(out / "layers.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -44,10 +44,15 @@ def write_data(result: dict, out: Path, meta: dict) -> None:
         writer.writerows(rows)
 
 
-def _json_default(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    raise TypeError(f"not JSON serializable: {type(v).__name__}")
+def finite_json(obj):
+    """obj with non-finite floats (the SQNR of an exact quantization is inf) as strings: strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
 # --------------------------------------------------------------------------- markdown
