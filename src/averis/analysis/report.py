@@ -225,6 +225,10 @@ def _short(site: str, kind: str) -> str:
 
 
 def _save(fig, path: Path) -> str:
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:  # every plot here has transformer blocks on its x axis
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
