@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from averis.analysis import MeanBiasCallback, read_records
+from averis.analysis import MeanBiasCallback, activation_stats, read_records
+from averis.analysis.callback import SCALARS, compact
 from averis.analysis.loading import load_model
 from averis.cli import main
 from averis.train import Trainer
@@ -46,7 +47,7 @@ def test_analyze_two_checkpoints_writes_reports_and_evolution(tmp_path):
     write_checkpoint(cfg, 2, seed=1)
     out = tmp_path / "out"
     rc = main(["analyze", str(early), cfg.out, "--out", str(out), "--tokens", "64", "--seq-len", "32",
-               "--formats", "nvfp4", "--grads", "--no-plots"])
+               "--no-quant", "--grads", "--no-plots"])
     assert rc == 0
     for label in ("run/step_00000001", "run/step_00000002"):  # the run folder resolves to its latest
         folder = out / label
@@ -127,11 +128,11 @@ def test_fidelity_cli_on_a_checkpoint(tmp_path):
 def test_callback_records_and_leaves_training_unchanged(tmp_path):
     """The callback's backward draws stochastic-rounding noise: it must restore the generators."""
     def run(name, callbacks):
-        cfg = tiny_config(tmp_path / name, max_steps=3, batch_size=2, eval_every=0, ckpt_every=0)
+        cfg = tiny_config(tmp_path / name, max_steps=2, batch_size=2, eval_every=0, ckpt_every=0, eval_batches=1)
         cfg.recipe = "nvfp4"
         return Trainer(cfg, callbacks=callbacks).fit()
 
-    callback = MeanBiasCallback(every=2, tokens=64, grads=True)
+    callback = MeanBiasCallback(every=1, tokens=64, grads=True, formats=())
     with_cb = run("a", [callback])
     without = run("b", [])
     assert with_cb["last_loss"] == without["last_loss"]
@@ -139,7 +140,16 @@ def test_callback_records_and_leaves_training_unchanged(tmp_path):
     assert [r["step"] for r in records] == [1, 2]
     kinds = {layer["kind"] for layer in records[0]["layers"]}
     assert kinds == {"input", "grad_output"}
-    assert "nvfp4_rel_error_mean_removed" in records[0]["layers"][0]
+    assert records[1]["layers"][0]["mean_ratio"] != records[0]["layers"][0]["mean_ratio"]  # the model trained
+
+
+def test_compact_record_keeps_scalars_and_fp4_errors():
+    g = torch.Generator().manual_seed(0)
+    record = {"name": "a", "kind": "input", "block": 0, "site": "s",
+              **activation_stats(torch.randn(64, 32, generator=g) + 3.0, formats=("nvfp4",))}
+    out = compact(record)
+    assert set(out) == {"name", "kind", "block", "site", *SCALARS, "nvfp4_rel_error", "nvfp4_rel_error_mean_removed"}
+    assert out["nvfp4_rel_error_mean_removed"] < out["nvfp4_rel_error"]
 
 
 def test_callback_rejects_bad_every():
