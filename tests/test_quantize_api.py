@@ -166,3 +166,11 @@ def test_gemm_refuses_mismatched_operands():
         averis.fp4_matmul(a, averis.quantize(torch.randn(8, 64), "mxfp4"))
     with pytest.raises(ValueError, match="last dim"):
         averis.fp4_matmul(a, averis.quantize(torch.randn(64, 8), "nvfp4", axis=0))
+
+
+def test_generator_on_the_same_device_type_is_accepted():
+    from averis.formats.quantize import _same_device
+
+    assert _same_device(torch.device("cuda"), torch.device("cuda:0"))
+    assert not _same_device(torch.device("cuda:1"), torch.device("cuda:0"))
+    assert not _same_device(torch.device("cpu"), torch.device("cuda:0"))

@@ -224,7 +224,7 @@ def _validate(x, spec: FormatSpec, axis: int, pad: bool, check_finite: bool, gen
             raise ValueError(
                 f"dim {dim} of shape {tuple(x.shape)} has size {x.shape[dim]}, which does not divide into "
                 f"{spec.fmt} blocks of {b}: pass pad=True to zero-pad the last block, or reshape the tensor")
-    if generator is not None and spec.rounding == "stochastic" and generator.device != x.device:
+    if generator is not None and spec.rounding == "stochastic" and not _same_device(generator.device, x.device):
         raise ValueError(f"the generator is on {generator.device} but the tensor is on {x.device}: "
                          f"create torch.Generator(device=x.device)")
     if check_finite and not bool(torch.isfinite(x).all()):
@@ -232,6 +232,11 @@ def _validate(x, spec: FormatSpec, axis: int, pad: bool, check_finite: bool, gen
             "the tensor holds NaN or Inf, which FP4 cannot represent: fix the source, or pass "
             "check_finite=False to propagate NaN through the scales")
     return axis
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """cuda and cuda:0 are the same device when one of them names no index."""
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
 def _tile_partner_dim(ndim: int, axis: int) -> int:

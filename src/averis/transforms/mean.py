@@ -44,7 +44,8 @@ def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None,
         return mu.to(torch.bfloat16).float()
     if mean_format == "fp8":
         amax = mu.abs().amax().float()
-        scale = torch.where(amax > 0, amax / _E4M3_MAX, torch.ones_like(amax))
+        # divide by a tensor: CUDA computes x / python_scalar as x * (1 / scalar), which can differ from the CPU
+        scale = torch.where(amax > 0, amax / torch.full_like(amax, _E4M3_MAX), torch.ones_like(amax))
         return (mu.float() / scale).to(torch.float8_e4m3fn).float() * scale
     if mean_format == "fp4":
         if fmt not in ("nvfp4", "mxfp4"):
