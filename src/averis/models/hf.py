@@ -111,23 +111,10 @@ def causal_lm_from_config(config) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(config)
 
 
-def corpus_dir() -> Path:
-    """The offline corpus: $AVERIS_CORPUS, else ../shared/data/corpus beside the repo or the cwd."""
-    env = os.environ.get("AVERIS_CORPUS")
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve()
-    candidates += [p / "shared" / "data" / "corpus" for p in (*here.parents, Path.cwd(), *Path.cwd().parents)]
-    for c in candidates:
-        if c.is_dir() and any(c.glob("*.txt.xz")):
-            return c
-    raise FileNotFoundError("the offline corpus was not found: set AVERIS_CORPUS to a folder of *.txt.xz files "
-                            "(or run `averis data build-corpus`)")
-
-
 def corpus_text(name: str = "austen", max_chars: int | None = 200_000) -> str:
     """Text of one corpus file (e.g. "austen", "moby_dick", "linux_doc"), cut to max_chars."""
-    path = corpus_dir() / f"{name}.txt.xz"
-    if not path.is_file():
-        raise FileNotFoundError(f"no corpus file {path}")
+    from ..data.sources import corpus_files
+
+    (path,) = corpus_files([name])  # a clear error names the files there are
     with lzma.open(path, "rt", encoding="utf-8") as f:
         return f.read(max_chars) if max_chars else f.read()
