@@ -41,15 +41,17 @@ class MeanBiasCallback:
             raise ValueError(f"every={every}: record at least every step (every >= 1)")
         self.every, self.tokens, self.seq_len, self.max_tokens = every, tokens, seq_len, max_tokens
         self.grads, self.formats, self.include, self.exclude = grads, tuple(formats), include, exclude
-        self.out = Path(out) if out is not None else None
+        self.out_given = Path(out) if out is not None else None
+        self.out = self.out_given
         self.batches: list[torch.Tensor] | None = None
         self.records: list[dict] = []
 
     # ---------------------------------------------------------------- trainer hooks
     def on_train_start(self, trainer) -> None:
+        # per trainer, so one callback can serve several runs in turn (averis compare): each run's own
+        # tokens and OUT/mean_bias.jsonl unless an out file was given
         self.batches = self._fixed_batches(trainer)
-        if self.out is None:
-            self.out = Path(trainer.out) / "mean_bias.jsonl"
+        self.out = self.out_given or Path(trainer.out) / "mean_bias.jsonl"
 
     def on_step_end(self, trainer, step: int, metrics: dict) -> None:
         if not (step == 1 or step % self.every == 0):

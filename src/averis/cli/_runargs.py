@@ -13,6 +13,16 @@ def add_run_args(p) -> None:
     p.add_argument("--seed", type=int, help="= train.seed")
     p.add_argument("--device", help="= train.device (auto, cpu, cuda)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--analyze-every", type=int, default=0, metavar="N",
+                   help="record mean-bias statistics every N steps (and at step 1) into OUT/mean_bias.jsonl "
+                        "(averis.analysis.MeanBiasCallback; does not change training)")
+    p.add_argument("--analyze-grads", action="store_true",
+                   help="with --analyze-every: also record the output gradients (one extra backward)")
+    p.add_argument("--analyze-tokens", type=int, default=1024, metavar="T",
+                   help="with --analyze-every: validation tokens measured each time (the same ones every time)")
+    p.add_argument("--analyze-formats", default="nvfp4", metavar="F1,F2",
+                   help="with --analyze-every: FP4 formats of the quantization-error measurement "
+                        "(nvfp4, mxfp4; 'none' skips it, the cheap option)")
 
 
 def config_from_args(args, **extra: object) -> RunConfig:
@@ -26,3 +36,37 @@ def config_from_args(args, **extra: object) -> RunConfig:
     if args.no_progress:
         overrides.append("train.progress=false")
     return load_config(args.config, overrides)
+
+
+def callbacks_from_args(args) -> list:
+    """The training callbacks the run arguments ask for: a MeanBiasCallback with --analyze-every N."""
+    every = getattr(args, "analyze_every", 0) or 0
+    if every < 0:
+        raise ValueError(f"--analyze-every {every}: give a number of steps >= 1 (or 0 for none)")
+    if getattr(args, "analyze_grads", False) and not every:
+        raise ValueError("--analyze-grads needs --analyze-every N")
+    if every and args.analyze_tokens < 1:
+        raise ValueError(f"--analyze-tokens {args.analyze_tokens}: give at least one sequence of tokens")
+    if not every:
+        return []
+    from ..analysis import MeanBiasCallback
+
+    return [MeanBiasCallback(every=every, grads=bool(args.analyze_grads), tokens=args.analyze_tokens,
+                             max_tokens=args.analyze_tokens, formats=_formats(args.analyze_formats))]
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    names = tuple(f.strip() for f in text.split(",") if f.strip() and f.strip() != "none")
+    unknown = [f for f in names if f not in ("nvfp4", "mxfp4")]
+    if unknown:
+        raise ValueError(f"--analyze-formats: unknown format(s) {', '.join(unknown)}; use nvfp4, mxfp4 or none")
+    return names
+
+
+def callback_args(args) -> list[str]:
+    """The same request as command-line arguments, for runs started as child processes."""
+    every = getattr(args, "analyze_every", 0) or 0
+    if not every:
+        return []
+    return (["--analyze-every", str(every), "--analyze-tokens", str(args.analyze_tokens),
+             "--analyze-formats", args.analyze_formats] + (["--analyze-grads"] if args.analyze_grads else []))

@@ -6,12 +6,13 @@ from __future__ import annotations
 def run(args) -> int:
     from ..train.compare import compare
     from ..train.report import write_report
-    from ._runargs import config_from_args
+    from ._runargs import callback_args, callbacks_from_args, config_from_args
 
     cfg = config_from_args(args)
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [cfg.train.seed]
-    results = compare(cfg, recipes, seeds, args.out, jobs=args.jobs, time_budget_s=args.time_budget)
+    results = compare(cfg, recipes, seeds, args.out, jobs=args.jobs, time_budget_s=args.time_budget,
+                      callbacks=callbacks_from_args(args), child_args=callback_args(args))
     failed = [r for r in results if r.get("status") not in ("done", "stopped", "diverged")]
     if not args.no_report:
         summary = write_report(args.out, baseline=args.baseline)

@@ -7,14 +7,15 @@ import json
 
 def run(args) -> int:
     from ..train import Trainer
-    from ._runargs import config_from_args
+    from ._runargs import callbacks_from_args, config_from_args
 
     cfg = config_from_args(args, recipe=args.recipe, out=args.out or _default_out(args))
-    trainer = Trainer(cfg, resume=args.resume)
+    trainer = Trainer(cfg, callbacks=callbacks_from_args(args), resume=args.resume)
     summary = trainer.fit()
     if trainer.dist.is_main:
         print(json.dumps({k: summary[k] for k in ("status", "step", "recipe", "val_loss", "last_loss", "seconds")}))
-        print(f"averis train: run in {cfg.out} (metrics.jsonl, checkpoints/, config.yaml)")
+        extra = ", mean_bias.jsonl" if args.analyze_every else ""
+        print(f"averis train: run in {cfg.out} (metrics.jsonl, checkpoints/, config.yaml{extra})")
     from ..train.distributed import shutdown
 
     shutdown()

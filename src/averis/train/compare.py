@@ -50,8 +50,11 @@ def is_finished(cfg: RunConfig) -> bool:
 
 
 def compare(base: RunConfig, recipes: list[str], seeds: list[int], out: str | Path, jobs: int = 1,
-            callbacks=(), time_budget_s: float = 0) -> list[dict]:
+            callbacks=(), time_budget_s: float = 0, child_args: list[str] | tuple = ()) -> list[dict]:
     """Run every (recipe, seed) that is not finished; returns the summaries of the runs it trained.
+
+    callbacks go to each Trainer of this process (jobs=1); with jobs > 1 every run is a child
+    ``averis train`` process, which gets child_args instead (e.g. ``["--analyze-every", "50"]``).
 
     time_budget_s > 0: every run checkpoints and stops by then (runs not started are left for the
     next call), so a comparison can be cut into pieces that each fit a time-limited session.
@@ -68,7 +71,7 @@ def compare(base: RunConfig, recipes: list[str], seeds: list[int], out: str | Pa
         if c not in todo:
             print(f"averis compare: {c.out} is finished, skipped")
     if jobs > 1:
-        return _run_parallel(todo, jobs, deadline)
+        return _run_parallel(todo, jobs, deadline, child_args)
     from .trainer import Trainer
 
     results = []
@@ -98,7 +101,8 @@ def _within(cfg: RunConfig, deadline: float | None) -> RunConfig | None:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, time_limit_s=limit))
 
 
-def _run_parallel(configs: list[RunConfig], jobs: int, deadline: float | None = None) -> list[dict]:
+def _run_parallel(configs: list[RunConfig], jobs: int, deadline: float | None = None,
+                  child_args: list[str] | tuple = ()) -> list[dict]:
     """Each run as `python -m averis train --config OUT/run/config.yaml --resume`, `jobs` at a time."""
     pending, running, results = list(configs), [], []
     while pending or running:
@@ -111,7 +115,8 @@ def _run_parallel(configs: list[RunConfig], jobs: int, deadline: float | None = 
             cfg_path = Path(cfg.out) / "config.yaml"
             save_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False)), cfg_path)
             log = open(Path(cfg.out) / "train.log", "a")
-            cmd = [sys.executable, "-m", "averis", "train", "--config", str(cfg_path), "--resume"]
+            cmd = [sys.executable, "-m", "averis", "train", "--config", str(cfg_path), "--resume",
+                   *child_args]
             running.append((cfg, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env()), log))
             print(f"averis compare: started {cfg.recipe} seed {cfg.train.seed} -> {cfg.out} (log: train.log)")
         time.sleep(1.0)
