@@ -232,13 +232,14 @@ def test_fake_quantize_residual_fused(fmt, block_shape, scale_rule, rounding):
 
 @pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4"])
 def test_fake_quantize_hadamard_fused(fmt):
-    from averis.transforms import hadamard16, random_signs
+    from averis.transforms import hadamard_matrix, random_signs
 
     signs = random_signs(3).to(DEV)
     x = hard_input((64, 48) if fmt == "nvfp4" else (64, 96), torch.bfloat16)
     for axis in (-1, 0):
         h = reference.hadamard16(x, signs, axis)
-        h2 = hadamard16(x, signs, axis)  # the transforms' own (matmul) version: same up to rounding
+        moved = x.float().movedim(axis, -1)  # the transform as a plain matrix product: same up to rounding
+        h2 = (moved.unflatten(-1, (-1, 16)) @ hadamard_matrix(signs)).flatten(-2).movedim(-1, axis)
         assert float((h - h2).norm() / h2.norm()) < 1e-6
         for rounding in ("nearest", "stochastic"):
             g1, g2 = (torch.Generator(device=DEV).manual_seed(5) for _ in range(2))

@@ -4,8 +4,8 @@
 (``mean_split`` -> ``hadamard16`` -> ``fake_quantize``), or None where it does not apply (then the
 caller runs its unfused path).  Exactness rests on three shared definitions: ``mean_split`` takes its
 2D mean from ``averis.kernels.column_stats`` (fixed summation order, same on CPU and GPU), the
-transforms' ``hadamard16`` is ``averis.kernels.reference.hadamard16`` (the butterflies the kernel
-runs), and the residual amax of the column statistics equals amax(|x - mu|) exactly.
+transforms' ``hadamard16`` runs the butterflies the kernel runs, in the same order, and the residual
+amax of the column statistics equals amax(|x - mu|) exactly.
 """
 
 from __future__ import annotations

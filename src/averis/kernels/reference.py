@@ -9,8 +9,9 @@ Each function fixes its floating-point order so that the Triton kernel reproduce
   by the reciprocal of a Python-number divisor); the exact residual amax
   ``max_j max(colmax_j - mu_j, mu_j - colmin_j)``, which equals ``amax(|x.float() - mu|)`` bit for bit
   (rounding is monotonic, so the extreme of each column's ``x - mu`` comes from its max or min).
-- ``hadamard16``: the 16-point Walsh-Hadamard transform of blocks of 16 along an axis, after an
-  elementwise random-sign vector, by butterflies h = 1, 2, 4, 8 and a final exact * 1/4 (orthonormal).
+- ``hadamard16`` (defined in ``averis.transforms.hadamard``): the 16-point Walsh-Hadamard transform of
+  blocks of 16 along an axis, after an elementwise random-sign vector, by butterflies h = 1, 2, 4, 8 and
+  a final exact * 1/4 (orthonormal).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from ..formats import fake_quantize
+from ..transforms.hadamard import hadamard16  # the butterflies the kernel reproduces
 
 CHUNK = 128
 GROUP = 64
@@ -72,21 +74,6 @@ def fake_quantize_residual(
     if fmt == "nvfp4" and residual_amax is not None:
         options["tensor_amax"] = residual_amax
     return fake_quantize(r, fmt, backend="torch", **options).to(out_dtype)
-
-
-def hadamard16(x: torch.Tensor, signs: torch.Tensor, axis: int = -1) -> torch.Tensor:
-    """Orthonormal 16-point randomized Hadamard transform of blocks of 16 along ``axis`` (float32)."""
-    moved = x.float().movedim(axis, -1)
-    if moved.shape[-1] % 16:
-        raise ValueError(
-            f"the 16-point Hadamard transform needs a multiple of 16 along axis {axis}, got {moved.shape[-1]}"
-        )
-    v = moved.unflatten(-1, (-1, 16)) * signs.float().reshape(16)
-    for h in (1, 2, 4, 8):
-        t = v.unflatten(-1, (16 // (2 * h), 2, h))
-        a, b = t[..., 0, :], t[..., 1, :]
-        v = torch.stack([a + b, a - b], dim=-2).flatten(-3)
-    return (v.flatten(-2) * 0.25).movedim(-1, axis)
 
 
 def fake_quantize_hadamard(

@@ -40,13 +40,22 @@ def random_signs(seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
 def hadamard16(x: torch.Tensor, signs: torch.Tensor, axis: int = -1) -> torch.Tensor:
     """x with every block of 16 along ``axis`` multiplied by diag(signs) H16 / 4 (float32 result).
 
-    The size of ``axis`` must be a multiple of 16 (zero-pad first: the transform keeps the
+    Computed by butterflies h = 1, 2, 4, 8 and a final exact * 1/4, in the fixed order the fused
+    Triton kernel runs, so CPU, GPU and kernel give the same bits (a matmul's order depends on the
+    BLAS).  The size of ``axis`` must be a multiple of 16 (zero-pad first: the transform keeps the
     padded product exact because it is orthogonal).
     """
-    # [kernels] butterflies in the fixed order the fused Triton kernel uses (same bits on CPU and GPU)
-    from ..kernels.reference import hadamard16 as butterflies
-
-    return butterflies(x, signs, axis)
+    moved = x.float().movedim(axis, -1)
+    if moved.shape[-1] % BLOCK:
+        raise ValueError(
+            f"the 16-point Hadamard transform needs a multiple of 16 along axis {axis}, got {moved.shape[-1]}"
+        )
+    v = moved.unflatten(-1, (-1, BLOCK)) * signs.float().reshape(BLOCK)
+    for h in (1, 2, 4, 8):
+        t = v.unflatten(-1, (BLOCK // (2 * h), 2, h))
+        a, b = t[..., 0, :], t[..., 1, :]
+        v = torch.stack([a + b, a - b], dim=-2).flatten(-3)
+    return (v.flatten(-2) * 0.25).movedim(-1, axis)
 
 
 def hadamard16_inverse(y: torch.Tensor, signs: torch.Tensor, axis: int = -1) -> torch.Tensor:
