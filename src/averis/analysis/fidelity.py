@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from statistics import median
 
 import torch
 from torch import nn
@@ -234,11 +235,5 @@ def summarize(result: dict) -> dict:
     for name, r in result["recipes"].items():
         rows = [v for v in r["layers"].values() if v["quantized"]] or list(r["layers"].values())
         out[name] = {"loss_increase_pct": r["loss_increase_pct"], "quantized_layers": r["quantized_layers"],
-                     **{m: _median([v[m] for v in rows]) for m in METRICS}}
+                     **{m: median([v[m] for v in rows]) for m in METRICS}}
     return out
-
-
-def _median(vals: list[float]) -> float:
-    s = sorted(vals)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from statistics import median
 
 from .analyze import select, sites
 
@@ -256,12 +257,12 @@ def evolution_summary(results: list[tuple[str, dict]]) -> dict:
         for kind in ("input", "grad_output"):
             for site in sites(result["layers"], kind):
                 rows = select(result["layers"], kind, site)
-                per_site[f"{kind}:{site}"] = {key: _median([r[key] for r in rows]) for key in
+                per_site[f"{kind}:{site}"] = {key: median([r[key] for r in rows]) for key in
                                               ("mean_ratio", "cos_mean_v1", "energy_mean", "outlier_mean")}
                 if rows[0].get("quant", {}).get("nvfp4"):
-                    per_site[f"{kind}:{site}"]["nvfp4_rel_error"] = _median(
+                    per_site[f"{kind}:{site}"]["nvfp4_rel_error"] = median(
                         [r["quant"]["nvfp4"]["plain"]["rel_error"] for r in rows])
-                    per_site[f"{kind}:{site}"]["nvfp4_rel_error_mean_removed"] = _median(
+                    per_site[f"{kind}:{site}"]["nvfp4_rel_error_mean_removed"] = median(
                         [r["quant"]["nvfp4"]["mean_bf16"]["rel_error"] for r in rows])
         summary[label] = per_site
     return summary
@@ -284,9 +285,3 @@ def write_evolution(results: list[tuple[str, dict]], out: str | Path, plots: boo
     lines += [f"![{n}]({n})" for n in names]
     (out / "evolution.md").write_text("\n".join(lines) + "\n")
     return out
-
-
-def _median(vals: list[float]) -> float:
-    s = sorted(vals)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
