@@ -23,10 +23,9 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
     """(dequantized operand in float32, mean with keepdim or None) from one fused pass, or None."""
     if not (a.ndim == 2 and _on_device(a)) or spec.format not in ("nvfp4", "mxfp4"):
         return None
-    if spec.transform not in ("mean", "hadamard", "mean_hadamard"):
+    has_mean, has_had = spec.has_mean, spec.has_hadamard  # the OperandSpec's own reading of its transform
+    if not (has_mean or has_had):
         return None
-    has_mean = spec.transform in ("mean", "mean_hadamard")
-    has_had = spec.transform in ("hadamard", "mean_hadamard")
     if has_mean and (recipe.mean_all_reduce or mean_axis not in ("rows", "reduction")):
         return None
     if has_had and (mean_axis == "rows" and has_mean or a.shape[-1] % 16 or signs is None):
