@@ -350,3 +350,20 @@ def test_recipe_argument_is_checked():
         averis.quantize_model(nn.Linear(16, 16), "fp3")
     with pytest.raises(TypeError, match="nn.Module"):
         averis.quantize_model("model", "averis")
+
+
+def test_restoring_rng_state_resets_the_same_generator_objects():
+    """A CUDA graph registers the generators themselves: a restore must reset them, never replace them."""
+    _, a = _pair("nvfp4")
+    x, dy = _inputs((32, 64)), _inputs((32, 96), seed=2)
+    fresh = rng_state(a)                       # before any use: no generator yet
+    first = _run(a, x, dy)[2].clone()
+    gens = averis.nn.generators(a, "cpu")
+    assert len(gens) == 3, "one generator per GEMM (fprop, dgrad, wgrad) on the device used"
+    a.zero_grad()
+    _run(a, x, dy)
+    set_rng_state(a, fresh)                    # generators created since: back to their seeds, in place
+    assert all(g is h for g, h in zip(averis.nn.generators(a, "cpu"), gens))
+    a.zero_grad()
+    assert torch.equal(_run(a, x, dy)[2], first)
+    assert averis.nn.generators(a, "cuda") == []

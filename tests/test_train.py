@@ -165,3 +165,8 @@ def test_learning_rate_warms_up_then_decays(tmp_path):
     factors = [lr_factor(s, optim, 100) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == 1.0
     assert all(a >= b for a, b in zip(factors[9:], factors[10:])) and factors[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_cuda_graph_needs_a_cuda_device(tmp_path):
+    with pytest.raises(ValueError, match="train.cuda_graph needs a CUDA device"):
+        Trainer(tiny(tmp_path, "run", "train.device=cpu", "train.cuda_graph=true"))

@@ -123,6 +123,12 @@ def rng_state(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
     return {name: m.averis_state.rng_state() for name, m in quantized_layers(model).items()}
 
 
+def generators(model: nn.Module, device_type: str = "cuda") -> list[torch.Generator]:
+    """The stochastic-rounding generators of every quantized layer on ``device_type`` (created so far)."""
+    return [g for m in quantized_layers(model).values() for g in m.averis_state.generators()
+            if g.device.type == device_type]
+
+
 def set_rng_state(model: nn.Module, state: dict[str, dict[str, torch.Tensor]]) -> None:
     """Restore states saved by :func:`rng_state` (layer names must match)."""
     layers = quantized_layers(model)

@@ -65,13 +65,25 @@ class LayerState:
         return {key: g.get_state() for key, g in self._generators.items()}
 
     def set_rng_state(self, states: dict[str, torch.Tensor]) -> None:
-        """Restore ``rng_state()``; generators absent from it restart from their seed (as if unused)."""
-        self._generators = {}
-        for key, state in states.items():
+        """Restore ``rng_state()``; generators absent from it restart from their seed (as if unused).
+
+        Existing generators are reset in place, never replaced: a CUDA graph that registered them
+        (train.cuda_graph) keeps drawing from the restored state.
+        """
+        for key in states:
             gemm, _, dev = key.partition("@")
             if gemm not in GEMMS or not dev:
                 raise ValueError(f"bad rng state key {key!r}: expected 'gemm@device' with gemm in {GEMMS}")
+        for key, g in self._generators.items():
+            if key not in states:
+                g.manual_seed(layer_seed(self.recipe.seed, self.index, key.partition("@")[0]))
+        for key, state in states.items():
+            gemm, _, dev = key.partition("@")
             self.generator(torch.device(dev), gemm).set_state(state.clone())
+
+    def generators(self) -> list[torch.Generator]:
+        """The generators created so far (one per GEMM and device used)."""
+        return list(self._generators.values())
 
     # pickling / deepcopy: generators are rebuilt from their saved states, under a new key
     def __getstate__(self):

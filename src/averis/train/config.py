@@ -70,6 +70,7 @@ class TrainConfig:
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     precision: str = "auto"          # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     compile: bool = False
+    cuda_graph: bool = False         # replay forward + backward from a CUDA graph (one GPU; see train/graph.py)
     distributed: str = "auto"        # auto (ddp under torchrun) | none | ddp | fsdp
     eval_every: int = 50             # 0: only at the end
     eval_batches: int = 8

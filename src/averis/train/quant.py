@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import torch
 from torch import nn
 
 NO_QUANT = ("bf16", "none", "fp32")
@@ -59,6 +60,13 @@ def quantizer_rng_state(model: nn.Module) -> dict:
     from ..nn import rng_state
 
     return rng_state(model)
+
+
+def quantizer_generators(model: nn.Module) -> list[torch.Generator]:
+    """The CUDA generators of the quantized layers (to register with a CUDA graph); [] when unquantized."""
+    from ..nn import generators
+
+    return generators(model, "cuda")
 
 
 def set_quantizer_rng_state(model: nn.Module, state: dict) -> None:

@@ -26,6 +26,7 @@ from ..data.prepare import PreparedData, prepare
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .config import RunConfig, save_config, to_dict
+from .graph import GraphedStep
 from .metrics import MetricsLogger
 from .model import build_model
 from .quant import NO_QUANT, apply_recipe, quantizer_rng_state, resolve_recipe, set_quantizer_rng_state
@@ -62,6 +63,7 @@ class Trainer:
             self._load(resume_from)
         self.sampler = WindowSampler(self.data.train.tokens, cfg.data.seq_len, cfg.train.seed)
         self.compiled = torch.compile(self.model) if cfg.train.compile else self.model
+        self.graphed = self._graphed_step() if cfg.train.cuda_graph else None
         self.tokens_per_step = cfg.train.batch_size * cfg.data.seq_len * cfg.train.grad_accum * self.dist.world
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -153,27 +155,40 @@ class Trainer:
         """One optimizer step (grad_accum micro-batches on every rank); self.step is then advanced."""
         cfg = self.cfg.train
         self.model.train()
-        loss_sum = torch.zeros((), device=self.device)
-        for micro in range(cfg.grad_accum):
-            index = micro * self.dist.world + self.dist.rank  # the global micro-batch index (see batching.py)
-            x, y = self.sampler.batch(self.step, index, cfg.batch_size)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            with dist_utils.grad_sync(self.model, self.dist, sync=micro == cfg.grad_accum - 1):
-                loss = self.loss(x, y)
-                (loss / cfg.grad_accum).backward()
-            loss_sum += loss.detach()
+        batches = [self._micro_batch(micro) for micro in range(cfg.grad_accum)]
+        if self.graphed is not None:  # forward + backward of every micro-batch replayed from a CUDA graph
+            loss_sum = self.graphed(torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches]))
+        else:
+            loss_sum = torch.zeros((), device=self.device)
+            for micro, (x, y) in enumerate(batches):
+                with dist_utils.grad_sync(self.model, self.dist, sync=micro == cfg.grad_accum - 1):
+                    loss = self.loss(x, y)
+                    (loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach()
         grad_norm = self._clip()
         mean_loss = dist_utils.all_reduce_sum(loss_sum / cfg.grad_accum, self.dist) / self.dist.world
         loss_value, norm_value = float(mean_loss), float(grad_norm)
         self.tracker.check(self.step + 1, loss_value, norm_value)  # raises Diverged before the update
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.graphed is None:  # a graphed step overwrites the gradients it owns
+            self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
         self.tokens_seen += self.tokens_per_step
         return {"step": self.step, "loss": loss_value, "lr": lr, "grad_norm": norm_value,
                 "tokens": self.tokens_seen}
+
+    def _micro_batch(self, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = micro * self.dist.world + self.dist.rank  # the global micro-batch index (see batching.py)
+        x, y = self.sampler.batch(self.step, index, self.cfg.train.batch_size)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def _graphed_step(self) -> GraphedStep:
+        if self.dist.world > 1:
+            raise ValueError(f"train.cuda_graph runs in a single process; this run has {self.dist.world} ranks: "
+                             f"set train.cuda_graph=false for DDP / FSDP")
+        return GraphedStep(self.raw_model, self.loss, self.device)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self._autocast():

@@ -1,0 +1,105 @@
+"""CUDA-graph capture of a training step's forward and backward passes (``train.cuda_graph``).
+
+An emulated FP4 step launches many small kernels per linear layer (tensor amax, quantize, column
+statistics, casts, rank-one terms, SR seed draws, for six operands); for a small model the host cannot
+issue them as fast as the GPU runs them, and the step is bound by Python and launch overhead.  Every
+op on that path is free of host synchronisation, so the forward and backward passes of all the
+micro-batches of one optimizer step can be captured once in a CUDA graph and replayed each step.
+
+What stays eager: the optimizer, gradient clipping and the divergence check, so the learning-rate
+schedule and "stop before a bad update" are unchanged.  The gradients live in the graph's memory
+pool; every replay overwrites them (no zero_grad).
+
+Exactness: the quantizers' generators are registered with the graph, so every replay draws from
+their current state exactly as an eager step would, and their states (and the default CUDA
+generator's) are restored after the warm-up passes.  A graphed run therefore equals the eager run
+bit for bit (``benchmarks/gpu/check_graph.py`` checks it on the GPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .quant import quantizer_generators, quantizer_rng_state, set_quantizer_rng_state
+
+
+class GraphedStep:
+    """Replays ``loss_fn`` + backward over ``accum`` micro-batches, captured in one CUDA graph.
+
+    loss_fn(x, y) -> scalar loss for one micro-batch; ``x_shape`` / ``y_shape`` are the shapes of
+    the stacked micro-batches (accum, batch, seq).  Capture happens on the first call, after
+    ``warmup`` eager passes (torch.compile, Triton JIT and cuBLAS initialise there).
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 device: torch.device, warmup: int = 2):
+        if device.type != "cuda":
+            raise ValueError(f"train.cuda_graph needs a CUDA device, this run is on {device}: set "
+                             f"train.cuda_graph=false")
+        self.model, self.loss_fn = model, loss_fn  # model: the module holding the quantized layers
+        self.device, self.warmup = device, warmup
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_x = self.static_y = self.static_loss = None
+        self.grads: list[tuple[nn.Parameter, torch.Tensor]] = []
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Sum of the micro-batch losses (a device scalar); the parameters' .grad hold the mean gradient."""
+        if self.graph is None:
+            self._capture(x, y)
+        elif x.shape != self.static_x.shape or y.shape != self.static_y.shape:
+            raise ValueError(f"a CUDA-graphed step needs the same batch shape every step: captured "
+                             f"{tuple(self.static_x.shape)}, got {tuple(x.shape)}")
+        self.static_x.copy_(x, non_blocking=True)
+        self.static_y.copy_(y, non_blocking=True)
+        self.graph.replay()
+        for p, g in self.grads:  # code outside the step (analysis callbacks) may have replaced .grad
+            p.grad = g
+        return self.static_loss
+
+    # ---- capture ---------------------------------------------------------------------------------
+    def _body(self) -> torch.Tensor:
+        accum = self.static_x.shape[0]
+        total = torch.zeros((), device=self.device)
+        for i in range(accum):
+            loss = self.loss_fn(self.static_x[i], self.static_y[i])
+            (loss / accum).backward()
+            total = total + loss.detach()
+        return total
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.static_x = torch.empty_like(x, device=self.device)
+        self.static_y = torch.empty_like(y, device=self.device)
+        self.static_x.copy_(x)
+        self.static_y.copy_(y)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        saved = self._rng_states()
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup):
+                self._body()
+                for p in params:
+                    p.grad = None  # the capture must allocate the gradients in its own pool
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        torch.cuda.synchronize(self.device)
+        self._set_rng_states(saved)  # the warm-up passes must not advance the run's random streams
+        graph = torch.cuda.CUDAGraph()
+        for g in quantizer_generators(self.model):
+            graph.register_generator_state(g)
+        with torch.cuda.graph(graph):
+            self.static_loss = self._body()
+        self._set_rng_states(saved)  # capture records the draws; the first replay makes them
+        self.graph = graph
+        self.grads = [(p, p.grad) for p in params if p.grad is not None]
+
+    def _rng_states(self) -> tuple[torch.Tensor, dict]:
+        return torch.cuda.get_rng_state(self.device), quantizer_rng_state(self.model)
+
+    def _set_rng_states(self, saved) -> None:
+        """Back to ``saved``: generators created since then restart from their seeds, all in place."""
+        default, quantizers = saved
+        torch.cuda.set_rng_state(default, self.device)
+        set_quantizer_rng_state(self.model, quantizers)
