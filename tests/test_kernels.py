@@ -327,3 +327,17 @@ def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis, monk
         assert (r is None) == (t is None)
         if r is not None:
             assert_bits_equal(t, r, name)
+
+
+@pytest.mark.parametrize("fmt,block,rule", SPECS)
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
+def test_fp32_input_quantized_straight_into_the_gemm_dtype(fmt, block, rule, out_dtype):
+    """out_dtype: the kernel rounds its FP32 dequantized value once, as the reference's cast does."""
+    x = hard_input((64, 64), torch.float32, seed=7)
+    for axis in (-1, 0):
+        opts = dict(block_shape=block, scale_rule=rule, axis=axis, rounding="stochastic" if fmt == "nvfp4" else
+                    "nearest")
+        want = fake_quantize(x, fmt, backend="torch", generator=torch.Generator(DEV).manual_seed(3), **opts)
+        got = fake_quantize(x, fmt, backend="triton", generator=torch.Generator(DEV).manual_seed(3),
+                            out_dtype=out_dtype, **opts)
+        assert_bits_equal(got, want.to(out_dtype), f"{fmt} {block} axis {axis} -> {out_dtype}")

@@ -174,3 +174,12 @@ def test_generator_on_the_same_device_type_is_accepted():
     assert _same_device(torch.device("cuda"), torch.device("cuda:0"))
     assert not _same_device(torch.device("cuda:1"), torch.device("cuda:0"))
     assert not _same_device(torch.device("cpu"), torch.device("cuda:0"))
+
+
+def test_out_dtype_is_one_rounding_of_the_fp32_result():
+    x = torch.randn(8, 64, generator=torch.Generator().manual_seed(0)) * 3
+    want = averis.fake_quantize(x, "nvfp4").to(torch.bfloat16)
+    got = averis.fake_quantize(x, "nvfp4", out_dtype=torch.bfloat16)
+    assert torch.equal(got.view(torch.int16), want.view(torch.int16))
+    with pytest.raises(TypeError, match="out_dtype must be"):
+        averis.fake_quantize(x, "nvfp4", out_dtype=torch.int8)

@@ -99,11 +99,16 @@ def quantize(
 
 
 def fake_quantize(x: torch.Tensor, fmt: str, **options) -> torch.Tensor:
-    """x's shape and dtype, holding the dequantized FP4 values (the path training uses).
+    """x's shape, holding the dequantized FP4 values (the path training uses), in x's dtype or ``out_dtype``.
 
-    Equals ``quantize(x, fmt, **options).dequantize().to(x.dtype)`` bit for bit.
+    Equals ``quantize(x, fmt, **options).dequantize().to(out_dtype or x.dtype)`` bit for bit.  out_dtype
+    (e.g. the BF16 a GEMM consumes) saves the caller a cast pass over an FP32 input.
     """
     backend = options.pop("backend", "auto")
+    out_dtype = options.pop("out_dtype", None)
+    if out_dtype is not None and out_dtype not in _FLOAT_INPUTS:
+        raise TypeError(f"out_dtype must be torch.float32, bfloat16 or float16, got {out_dtype!r}")
+    out_dtype = out_dtype or x.dtype
     if _use_triton(x, backend):
         from ..kernels import dispatch
 
@@ -112,8 +117,8 @@ def fake_quantize(x: torch.Tensor, fmt: str, **options) -> torch.Tensor:
         axis = _validate(x, spec, options.get("axis", -1), options.get("pad", False),
                          options.get("check_finite", True), options.get("generator"))
         return dispatch.fake_quantize(x, spec, axis, options.get("generator"), options.get("pad", False),
-                                      options.get("tensor_amax"))
-    return quantize(x, fmt, backend="torch", **options).dequantize(x.dtype)
+                                      options.get("tensor_amax"), out_dtype)
+    return quantize(x, fmt, backend="torch", **options).dequantize(out_dtype)
 
 
 # --------------------------------------------------------------------------- core

@@ -325,10 +325,10 @@ def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=N
 
 
 def fake_quantize(
-    x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax
+    x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax, out_dtype=None
 ) -> torch.Tensor:
-    """Triton twin of averis.formats.fake_quantize: x's shape and dtype, dequantized FP4 values."""
-    return _fq(x, spec, axis, generator, pad, tensor_amax)
+    """Triton twin of averis.formats.fake_quantize: x's shape, dequantized FP4 values in out_dtype (x's)."""
+    return _fq(x, spec, axis, generator, pad, tensor_amax, out_dtype=out_dtype)
 
 
 # --------------------------------------------------------------------------- Averis

@@ -19,8 +19,8 @@ def _on_device(a: torch.Tensor) -> bool:
     return a.is_cuda and available(a)
 
 
-def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs):
-    """(dequantized operand in float32, mean with keepdim or None) from one fused pass, or None."""
+def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None):
+    """(dequantized operand in out_dtype (float32), mean with keepdim or None) from one fused pass, or None."""
     if not (a.ndim == 2 and _on_device(a)) or spec.format not in ("nvfp4", "mxfp4"):
         return None
     has_mean, has_had = spec.has_mean, spec.has_hadamard  # the OperandSpec's own reading of its transform
@@ -43,7 +43,7 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
         mu = st.mean
     if has_had:
         main = dispatch._fq(
-            src, qspec, axis, generator, False, None, mu=mu, signs=signs, out_dtype=torch.float32
+            src, qspec, axis, generator, False, None, mu=mu, signs=signs, out_dtype=out_dtype or torch.float32
         )
     else:
         main = dispatch._fq(
@@ -54,7 +54,7 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
             True,
             st.residual_amax if qspec.fmt == "nvfp4" else None,
             mu=mu,
-            out_dtype=torch.float32,
+            out_dtype=out_dtype or torch.float32,
         )
     if tokens_last:
         main = main.T

@@ -48,27 +48,29 @@ class Operand:
 
 
 def quantize_operand(x: torch.Tensor, spec: OperandSpec, generator: torch.Generator | None,
-                     axis: int = -1) -> torch.Tensor:
+                     axis: int = -1, out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Fake-quantize x along ``axis`` per ``spec`` (identity unless quantized); ragged blocks zero-padded."""
     if not spec.quantized:
         return x
     return fake_quantize(x, spec.format, axis=axis, generator=generator, pad=True, check_finite=False,
-                         **spec.quantizer_options())
+                         out_dtype=out_dtype, **spec.quantizer_options())
 
 
 def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: str | None,
-            generator: torch.Generator | None, signs: torch.Tensor | None) -> Operand:
+            generator: torch.Generator | None, signs: torch.Tensor | None,
+            out_dtype: torch.dtype | None = None) -> Operand:
     """Transform and quantize one operand (P x R, reduction axis last).
 
     mean_axis: where the tokens are, for the mean split: "rows" (fprop/dgrad activations and
-    gradients), "reduction" (wgrad), or None (weights).
+    gradients), "reduction" (wgrad), or None (weights).  out_dtype: the dtype of the quantized
+    ``main`` (the GEMM's compute dtype saves a cast pass; the values are the same, rounded once).
     """
     length = a.shape[-1]
     if spec.format == "none":
         return Operand(a, length)
     mu = None
     # [kernels] on CUDA, mean split / RHT + quantize in one fused Triton pass, bit-identical to the else branch
-    fused = fused_operand(a, spec, recipe, mean_axis, generator, signs)
+    fused = fused_operand(a, spec, recipe, mean_axis, generator, signs, out_dtype)
     if fused is not None:
         main, mu = fused
     else:
@@ -81,7 +83,7 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
         if spec.transform == "lowrank":
             main = _lowrank_operand(a, spec, recipe, generator)
         else:
-            main = quantize_operand(a, spec, generator)
+            main = quantize_operand(a, spec, generator, out_dtype=out_dtype)
     op = Operand(main, length, signs=signs if spec.has_hadamard else None)
     if mu is not None:
         # the mean vector runs along the rows' other axis: R for a row mean, P for a reduction mean
@@ -143,22 +145,24 @@ def _token_sum(op: Operand) -> torch.Tensor:
 def fprop(x: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
           signs=None) -> torch.Tensor:
     """Y = Q(X) Q(W)^T (M x N) for X (M x K) and W (N x K)."""
-    a = prepare(x, recipe.fprop_x, recipe, mean_axis="rows", generator=generator, signs=signs)
-    b = prepare(w, recipe.fprop_w, recipe, mean_axis=None, generator=generator, signs=signs)
+    a = prepare(x, recipe.fprop_x, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype)
+    b = prepare(w, recipe.fprop_w, recipe, mean_axis=None, generator=generator, signs=signs, out_dtype=dtype)
     return gemm(a, b, dtype)
 
 
 def dgrad(dy: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
           signs=None) -> torch.Tensor:
     """dX = Q(dY) Q(W) (M x K), both quantized along N."""
-    a = prepare(dy, recipe.dgrad_dy, recipe, mean_axis="rows", generator=generator, signs=signs)
-    b = prepare(w.T, recipe.dgrad_w, recipe, mean_axis=None, generator=generator, signs=signs)
+    a = prepare(dy, recipe.dgrad_dy, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype)
+    b = prepare(w.T, recipe.dgrad_w, recipe, mean_axis=None, generator=generator, signs=signs, out_dtype=dtype)
     return gemm(a, b, dtype)
 
 
 def wgrad(dy: torch.Tensor, x: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
           signs=None) -> torch.Tensor:
     """dW = Q(dY^T) Q(X^T)^T (N x K), both quantized along the M tokens."""
-    a = prepare(dy.T, recipe.wgrad_dy, recipe, mean_axis="reduction", generator=generator, signs=signs)
-    b = prepare(x.T, recipe.wgrad_x, recipe, mean_axis="reduction", generator=generator, signs=signs)
+    # the four-term product sums each quantized operand over the tokens: keep those sums in full precision
+    out = None if recipe.wgrad_dy.has_mean or recipe.wgrad_x.has_mean else dtype
+    a = prepare(dy.T, recipe.wgrad_dy, recipe, mean_axis="reduction", generator=generator, signs=signs, out_dtype=out)
+    b = prepare(x.T, recipe.wgrad_x, recipe, mean_axis="reduction", generator=generator, signs=signs, out_dtype=out)
     return gemm(a, b, dtype)
