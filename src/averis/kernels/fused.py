@@ -19,17 +19,34 @@ def _on_device(a: torch.Tensor) -> bool:
     return a.is_cuda and available(a)
 
 
-def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None):
-    """(dequantized operand in out_dtype (float32), mean with keepdim or None) from one fused pass, or None."""
+def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, signs) -> bool:
+    """Whether fused_operand handles this operand (else the caller's unfused path runs)."""
     if not (a.ndim == 2 and _on_device(a)) or spec.format not in ("nvfp4", "mxfp4"):
+        return False
+    has_mean, has_had = spec.has_mean, spec.has_hadamard
+    if not (has_mean or has_had):
+        return False
+    if has_mean and (recipe.mean_all_reduce or mean_axis not in ("rows", "reduction")):
+        return False
+    return not (has_had and (mean_axis == "rows" and has_mean or a.shape[-1] % 16 or signs is None))
+
+
+def computes_stats(a: torch.Tensor, spec, recipe, mean_axis: str | None, signs) -> bool:
+    """Whether fused_operand runs (or looks up) the column statistics of this operand."""
+    return spec.has_mean and applies(a, spec, recipe, mean_axis, signs)
+
+
+def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None,
+                  shared: dict | None = None, role: str = ""):
+    """(dequantized operand in out_dtype (float32), mean with keepdim or None) from one fused pass, or None.
+
+    shared: the (mean, residual amax) of the tokens-major tensors of one layer call, by role ("x", "dy"):
+    X and dY each enter two GEMMs (fprop + wgrad, dgrad + wgrad) with the same mean over tokens, so
+    their statistics pass runs once and is looked up the second time (same tensor, same values).
+    """
+    if not applies(a, spec, recipe, mean_axis, signs):
         return None
     has_mean, has_had = spec.has_mean, spec.has_hadamard  # the OperandSpec's own reading of its transform
-    if not (has_mean or has_had):
-        return None
-    if has_mean and (recipe.mean_all_reduce or mean_axis not in ("rows", "reduction")):
-        return None
-    if has_had and (mean_axis == "rows" and has_mean or a.shape[-1] % 16 or signs is None):
-        return None
     from ..formats.spec import make_spec
     from . import dispatch
 
@@ -39,8 +56,13 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
     src, axis = (a.T, 0) if tokens_last else (a, 1)
     mu = st = None
     if has_mean:
-        st = dispatch.column_stats(src)
-        mu = st.mean
+        st = shared.get(role) if shared is not None else None
+        if st is None:
+            full = dispatch.column_stats(src)
+            st = (full.mean, full.residual_amax)
+            if shared is not None:
+                shared[role] = st
+        mu = st[0]
     if has_had:
         main = dispatch._fq(
             src, qspec, axis, generator, False, None, mu=mu, signs=signs, out_dtype=out_dtype or torch.float32
@@ -52,7 +74,7 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
             axis,
             generator,
             True,
-            st.residual_amax if qspec.fmt == "nvfp4" else None,
+            st[1] if qspec.fmt == "nvfp4" else None,
             mu=mu,
             out_dtype=out_dtype or torch.float32,
         )

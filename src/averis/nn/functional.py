@@ -58,19 +58,21 @@ def quantize_operand(x: torch.Tensor, spec: OperandSpec, generator: torch.Genera
 
 def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: str | None,
             generator: torch.Generator | None, signs: torch.Tensor | None,
-            out_dtype: torch.dtype | None = None) -> Operand:
+            out_dtype: torch.dtype | None = None, shared: dict | None = None, role: str = "") -> Operand:
     """Transform and quantize one operand (P x R, reduction axis last).
 
     mean_axis: where the tokens are, for the mean split: "rows" (fprop/dgrad activations and
     gradients), "reduction" (wgrad), or None (weights).  out_dtype: the dtype of the quantized
     ``main`` (the GEMM's compute dtype saves a cast pass; the values are the same, rounded once).
+    shared / role: column statistics of X ("x") and dY ("dy") computed once per layer call (see
+    kernels.fused.fused_operand).
     """
     length = a.shape[-1]
     if spec.format == "none":
         return Operand(a, length)
     mu = None
     # [kernels] on CUDA, mean split / RHT + quantize in one fused Triton pass, bit-identical to the else branch
-    fused = fused_operand(a, spec, recipe, mean_axis, generator, signs, out_dtype)
+    fused = fused_operand(a, spec, recipe, mean_axis, generator, signs, out_dtype, shared, role)
     if fused is not None:
         main, mu = fused
     else:
@@ -143,26 +145,30 @@ def _token_sum(op: Operand) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- the three GEMMs
 def fprop(x: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
-          signs=None) -> torch.Tensor:
-    """Y = Q(X) Q(W)^T (M x N) for X (M x K) and W (N x K)."""
-    a = prepare(x, recipe.fprop_x, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype)
+          signs=None, shared: dict | None = None) -> torch.Tensor:
+    """Y = Q(X) Q(W)^T (M x N) for X (M x K) and W (N x K).  shared: see prepare."""
+    a = prepare(x, recipe.fprop_x, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype,
+                shared=shared, role="x")
     b = prepare(w, recipe.fprop_w, recipe, mean_axis=None, generator=generator, signs=signs, out_dtype=dtype)
     return gemm(a, b, dtype)
 
 
 def dgrad(dy: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
-          signs=None) -> torch.Tensor:
+          signs=None, shared: dict | None = None) -> torch.Tensor:
     """dX = Q(dY) Q(W) (M x K), both quantized along N."""
-    a = prepare(dy, recipe.dgrad_dy, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype)
+    a = prepare(dy, recipe.dgrad_dy, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype,
+                shared=shared, role="dy")
     b = prepare(w.T, recipe.dgrad_w, recipe, mean_axis=None, generator=generator, signs=signs, out_dtype=dtype)
     return gemm(a, b, dtype)
 
 
 def wgrad(dy: torch.Tensor, x: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
-          signs=None) -> torch.Tensor:
+          signs=None, shared: dict | None = None) -> torch.Tensor:
     """dW = Q(dY^T) Q(X^T)^T (N x K), both quantized along the M tokens."""
     # the four-term product sums each quantized operand over the tokens: keep those sums in full precision
     out = None if recipe.wgrad_dy.has_mean or recipe.wgrad_x.has_mean else dtype
-    a = prepare(dy.T, recipe.wgrad_dy, recipe, mean_axis="reduction", generator=generator, signs=signs, out_dtype=out)
-    b = prepare(x.T, recipe.wgrad_x, recipe, mean_axis="reduction", generator=generator, signs=signs, out_dtype=out)
+    a = prepare(dy.T, recipe.wgrad_dy, recipe, mean_axis="reduction", generator=generator, signs=signs,
+                out_dtype=out, shared=shared, role="dy")
+    b = prepare(x.T, recipe.wgrad_x, recipe, mean_axis="reduction", generator=generator, signs=signs,
+                out_dtype=out, shared=shared, role="x")
     return gemm(a, b, dtype)

@@ -1,55 +1,63 @@
-"""The quantized linear as an autograd.Function over three torch.library custom ops.
+"""The quantized linear as an autograd.Function over two torch.library custom ops.
 
-The ops (``averis::fprop``, ``averis::dgrad``, ``averis::wgrad``) are opaque to torch.compile
-(their fake implementations give only shapes), so compiled models keep the exact emulation,
-generators included.  Saved for backward: the layer input X as it arrived (2D view) and the
-weight W itself (no copy); no quantized or transformed copies are kept -- the backward GEMMs
-re-quantize X and W along their own reduction axes, which they would have to do anyway.
+The ops (``averis::fprop`` and ``averis::backward``, which runs dgrad and wgrad together) are opaque
+to torch.compile (their fake implementations give only shapes), so compiled models keep the exact
+emulation, generators included.  Saved for backward: the layer input X as it arrived (2D view), the
+weight W itself (no copy) and, for the Averis recipes on the fused GPU path, X's column mean and
+residual amax (two small vectors): no quantized or transformed copies are kept -- the backward GEMMs
+re-quantize X and W along their own reduction axes, which they would have to do anyway.  X's and
+dY's statistics pass runs once per layer call although each enters two GEMMs.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..kernels.fused import computes_stats  # [kernels]
 from . import functional as F
-from .state import LayerState, state_of
+from .state import state_of
 
 
 @torch.library.custom_op("averis::fprop", mutates_args=())
-def fprop_op(x: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype) -> torch.Tensor:
+def fprop_op(x: torch.Tensor, w: torch.Tensor, key: int,
+             dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Y, X's column mean, X's residual amax); the last two are unset (never read) off the fused path."""
     st = state_of(key)
-    return F.fprop(x, w, st.recipe, dtype, st.generator(x.device, "fprop"), st.signs(x.device))
+    shared: dict = {}
+    y = F.fprop(x, w, st.recipe, dtype, st.generator(x.device, "fprop"), st.signs(x.device), shared=shared)
+    if "x" in shared:
+        mean, residual_amax = shared["x"]
+        return y, mean.clone(), residual_amax.clone()
+    return y, x.new_empty(x.shape[1], dtype=torch.float32), x.new_empty((), dtype=torch.float32)
 
 
 @fprop_op.register_fake
 def _(x, w, key, dtype):
-    return x.new_empty((x.shape[0], w.shape[0]), dtype=dtype)
+    return (x.new_empty((x.shape[0], w.shape[0]), dtype=dtype), x.new_empty(x.shape[1], dtype=torch.float32),
+            x.new_empty((), dtype=torch.float32))
 
 
-@torch.library.custom_op("averis::dgrad", mutates_args=())
-def dgrad_op(dy: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype,
-             out_dtype: torch.dtype) -> torch.Tensor:
+@torch.library.custom_op("averis::backward", mutates_args=())
+def backward_op(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, x_mean: torch.Tensor,
+                x_residual_amax: torch.Tensor, key: int, dtype: torch.dtype, need_dx: bool,
+                need_dw: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dX, dW) in X's and W's dtypes; an empty tensor for a gradient not needed."""
     st = state_of(key)
-    dx = F.dgrad(dy, w, st.recipe, dtype, st.generator(dy.device, "dgrad"), st.signs(dy.device))
-    return dx.to(out_dtype)
+    signs = st.signs(dy.device)
+    shared: dict = {}
+    if computes_stats(x, st.recipe.fprop_x, st.recipe, "rows", signs):  # the forward's statistics of X
+        shared["x"] = (x_mean, x_residual_amax)
+    dx = dw = None
+    if need_dx:
+        dx = F.dgrad(dy, w, st.recipe, dtype, st.generator(dy.device, "dgrad"), signs, shared=shared).to(x.dtype)
+    if need_dw:
+        dw = F.wgrad(dy, x, st.recipe, dtype, st.generator(dy.device, "wgrad"), signs, shared=shared).to(w.dtype)
+    return (x.new_empty(0) if dx is None else dx), (w.new_empty(0) if dw is None else dw)
 
 
-@dgrad_op.register_fake
-def _(dy, w, key, dtype, out_dtype):
-    return dy.new_empty((dy.shape[0], w.shape[1]), dtype=out_dtype)
-
-
-@torch.library.custom_op("averis::wgrad", mutates_args=())
-def wgrad_op(dy: torch.Tensor, x: torch.Tensor, key: int, dtype: torch.dtype,
-             out_dtype: torch.dtype) -> torch.Tensor:
-    st = state_of(key)
-    dw = F.wgrad(dy, x, st.recipe, dtype, st.generator(dy.device, "wgrad"), st.signs(dy.device))
-    return dw.to(out_dtype)
-
-
-@wgrad_op.register_fake
-def _(dy, x, key, dtype, out_dtype):
-    return dy.new_empty((dy.shape[1], x.shape[1]), dtype=out_dtype)
+@backward_op.register_fake
+def _(dy, x, w, x_mean, x_residual_amax, key, dtype, need_dx, need_dw):
+    return (x.new_empty(x.shape if need_dx else (0,)), w.new_empty(w.shape if need_dw else (0,)))
 
 
 class QuantLinearFunction(torch.autograd.Function):
@@ -57,17 +65,19 @@ class QuantLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype) -> torch.Tensor:
-        ctx.save_for_backward(x, w)
+        y, x_mean, x_residual_amax = fprop_op(x, w, key, dtype)
+        ctx.save_for_backward(x, w, x_mean, x_residual_amax)
         ctx.key, ctx.dtype = key, dtype
-        return fprop_op(x, w, key, dtype)
+        return y
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        x, w = ctx.saved_tensors
-        dy = dy.contiguous()
-        dx = dgrad_op(dy, w, ctx.key, ctx.dtype, x.dtype) if ctx.needs_input_grad[0] else None
-        dw = wgrad_op(dy, x, ctx.key, ctx.dtype, w.dtype) if ctx.needs_input_grad[1] else None
-        return dx, dw, None, None
+        x, w, x_mean, x_residual_amax = ctx.saved_tensors
+        need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (need_dx or need_dw):
+            return None, None, None, None
+        dx, dw = backward_op(dy.contiguous(), x, w, x_mean, x_residual_amax, ctx.key, ctx.dtype, need_dx, need_dw)
+        return (dx if need_dx else None), (dw if need_dw else None), None, None
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -79,7 +89,7 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                 state: LayerState) -> torch.Tensor:
+                 state) -> torch.Tensor:
     """F.linear(x, weight, bias) with the layer's recipe (weight is N x K)."""
     dtype = compute_dtype(x)
     x2d = x.reshape(-1, x.shape[-1])
