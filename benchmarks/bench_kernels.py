@@ -6,11 +6,10 @@ Sections (``--sections`` picks some; default all):
          reference on a mid-size tensor of every spec)
   bw     each kernel's achieved bandwidth vs the device's measured copy bandwidth (+ a tile-config sweep)
   averis Averis quantization (column stats + fused subtract-and-quantize) vs plain NVFP4 fake-quant
-  step   one training step (forward + backward + AdamW) of the ~40M Qwen3-style bench model, torch.compile,
-         under bf16, nvfp4, nvidia, metis, averis and the naive PyTorch path (kernels off)
+(the training step is benchmarks/bench_step.py)
 
-Times are medians (triton.testing.do_bench, or CUDA events per step); ratios come from the same run.
-Usage: python benchmarks/bench_kernels.py [--sections check,bw,averis,step] [--out DIR]
+Times are medians (triton.testing.do_bench, or CUDA-graph replays); ratios come from the same run.
+Usage: python benchmarks/bench_kernels.py [--sections check,sweep,bw,averis] [--out DIR]
 """
 
 from __future__ import annotations
@@ -538,83 +537,6 @@ def section_averis():
     RESULTS["averis_vs_nvfp4"] = rows
 
 
-# --------------------------------------------------------------------------- (3) training step
-def section_step(recipes, batch, seq, steps, compile_model):
-    from averis.models.qwen3 import build_qwen3
-    from averis.nn import quantize_model
-
-    rows = []
-    for name in recipes:
-        naive = name.endswith("-torch")
-        recipe = name.removesuffix("-torch")
-        from averis.kernels import fused
-
-        saved, saved_dev = kernels.available, fused._on_device
-        try:
-            if naive:  # the naive path: every quantization through the PyTorch reference ops
-                kernels.available = lambda x: False
-                fused._on_device = lambda x: False
-            torch.manual_seed(0)
-            model = build_qwen3("bench", vocab_size=16384).cuda()
-            nparams = sum(p.numel() for p in model.parameters())
-            if recipe != "bf16":
-                quantize_model(model, recipe)
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-            fwd = torch.compile(model) if compile_model else model
-            ids = torch.randint(0, 16384, (batch, seq + 1), device="cuda")
-
-            def step(fwd=fwd, ids=ids, opt=opt):
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = fwd(ids[:, :-1])
-                    loss = torch.nn.functional.cross_entropy(
-                        logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)
-                    )
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                return loss
-
-            t0 = time.time()
-            for _ in range(3):
-                step()
-            torch.cuda.synchronize()
-            warm = time.time() - t0
-            times = []
-            for _ in range(steps):
-                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                a.record()
-                loss = step()
-                b.record()
-                torch.cuda.synchronize()
-                times.append(a.elapsed_time(b))
-            times.sort()
-            med = times[len(times) // 2]
-            rows.append({"recipe": name, "ms": med, "params": nparams, "loss": float(loss), "warmup_s": warm})
-            log(f"  {name:14s} {med:8.2f} ms/step  (loss {float(loss):.3f}, warm-up+compile {warm:.0f} s)")
-        except Exception as e:
-            rows.append({"recipe": name, "error": repr(e)})
-            log(f"  {name}: ERROR {e!r}")
-            traceback.print_exc()
-        finally:
-            kernels.available, fused._on_device = saved, saved_dev
-            torch.cuda.empty_cache()
-    base = {r["recipe"]: r["ms"] for r in rows if "ms" in r}
-    for r in rows:
-        if "ms" in r and "bf16" in base:
-            r["vs_bf16"] = r["ms"] / base["bf16"]
-        if "ms" in r and "nvfp4" in base:
-            r["vs_nvfp4"] = r["ms"] / base["nvfp4"]
-    prev = RESULTS.get("train_step", {}).get("rows", [])
-    RESULTS["train_step"] = {
-        "model": "qwen3 'bench' preset, vocab 16384",
-        "batch": batch,
-        "seq": seq,
-        "compile": compile_model,
-        "autocast": "bf16",
-        "rows": prev + rows,
-    }
-
-
 def markdown(res: dict) -> str:
     """Tables for docs/kernels.md from a results JSON."""
     out = [
@@ -651,34 +573,13 @@ def markdown(res: dict) -> str:
                 f"{r['ratio']:.3f} | {r['plain_graph_us']:.1f} | {r['averis_graph_us']:.1f} | "
                 f"{r['ratio_graph']:.3f} | {r['averis_unfused_us']:.1f} |"
             )
-    if "train_step" in res:
-        t = res["train_step"]
-        out += [
-            f"\nTraining step: {t['model']}, batch {t['batch']} x {t['seq']}, torch.compile={t['compile']}, "
-            f"autocast {t['autocast']}.\n",
-            "| recipe | ms / step | vs bf16 | vs nvfp4 |",
-            "| --- | ---: | ---: | ---: |",
-        ]
-        for r in t["rows"]:
-            if "ms" in r:
-                out.append(
-                    f"| {r['recipe']} | {r['ms']:.1f} | {r.get('vs_bf16', float('nan')):.2f} | "
-                    f"{r.get('vs_nvfp4', float('nan')):.3f} |"
-                )
-            else:
-                out.append(f"| {r['recipe']} | error: {r['error'][:80]} | | |")
     return "\n".join(out)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sections", default="check,sweep,bw,averis,step")
+    ap.add_argument("--sections", default="check,sweep,bw,averis")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
-    ap.add_argument("--recipes", default="bf16,nvfp4,averis,nvidia,metis,nvfp4-torch")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=1024)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--merge", action="store_true", help="update an existing JSON instead of replacing it")
     ap.add_argument("--markdown", metavar="JSON", help="print the tables of a results JSON and exit (no GPU)")
     args = ap.parse_args()
@@ -717,8 +618,6 @@ def main():
                 section_bw()
             elif sec == "averis":
                 section_averis()
-            elif sec == "step":
-                section_step(args.recipes.split(","), args.batch, args.seq, args.steps, not args.no_compile)
         except Exception as e:
             RESULTS.setdefault("errors", []).append(f"{sec}: {e!r}")
             traceback.print_exc()

@@ -8,10 +8,11 @@ Every GEMM is written as ``out = A @ B^T`` with both operands 2D and their reduc
 
 Each operand is quantized from its high-precision source along that GEMM's reduction axis
 (``fake_quantize(..., axis=-1)`` on the 2D view), never from another GEMM's quantized copy.
-Emulation: the dequantized operands are cast to the compute dtype (BF16 under autocast) and
+Emulation: the dequantized operands are written in the compute dtype (BF16 under autocast) and
 multiplied with torch.matmul.  The Averis mean enters as rank-one terms (never as a
-materialised ``1 mu`` matrix): for fprop/dgrad a GEMV broadcast over tokens; for wgrad the
-four-term product of method.md section 4.
+materialised ``1 mu`` matrix) added in the GEMM's epilogue: for fprop/dgrad a GEMV broadcast over
+tokens; for wgrad the four-term product of method.md section 4, its three rank-one terms as one
+rank-2 product.
 """
 
 from __future__ import annotations
@@ -113,34 +114,40 @@ def _lowrank_operand(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, generat
 
 
 def gemm(a: Operand, b: Operand, dtype: torch.dtype) -> torch.Tensor:
-    """A @ B^T in ``dtype`` plus the rank-one mean terms."""
+    """A @ B^T in ``dtype`` plus the rank-one mean terms, which enter the GEMM's epilogue (torch.addmm:
+    added to the FP32 accumulator, one rounding, no extra pass over the output)."""
     a_main, b_main = a.main.to(dtype), b.main.to(dtype)
-    out = a_main @ b_main.T
-    if a.row_mean is not None:          # fprop / dgrad: + 1 (Q(mu) Q(B)^T), a GEMV broadcast over tokens
-        out = out + a.row_mean.to(dtype) @ b_main.T
-    if b.row_mean is not None:
-        out = out + a_main @ b.row_mean.to(dtype).T
-    if a.red_mean is not None or b.red_mean is not None:
-        out = out + _reduction_mean_terms(a, b, dtype)
-    return out
-
-
-def _reduction_mean_terms(a: Operand, b: Operand, dtype: torch.dtype) -> torch.Tensor:
-    """The wgrad rank-one terms: mu_A colsum(Q(B_R)) + colsum(Q(A_R)) mu_B + l mu_A mu_B (outer products)."""
     terms = []
-    if a.red_mean is not None:
-        terms.append(a.red_mean.to(dtype) @ _token_sum(b).to(dtype).T)
-    if b.red_mean is not None:
-        terms.append(_token_sum(a).to(dtype) @ b.red_mean.to(dtype).T)
-    if a.red_mean is not None and b.red_mean is not None:
-        terms.append(a.length * (a.red_mean.to(dtype) @ b.red_mean.to(dtype).T))
-    return sum(terms[1:], terms[0])
+    if a.row_mean is not None:          # fprop / dgrad: + 1 (Q(mu) Q(B)^T), a row broadcast over tokens
+        terms.append((a.row_mean.to(dtype) @ b_main.T).reshape(-1))
+    if b.row_mean is not None:
+        terms.append(a_main @ b.row_mean.to(dtype).T)
+    if a.red_mean is not None or b.red_mean is not None:
+        terms.append(_reduction_mean_terms(a, b, a_main, b_main).to(dtype))
+    if not terms:
+        return a_main @ b_main.T
+    return torch.addmm(sum(terms[1:], terms[0]), a_main, b_main.T)
 
 
-def _token_sum(op: Operand) -> torch.Tensor:
-    """Sum of the dequantized operand over its real tokens (the reduction axis), in the original domain."""
-    main = op.main if op.signs is None else hadamard16_inverse(op.main, op.signs, -1)
-    return main[:, : op.length].float().sum(dim=-1, keepdim=True)
+def _reduction_mean_terms(a: Operand, b: Operand, a_main: torch.Tensor, b_main: torch.Tensor) -> torch.Tensor:
+    """The wgrad rank-one terms mu_A colsum(Q(B_R)) + colsum(Q(A_R)) mu_B + l mu_A mu_B, as one rank-2
+    product in FP32: [mu_A, colsum(Q(A_R))] [colsum(Q(B_R)) + l mu_B, mu_B]^T.  The token sums are of
+    the operands the GEMM multiplies (``a_main`` / ``b_main``, in its dtype)."""
+    if b.red_mean is None:
+        return a.red_mean.float() @ _token_sum(b, b_main).T
+    if a.red_mean is None:
+        return _token_sum(a, a_main) @ b.red_mean.float().T
+    mu_a, mu_b = a.red_mean.float(), b.red_mean.float()
+    left = torch.cat([mu_a, _token_sum(a, a_main)], dim=1)
+    right = torch.cat([_token_sum(b, b_main) + a.length * mu_b, mu_b], dim=1)
+    return left @ right.T
+
+
+def _token_sum(op: Operand, main: torch.Tensor) -> torch.Tensor:
+    """FP32 sum of the dequantized operand over its real tokens (the reduction axis), in the original domain."""
+    if op.signs is not None:
+        main = hadamard16_inverse(main.float(), op.signs, -1)
+    return torch.sum(main[:, : op.length], dim=-1, keepdim=True, dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------- the three GEMMs
@@ -165,10 +172,8 @@ def dgrad(dy: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype,
 def wgrad(dy: torch.Tensor, x: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
           signs=None, shared: dict | None = None) -> torch.Tensor:
     """dW = Q(dY^T) Q(X^T)^T (N x K), both quantized along the M tokens."""
-    # the four-term product sums each quantized operand over the tokens: keep those sums in full precision
-    out = None if recipe.wgrad_dy.has_mean or recipe.wgrad_x.has_mean else dtype
     a = prepare(dy.T, recipe.wgrad_dy, recipe, mean_axis="reduction", generator=generator, signs=signs,
-                out_dtype=out, shared=shared, role="dy")
+                out_dtype=dtype, shared=shared, role="dy")
     b = prepare(x.T, recipe.wgrad_x, recipe, mean_axis="reduction", generator=generator, signs=signs,
-                out_dtype=out, shared=shared, role="x")
+                out_dtype=dtype, shared=shared, role="x")
     return gemm(a, b, dtype)
