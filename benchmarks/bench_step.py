@@ -10,8 +10,8 @@ over ``--steps`` steps after warm-up; the ratios come from the same run.  Also w
            same generators, same batch): the graph must not change the numerics
   profile  (--profile) a torch.profiler trace of eager steps: GPU kernel time per step (the bound a
            graph can reach), kernels launched per step, and the kernels that take the most time
-  trainer  (--tokens DIR) averis.train.Trainer for a few steps with and without train.cuda_graph on a
-           token folder: the logged losses must be identical
+  trainer  (--tokens DIR) averis.train.Trainer (no compile, 2 micro-batches a step) for a few steps
+           with and without train.cuda_graph on a token folder: the logged losses must be identical
 "nvfp4-torch" is the naive path: every quantization through the PyTorch reference (kernels off).
 
 Usage (GPU): python benchmarks/bench_step.py [--recipes bf16,nvfp4,...] [--profile] [--tokens DIR] [--out DIR]
@@ -186,7 +186,7 @@ def trainer_check(tokens: Path, recipes: list[str], steps: int) -> list[dict]:
                 cfg = load_config(str(Path(__file__).resolve().parents[1] / "configs" / "scratch_bench.yaml"), [
                     f"recipe={recipe}", f"out={out}", f"data.train_tokens={tokens / 'train.bin'}",
                     f"data.val_tokens={tokens / 'val.bin'}", f"train.max_steps={steps}", "train.eval_every=0",
-                    "train.ckpt_every=0", "train.progress=false", "train.tensorboard=false", "train.compile=true",
+                    "train.ckpt_every=0", "train.progress=false", "train.tensorboard=false", "train.compile=false",
                     f"train.cuda_graph={str(graph).lower()}", "train.batch_size=16", "train.grad_accum=2"])
                 try:
                     summary = Trainer(cfg).fit()
