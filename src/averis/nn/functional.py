@@ -26,13 +26,13 @@ from ..kernels.fused import fused_operand  # [kernels]
 from ..recipes.spec import OperandSpec, Recipe
 from ..transforms import (
     hadamard16,
-    hadamard16_inverse,
     lowrank_split,
     mean_split,
     pad_to_multiple,
     quantize_mean,
 )
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
+from ..transforms.hadamard import hadamard_matrix
 
 
 @dataclass
@@ -144,10 +144,14 @@ def _reduction_mean_terms(a: Operand, b: Operand, a_main: torch.Tensor, b_main: 
 
 
 def _token_sum(op: Operand, main: torch.Tensor) -> torch.Tensor:
-    """FP32 sum of the dequantized operand over its real tokens (the reduction axis), in the original domain."""
-    if op.signs is not None:
-        main = hadamard16_inverse(main.float(), op.signs, -1)
-    return torch.sum(main[:, : op.length], dim=-1, keepdim=True, dtype=torch.float32)
+    """FP32 sum of the dequantized operand over its tokens (the reduction axis), in the original domain."""
+    if op.signs is None:
+        return torch.sum(main[:, : op.length], dim=-1, keepdim=True, dtype=torch.float32)
+    # Hadamard domain, y = x M per block of 16: the sum of x is y (M^T 1), lane by lane, so add the
+    # blocks first (one read, no inverse transform) and weight the 16 lanes by M's column sums.
+    # The zero padding is summed too, as the GEMM sums it.
+    lanes = torch.sum(main.unflatten(-1, (-1, HADAMARD_BLOCK)), dim=-2, dtype=torch.float32)
+    return lanes @ hadamard_matrix(op.signs).sum(dim=0).reshape(-1, 1)
 
 
 # --------------------------------------------------------------------------- the three GEMMs
