@@ -160,10 +160,10 @@ def profile_steps(step, steps: int = 3) -> dict:
             step()
         torch.cuda.synchronize()
     kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    total_us = sum(e.device_time for e in kernels)
+    total_us = sum(e.time_range.elapsed_us() for e in kernels)
     by_name: dict[str, list[float]] = {}
     for e in kernels:
-        by_name.setdefault(e.name, []).append(e.device_time)
+        by_name.setdefault(e.name, []).append(e.time_range.elapsed_us())
     top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:15]
     return {
         "gpu_ms_per_step": total_us / 1e3 / steps,
