@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..formats import fake_quantize
+from ..kernels import tensor_amax
 from ..kernels.fused import fused_operand  # [kernels]
 from ..recipes.spec import OperandSpec, Recipe
 from ..transforms import (
@@ -49,12 +50,29 @@ class Operand:
 
 
 def quantize_operand(x: torch.Tensor, spec: OperandSpec, generator: torch.Generator | None,
-                     axis: int = -1, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+                     axis: int = -1, out_dtype: torch.dtype | None = None,
+                     tensor_amax: torch.Tensor | None = None) -> torch.Tensor:
     """Fake-quantize x along ``axis`` per ``spec`` (identity unless quantized); ragged blocks zero-padded."""
     if not spec.quantized:
         return x
     return fake_quantize(x, spec.format, axis=axis, generator=generator, pad=True, check_finite=False,
-                         out_dtype=out_dtype, **spec.quantizer_options())
+                         out_dtype=out_dtype, tensor_amax=tensor_amax, **spec.quantizer_options())
+
+
+def shares_amax(spec: OperandSpec) -> bool:
+    """A plain NVFP4 operand: its tensor amax is that of its source (X, dY or W), whichever GEMM reads it."""
+    return spec.format == "nvfp4" and spec.transform == "none"
+
+
+def _shared_amax(a: torch.Tensor, spec: OperandSpec, shared: dict | None, role: str) -> torch.Tensor | None:
+    """The NVFP4 tensor amax of a plain operand, computed once per source and layer call (None: let the
+    quantizer compute it).  X, dY and W each enter two GEMMs; their amax is the same in both."""
+    if shared is None or not role or not shares_amax(spec):
+        return None
+    key = f"{role}_amax"
+    if key not in shared:
+        shared[key] = tensor_amax(a)
+    return shared[key]
 
 
 def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: str | None,
@@ -65,8 +83,9 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
     mean_axis: where the tokens are, for the mean split: "rows" (fprop/dgrad activations and
     gradients), "reduction" (wgrad), or None (weights).  out_dtype: the dtype of the quantized
     ``main`` (the GEMM's compute dtype saves a cast pass; the values are the same, rounded once).
-    shared / role: column statistics of X ("x") and dY ("dy") computed once per layer call (see
-    kernels.fused.fused_operand).
+    shared / role: column statistics of X ("x") and dY ("dy"), and the tensor amax of plain NVFP4
+    operands ("x_amax", "dy_amax", "w_amax"), computed once per layer call (see
+    kernels.fused.fused_operand and _shared_amax).
     """
     length = a.shape[-1]
     if spec.format == "none":
@@ -86,7 +105,8 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
         if spec.transform == "lowrank":
             main = _lowrank_operand(a, spec, recipe, generator)
         else:
-            main = quantize_operand(a, spec, generator, out_dtype=out_dtype)
+            amax = _shared_amax(a, spec, shared, role)
+            main = quantize_operand(a, spec, generator, out_dtype=out_dtype, tensor_amax=amax)
     op = Operand(main, length, signs=signs if spec.has_hadamard else None)
     if mu is not None:
         # the mean vector runs along the rows' other axis: R for a row mean, P for a reduction mean
@@ -160,7 +180,8 @@ def fprop(x: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype, 
     """Y = Q(X) Q(W)^T (M x N) for X (M x K) and W (N x K).  shared: see prepare."""
     a = prepare(x, recipe.fprop_x, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype,
                 shared=shared, role="x")
-    b = prepare(w, recipe.fprop_w, recipe, mean_axis=None, generator=generator, signs=signs, out_dtype=dtype)
+    b = prepare(w, recipe.fprop_w, recipe, mean_axis=None, generator=generator, signs=signs, out_dtype=dtype,
+                shared=shared, role="w")
     return gemm(a, b, dtype)
 
 
@@ -169,7 +190,8 @@ def dgrad(dy: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype,
     """dX = Q(dY) Q(W) (M x K), both quantized along N."""
     a = prepare(dy, recipe.dgrad_dy, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype,
                 shared=shared, role="dy")
-    b = prepare(w.T, recipe.dgrad_w, recipe, mean_axis=None, generator=generator, signs=signs, out_dtype=dtype)
+    b = prepare(w.T, recipe.dgrad_w, recipe, mean_axis=None, generator=generator, signs=signs, out_dtype=dtype,
+                shared=shared, role="w")
     return gemm(a, b, dtype)
 
 
