@@ -164,14 +164,17 @@ def _reduction_mean_terms(a: Operand, b: Operand, a_main: torch.Tensor, b_main: 
 
 
 def _token_sum(op: Operand, main: torch.Tensor) -> torch.Tensor:
-    """FP32 sum of the dequantized operand over its tokens (the reduction axis), in the original domain."""
+    """Sum of the dequantized operand over its tokens (the reduction axis), in the original domain, as a
+    GEMV in the operand's dtype (FP32 accumulation; a column reduction over the transposed operand is
+    several times slower).  Returned in FP32."""
     if op.signs is None:
-        return torch.sum(main[:, : op.length], dim=-1, keepdim=True, dtype=torch.float32)
-    # Hadamard domain, y = x M per block of 16: the sum of x is y (M^T 1), lane by lane, so add the
-    # blocks first (one read, no inverse transform) and weight the 16 lanes by M's column sums.
-    # The zero padding is summed too, as the GEMM sums it.
-    lanes = torch.sum(main.unflatten(-1, (-1, HADAMARD_BLOCK)), dim=-2, dtype=torch.float32)
-    return lanes @ hadamard_matrix(op.signs).sum(dim=0).reshape(-1, 1)
+        main, weights = main[:, : op.length], main.new_ones(op.length, 1)
+    else:
+        # Hadamard domain, y = x M per block of 16: the sum of x is y (M^T 1), so weight the lanes by
+        # M's column sums (exact in BF16: multiples of 1/4); the zero padding is summed, as the GEMM does
+        lanes = hadamard_matrix(op.signs).sum(dim=0)
+        weights = lanes.repeat(main.shape[-1] // HADAMARD_BLOCK).reshape(-1, 1).to(main.dtype)
+    return (main @ weights).float()
 
 
 # --------------------------------------------------------------------------- the three GEMMs
