@@ -40,7 +40,7 @@ def _low_rank_plus_noise(m, n, k=16, noise=1e-2, seed=0, top=2.0, bottom=0.5):
 
 
 def _eye_err(a):
-    return (a.T @ a - torch.eye(a.shape[1])).abs().max().item()
+    return (a.T @ a - torch.eye(a.shape[1], device=a.device)).abs().max().item()
 
 
 def _exact_tail(x, r):

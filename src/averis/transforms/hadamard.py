@@ -18,16 +18,17 @@ BLOCK = 16
 
 
 @functools.cache
-def _sylvester16() -> torch.Tensor:
+def _sylvester16(device: torch.device) -> torch.Tensor:
+    """H16 / 4, made once per device: a copy from the CPU at every use would break CUDA-graph capture."""
     h = torch.ones(1, 1)
     while h.shape[0] < BLOCK:
         h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
-    return h / 4.0  # orthonormal and symmetric: H @ H = I
+    return (h / 4.0).to(device)  # orthonormal and symmetric: H @ H = I
 
 
 def hadamard_matrix(signs: torch.Tensor) -> torch.Tensor:
     """The 16x16 orthogonal matrix diag(signs) @ H16 / 4 (float32, on the signs' device)."""
-    return signs.float()[:, None] * _sylvester16().to(signs.device)
+    return signs.float()[:, None] * _sylvester16(signs.device)
 
 
 def random_signs(seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
