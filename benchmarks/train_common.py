@@ -23,6 +23,8 @@ RECIPES = "bf16,nvfp4,nvidia,metis,averis,averis_rht"
 
 
 def parser(description: str, config: str, default_jobs: int, default_seeds: str) -> argparse.ArgumentParser:
+    from averis.cli._runargs import add_analyze_args
+
     p = argparse.ArgumentParser(description=description)
     sub = p.add_subparsers(dest="step", required=True)
     prep = sub.add_parser("prep", help="tokenize the corpus into uint16 token files (CPU)")
@@ -44,6 +46,7 @@ def parser(description: str, config: str, default_jobs: int, default_seeds: str)
     run.add_argument("--export", help="copy the small result files (no checkpoints) here at the end")
     run.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                      help="config overrides, e.g. --set train.max_steps=60 train.eval_every=30")
+    add_analyze_args(run)  # --analyze-every N: per-layer mean-bias statistics of every run (mean_bias.jsonl)
     rep = sub.add_parser("report", help="loss-gap table and plots of a results folder")
     rep.add_argument("out")
     return p
@@ -97,6 +100,7 @@ def show_tokens(folder: Path) -> int:
 
 
 def run(args, extra: list[str]) -> int:
+    from averis.cli._runargs import callback_args, callbacks_from_args
     from averis.data.tokens import TokenFile
     from averis.train.compare import compare
     from averis.train.config import load_config
@@ -113,7 +117,8 @@ def run(args, extra: list[str]) -> int:
     recipes = [r for r in args.recipes.split(",") if r]
     seeds = [int(s) for s in args.seeds.split(",")]
     start = time.time()
-    results = compare(cfg, recipes, seeds, args.out, jobs=args.jobs, time_budget_s=args.time_budget)
+    results = compare(cfg, recipes, seeds, args.out, jobs=args.jobs, time_budget_s=args.time_budget,
+                      callbacks=callbacks_from_args(args), child_args=callback_args(args))
     print(f"{len(results)} run(s) trained in {time.time() - start:.0f} s")
     summary = write_report(args.out)
     print(summary["markdown"])

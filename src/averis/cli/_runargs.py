@@ -13,6 +13,11 @@ def add_run_args(p) -> None:
     p.add_argument("--seed", type=int, help="= train.seed")
     p.add_argument("--device", help="= train.device (auto, cpu, cuda)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_analyze_args(p)
+
+
+def add_analyze_args(p) -> None:
+    """--analyze-every and its companions (also used by the benchmark scripts)."""
     p.add_argument("--analyze-every", type=int, default=0, metavar="N",
                    help="record mean-bias statistics every N steps (and at step 1) into OUT/mean_bias.jsonl "
                         "(averis.analysis.MeanBiasCallback; does not change training)")
