@@ -90,8 +90,14 @@ class GraphedStep:
         graph = torch.cuda.CUDAGraph()
         for g in quantizer_generators(self.model):
             graph.register_generator_state(g)
-        with torch.cuda.graph(graph):
-            self.static_loss = self._body()
+        try:
+            with torch.cuda.graph(graph):
+                self.static_loss = self._body()
+        except RuntimeError as err:  # e.g. a host sync or a CPU->GPU copy somewhere in the model's step
+            raise RuntimeError(f"train.cuda_graph: the training step cannot be captured in a CUDA graph ({err}); "
+                               f"the model or recipe does something a graph cannot hold (a host "
+                               f"synchronisation or a copy from the CPU inside the step): run with "
+                               f"train.cuda_graph=false") from err
         self._set_rng_states(saved)  # capture records the draws; the first replay makes them
         self.graph = graph
         self.grads = [(p, p.grad) for p in params if p.grad is not None]
