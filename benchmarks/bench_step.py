@@ -125,7 +125,7 @@ def bench_recipe(name: str, modes: list[str], args) -> dict:
             try:
                 setup = Setup(recipe, args.batch, args.seq, not args.no_compile)
                 row["params"] = sum(p.numel() for p in setup.model.parameters())
-                step = setup.eager_step if mode == "eager" else setup.graph_step_fn()
+                step = setup.graph_step_fn() if mode == "graph" else setup.eager_step
                 times, losses[mode], warm = time_steps(step, args.steps)
                 row[f"{mode}_ms"] = statistics.median(times)
                 row[f"{mode}_ms_min"] = min(times)
@@ -147,6 +147,9 @@ def bench_recipe(name: str, modes: list[str], args) -> dict:
     if "eager" in losses and "graph" in losses:
         row["graph_equals_eager"] = losses["eager"] == losses["graph"]
         log(f"  {name:12s} graph losses == eager losses, bit for bit: {row['graph_equals_eager']}")
+    if "eager" in losses and "eager-again" in losses:  # is the eager step itself reproducible?
+        row["eager_repeatable"] = losses["eager"] == losses["eager-again"]
+        log(f"  {name:12s} two eager runs give the same losses, bit for bit: {row['eager_repeatable']}")
     return row
 
 
@@ -249,7 +252,8 @@ def markdown(res: dict) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recipes", default="bf16,nvfp4,nvidia,averis,averis_rht,metis,nvfp4-torch")
-    ap.add_argument("--modes", default="eager,graph")
+    ap.add_argument("--modes", default="eager,graph",
+                    help="eager, graph, and eager-again (a second eager run: is the eager step reproducible?)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=10)
@@ -274,6 +278,9 @@ def main():
     path = args.out / f"step_{re.sub(r'[^A-Za-z0-9]+', '_', dev).strip('_').lower()}.json"
     args.out.mkdir(parents=True, exist_ok=True)
     modes = args.modes.split(",")
+    unknown = sorted(set(modes) - {"eager", "graph", "eager-again"})
+    if unknown:
+        sys.exit(f"--modes: unknown mode(s) {', '.join(unknown)}; use eager, graph, eager-again")
     for name in args.recipes.split(","):
         res["rows"].append(bench_recipe(name, modes, args))
         add_ratios(res["rows"])

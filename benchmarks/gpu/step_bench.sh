@@ -3,7 +3,8 @@
 # Two parts, one call each (compiling every model twice does not fit one call):
 #   bash benchmarks/gpu/step_bench.sh 1   # tests, kernel check + averis + lowrank benches, bf16/nvfp4/averis/averis_rht
 #                                         # eager + graph with a profile
-#   bash benchmarks/gpu/step_bench.sh 2   # nvidia/metis graphed, trainer check (carry .carry/tokens/scratch16k)
+#   bash benchmarks/gpu/step_bench.sh 2   # nvidia/metis graphed, trainer check (carry .carry/tokens/scratch16k),
+#                                         # two eager runs of bf16 and averis against each other
 source benchmarks/gpu/env.sh
 set +e  # one failing part must not stop the others (each prints its own result)
 if [ "${1:-1}" = 1 ]; then
@@ -15,4 +16,6 @@ if [ "${1:-1}" = 1 ]; then
 else
   python3 benchmarks/bench_step.py --recipes nvidia,metis --modes graph --out "$OUT/part2" \
     --tokens .carry/tokens/scratch16k --trainer-recipes nvfp4,averis,averis_rht
+  # is the compiled eager step itself reproducible? (graph and eager differed for bf16 and averis)
+  python3 benchmarks/bench_step.py --recipes bf16,averis --modes eager,eager-again --out "$OUT/repeat"
 fi
