@@ -86,6 +86,7 @@ class GraphedStep:
                     p.grad = None  # the capture must allocate the gradients in its own pool
         torch.cuda.current_stream(self.device).wait_stream(side)
         torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()  # the graph allocates from its own pool: hand back what the warm-up cached
         self._set_rng_states(saved)  # the warm-up passes must not advance the run's random streams
         graph = torch.cuda.CUDAGraph()
         for g in quantizer_generators(self.model):
