@@ -142,8 +142,9 @@ def test_each_gemm_quantizes_along_its_reduction_axis(monkeypatch):
     _, q = _pair("nvidia", k=k, n=n)
     _run(q, _inputs((m, k)), _inputs((m, n), seed=2))
     assert seen == [(k, "nearest", None), (k, "nearest", (16, 16)),       # fprop: X, W along in-features
+                    (m, "nearest", None),                                 # wgrad's X along tokens, made in fprop
                     (n, "stochastic", None), (n, "nearest", (16, 16)),    # dgrad: dY, W along out-features
-                    (m, "stochastic", None), (m, "nearest", None)]        # wgrad: dY, X along tokens
+                    (m, "stochastic", None)]                              # wgrad: dY along tokens
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "bf16"])
@@ -367,3 +368,29 @@ def test_restoring_rng_state_resets_the_same_generator_objects():
     a.zero_grad()
     assert torch.equal(_run(a, x, dy)[2], first)
     assert averis.nn.generators(a, "cuda") == []
+
+
+def test_backward_keeps_wgrads_quantized_x_in_the_compute_dtype_not_x(monkeypatch):
+    """Under autocast X arrives in FP32; the layer keeps wgrad's quantized X^T in BF16 (half the memory)."""
+    _, q = _pair("averis")
+    x = _inputs((32, 64)).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = q(x)
+    saved = _quant_node(y.grad_fn).saved_tensors
+    assert not any(t.dtype == torch.float32 and t.shape in ((32, 64), (64, 32)) for t in saved), "no FP32 X"
+    assert any(t.dtype == torch.bfloat16 and t.shape == (64, 32) for t in saved), "wgrad's X^T operand"
+    made = []
+    real = functional.wgrad_x_operand
+    monkeypatch.setattr(functional, "wgrad_x_operand", lambda *a, **k: made.append(1) or real(*a, **k))
+    with torch.no_grad():
+        q(x)
+    assert made == [], "no gradient wanted: the wgrad operand is not made"
+    q(x.detach()).sum().backward()
+    assert made == [1]
+
+
+def _quant_node(node):
+    """The QuantLinearFunction node behind ``node`` in the autograd graph (below the bias add / reshape)."""
+    while "QuantLinearFunction" not in type(node).__name__:
+        node = next(n for n, _ in node.next_functions if n is not None)
+    return node

@@ -31,11 +31,6 @@ def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, signs) -> bool
     return not (has_had and (mean_axis == "rows" and has_mean or a.shape[-1] % 16 or signs is None))
 
 
-def computes_stats(a: torch.Tensor, spec, recipe, mean_axis: str | None, signs) -> bool:
-    """Whether fused_operand runs (or looks up) the column statistics of this operand."""
-    return spec.has_mean and applies(a, spec, recipe, mean_axis, signs)
-
-
 def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None,
                   shared: dict | None = None, role: str = ""):
     """(dequantized operand in out_dtype (float32), mean with keepdim or None) from one fused pass, or None.

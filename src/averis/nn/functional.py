@@ -198,11 +198,31 @@ def dgrad(dy: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype,
     return gemm(a, b, dtype)
 
 
-def wgrad(dy: torch.Tensor, x: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
-          signs=None, shared: dict | None = None) -> torch.Tensor:
-    """dW = Q(dY^T) Q(X^T)^T (N x K), both quantized along the M tokens."""
+def wgrad(dy: torch.Tensor, x: torch.Tensor | None, recipe: Recipe, dtype: torch.dtype, generator=None,
+          signs=None, shared: dict | None = None, x_operand: Operand | None = None) -> torch.Tensor:
+    """dW = Q(dY^T) Q(X^T)^T (N x K), both quantized along the M tokens.  x_operand: X^T already
+    prepared by :func:`wgrad_x_operand` (then x is not needed)."""
     a = prepare(dy.T, recipe.wgrad_dy, recipe, mean_axis="reduction", generator=generator, signs=signs,
                 out_dtype=dtype, shared=shared, role="dy")
-    b = prepare(x.T, recipe.wgrad_x, recipe, mean_axis="reduction", generator=generator, signs=signs,
-                out_dtype=dtype, shared=shared, role="x")
+    b = x_operand if x_operand is not None else wgrad_x_operand(x, recipe, dtype, generator, signs, shared)
     return gemm(a, b, dtype)
+
+
+def wgrad_x_operand(x: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None, signs=None,
+                    shared: dict | None = None) -> Operand:
+    """wgrad's X operand: X^T (K x M, or K x M padded to 16 under a Hadamard transform) transformed and
+    quantized along the tokens, ``main`` in ``dtype``.  QuantLinear makes it in the forward and keeps it
+    for backward instead of X (in the compute dtype: half the memory of an FP32 X under autocast)."""
+    op = prepare(x.T, recipe.wgrad_x, recipe, mean_axis="reduction", generator=generator, signs=signs,
+                 out_dtype=dtype, shared=shared, role="x")
+    op.main = op.main.to(dtype)  # unquantized and low-rank operands come back in their own dtype
+    return op
+
+
+def wgrad_x_layout(recipe: Recipe, tokens: int) -> tuple[int, bool, bool]:
+    """(length of wgrad_x_operand's main along the tokens, has a mean, is in the Hadamard domain)."""
+    spec = recipe.wgrad_x
+    if spec.format == "none":
+        return tokens, False, False
+    padded = -(-tokens // HADAMARD_BLOCK) * HADAMARD_BLOCK if spec.has_hadamard else tokens
+    return padded, spec.has_mean, spec.has_hadamard

@@ -2,90 +2,110 @@
 
 The ops (``averis::fprop`` and ``averis::backward``, which runs dgrad and wgrad together) are opaque
 to torch.compile (their fake implementations give only shapes), so compiled models keep the exact
-emulation, generators included.  Saved for backward: the layer input X as it arrived (2D view), the
-weight W itself (no copy) and what the forward measured of them: X's column mean and tensor amax
-(of the residual for Averis), W's tensor amax (small tensors).  No quantized or transformed copies
-are kept -- the backward GEMMs re-quantize X and W along their own reduction axes, which they would
-have to do anyway, but X's, dY's and W's statistics / amax passes run once per layer call although
-each enters two GEMMs.
+emulation, generators included.  Saved for backward: wgrad's X operand, made in the forward from
+the statistics the fprop computed (X^T transformed and quantized along the tokens, in the compute
+dtype, and its mean), the weight W itself (no copy) and W's tensor amax -- not X, which under
+autocast often arrives in FP32.  dgrad re-quantizes W along its own axis; dY's statistics / amax
+pass runs once for dgrad and wgrad.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..kernels.fused import computes_stats  # [kernels]
 from . import functional as F
 from .state import state_of
 
 
 @torch.library.custom_op("averis::fprop", mutates_args=())
-def fprop_op(x: torch.Tensor, w: torch.Tensor, key: int,
-             dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(Y, X's column mean, X's tensor amax (of the residual when split), W's tensor amax) -- the last
-    three for backward, which quantizes X and W again; left unset (never read) where not computed."""
+def fprop_op(x: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype,
+             need_wgrad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Y, wgrad's X operand, its mean over tokens, W's tensor amax).
+
+    With need_wgrad, X^T is transformed and quantized for wgrad here, from the statistics the fprop
+    just computed, and backward keeps that (in the compute dtype) instead of X; its random draws come
+    from the layer's wgrad generator.  Outputs not computed are empty (never read)."""
     st = state_of(key)
+    recipe, signs = st.recipe, st.signs(x.device)
     shared: dict = {}
-    y = F.fprop(x, w, st.recipe, dtype, st.generator(x.device, "fprop"), st.signs(x.device), shared=shared)
-    x_mean, x_amax = shared.get("x", (_unset(x, x.shape[1]), shared.get("x_amax", _unset(x, ()))))
-    return y, x_mean, x_amax, shared.get("w_amax", _unset(x, ()))
+    y = F.fprop(x, w, recipe, dtype, st.generator(x.device, "fprop"), signs, shared=shared)
+    w_amax = shared.get("w_amax", _empty(x))
+    if not need_wgrad:
+        return y, _empty(x, dtype), _empty(x), w_amax
+    op = F.wgrad_x_operand(x, recipe, dtype, st.generator(x.device, "wgrad"), signs, shared)
+    main = op.main.clone() if _same_storage(op.main, x) else op.main  # a custom op may not return its input
+    mean = _empty(x) if op.red_mean is None else op.red_mean.float()
+    return y, main, mean, w_amax
 
 
-def _unset(like: torch.Tensor, shape) -> torch.Tensor:
-    return like.new_empty(shape, dtype=torch.float32)
+def _empty(like: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return like.new_empty(0, dtype=dtype)
+
+
+def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 @fprop_op.register_fake
-def _(x, w, key, dtype):
-    return (x.new_empty((x.shape[0], w.shape[0]), dtype=dtype), _unset(x, x.shape[1]), _unset(x, ()),
-            _unset(x, ()))
+def _(x, w, key, dtype, need_wgrad):
+    y = x.new_empty((x.shape[0], w.shape[0]), dtype=dtype)
+    w_amax = _empty(x) if not F.shares_amax(state_of(key).recipe.fprop_w) else x.new_empty((), dtype=torch.float32)
+    if not need_wgrad:
+        return y, _empty(x, dtype), _empty(x), w_amax
+    length, has_mean, _ = F.wgrad_x_layout(state_of(key).recipe, x.shape[0])
+    mean = x.new_empty((x.shape[1], 1), dtype=torch.float32) if has_mean else _empty(x)
+    return y, x.new_empty((x.shape[1], length), dtype=dtype), mean, w_amax
 
 
 @torch.library.custom_op("averis::backward", mutates_args=())
-def backward_op(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, x_mean: torch.Tensor, x_amax: torch.Tensor,
-                w_amax: torch.Tensor, key: int, dtype: torch.dtype, need_dx: bool,
+def backward_op(dy: torch.Tensor, w: torch.Tensor, xw_main: torch.Tensor, xw_mean: torch.Tensor,
+                w_amax: torch.Tensor, key: int, dtype: torch.dtype, x_dtype: torch.dtype, need_dx: bool,
                 need_dw: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(dX, dW) in X's and W's dtypes; an empty tensor for a gradient not needed."""
     st = state_of(key)
     recipe, signs = st.recipe, st.signs(dy.device)
-    shared: dict = {}  # what the forward computed of X and W, by the rules it used (see fprop_op)
-    if computes_stats(x, recipe.fprop_x, recipe, "rows", signs):
-        shared["x"] = (x_mean, x_amax)
-    elif F.shares_amax(recipe.fprop_x):
-        shared["x_amax"] = x_amax
-    if F.shares_amax(recipe.fprop_w):
+    shared: dict = {}
+    if F.shares_amax(recipe.fprop_w):  # the forward's amax of W (see fprop_op)
         shared["w_amax"] = w_amax
     dx = dw = None
     if need_dx:
-        dx = F.dgrad(dy, w, recipe, dtype, st.generator(dy.device, "dgrad"), signs, shared=shared).to(x.dtype)
+        dx = F.dgrad(dy, w, recipe, dtype, st.generator(dy.device, "dgrad"), signs, shared=shared).to(x_dtype)
     if need_dw:
-        dw = F.wgrad(dy, x, recipe, dtype, st.generator(dy.device, "wgrad"), signs, shared=shared).to(w.dtype)
-    return (x.new_empty(0) if dx is None else dx), (w.new_empty(0) if dw is None else dw)
+        _, has_mean, in_hadamard = F.wgrad_x_layout(recipe, dy.shape[0])
+        x_operand = F.Operand(xw_main, dy.shape[0], signs=signs if in_hadamard else None,
+                              red_mean=xw_mean if has_mean else None)
+        dw = F.wgrad(dy, None, recipe, dtype, st.generator(dy.device, "wgrad"), signs, shared=shared,
+                     x_operand=x_operand).to(w.dtype)
+    return (dy.new_empty(0, dtype=x_dtype) if dx is None else dx), (w.new_empty(0) if dw is None else dw)
 
 
 @backward_op.register_fake
-def _(dy, x, w, x_mean, x_amax, w_amax, key, dtype, need_dx, need_dw):
-    return (x.new_empty(x.shape if need_dx else (0,)), w.new_empty(w.shape if need_dw else (0,)))
+def _(dy, w, xw_main, xw_mean, w_amax, key, dtype, x_dtype, need_dx, need_dw):
+    dx = dy.new_empty((dy.shape[0], w.shape[1]) if need_dx else (0,), dtype=x_dtype)
+    return dx, w.new_empty(w.shape if need_dw else (0,))
 
 
 class QuantLinearFunction(torch.autograd.Function):
     """Y = X W^T with fprop, dgrad and wgrad each in emulated FP4 (X is 2D: tokens x in-features)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype) -> torch.Tensor:
-        y, x_mean, x_amax, w_amax = fprop_op(x, w, key, dtype)
-        ctx.save_for_backward(x, w, x_mean, x_amax, w_amax)
-        ctx.key, ctx.dtype = key, dtype
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype,
+                grad_enabled: bool) -> torch.Tensor:
+        need_wgrad = ctx.needs_input_grad[1] and grad_enabled  # evaluation under no_grad skips it
+        y, xw_main, xw_mean, w_amax = fprop_op(x, w, key, dtype, need_wgrad)
+        ctx.save_for_backward(w, xw_main, xw_mean, w_amax)
+        ctx.key, ctx.dtype, ctx.x_dtype = key, dtype, x.dtype
         return y
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        x, w, x_mean, x_amax, w_amax = ctx.saved_tensors
+        w, xw_main, xw_mean, w_amax = ctx.saved_tensors
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_dx or need_dw):
-            return None, None, None, None
-        dx, dw = backward_op(dy.contiguous(), x, w, x_mean, x_amax, w_amax, ctx.key, ctx.dtype, need_dx, need_dw)
-        return (dx if need_dx else None), (dw if need_dw else None), None, None
+            return None, None, None, None, None
+        dx, dw = backward_op(dy.contiguous(), w, xw_main, xw_mean, w_amax, ctx.key, ctx.dtype, ctx.x_dtype,
+                             need_dx, need_dw)
+        return (dx if need_dx else None), (dw if need_dw else None), None, None, None
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -101,6 +121,7 @@ def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     """F.linear(x, weight, bias) with the layer's recipe (weight is N x K)."""
     dtype = compute_dtype(x)
     x2d = x.reshape(-1, x.shape[-1])
-    y = QuantLinearFunction.apply(x2d, weight, state.key, dtype)
+    # grad mode is read here: inside forward it is always off
+    y = QuantLinearFunction.apply(x2d, weight, state.key, dtype, torch.is_grad_enabled())
     y = y.reshape(*x.shape[:-1], weight.shape[0])
     return y if bias is None else y + bias.to(dtype)
