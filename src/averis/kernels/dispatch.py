@@ -119,18 +119,9 @@ def amax(
     else:
         kind = "amax" if x3.stride(2) == 1 or L == 1 else "col"
     br, bl, nw = _tile(kind, R, L, 16, False)
-    mu_ptr, smr, sml = _mu_args(mu, x3, axis, x)
-    sg = signs.to(device=x.device, dtype=torch.float32).contiguous() if had else x3
     grid = (triton.cdiv(R, br), triton.cdiv(L, bl), nb)
     K.amax_kernel[grid](
-        x3,
-        x3.stride(0),
-        x3.stride(1),
-        x3.stride(2),
-        mu_ptr,
-        smr,
-        sml,
-        sg,
+        *_source_args(x, x3, axis, mu, signs),
         out,
         R,
         L,
@@ -142,6 +133,14 @@ def amax(
         **_LAUNCH,
     )
     return out.view(torch.float32).reshape(())
+
+
+def _source_args(x, x3, axis, mu, signs) -> tuple:
+    """The leading arguments of every kernel that reads tiles of x, x - mu or its RHT (``_load_tile``):
+    the moved 3D view and its strides, mu and its strides over the tile, the Hadamard signs."""
+    mu_ptr, smr, sml = _mu_args(mu, x3, axis, x)
+    sg = signs.to(device=x.device, dtype=torch.float32).contiguous() if signs is not None else x3
+    return (x3, *x3.stride(), mu_ptr, smr, sml, sg)
 
 
 def _mu_args(mu, x3, axis, x):
@@ -191,19 +190,10 @@ def _launch_quantize(
         if nv:
             scales = scales.view(torch.float8_e4m3fn)
             tscale = torch.empty((), dtype=torch.float32, device=dev)
-    mu_ptr, smr, sml = _mu_args(mu, x3, axis, x)
-    sg = signs.to(device=dev, dtype=torch.float32).contiguous() if had else dummy
     amax_t = tensor_amax.reshape(1).float() if nv else dummy
     grid = (triton.cdiv(Rp, br), triton.cdiv(Lp, bl), nb)
     K.quantize_kernel[grid](
-        x3,
-        x3.stride(0),
-        x3.stride(1),
-        x3.stride(2),
-        mu_ptr,
-        smr,
-        sml,
-        sg,
+        *_source_args(x, x3, axis, mu, signs),
         y3 if fake else dummy,
         *(y3.stride() if fake else (0, 0, 0)),
         codes if packed else dummy,
