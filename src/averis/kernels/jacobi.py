@@ -16,11 +16,11 @@ Compiles for sm_90 without register spills (checked with ptxas: 62 registers at 
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
+
+from . import available
 
 _HAS_GATHER = hasattr(tl, "gather")   # Triton >= 3.3
 
@@ -86,7 +86,7 @@ def jacobi_svd(a: torch.Tensor, tol: float | None = None, max_sweeps: int = 30, 
     n = a.shape[0]
     if a.dim() != 2 or a.shape[1] != n or n > 32:
         raise ValueError(f"jacobi_svd takes a square matrix of size <= 32, got {tuple(a.shape)}")
-    if not (a.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"):
+    if not available(a):
         raise RuntimeError("jacobi_svd needs a CUDA tensor (or TRITON_INTERPRET=1)")
     a = a.contiguous()
     c = torch.empty_like(a)

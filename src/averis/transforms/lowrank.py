@@ -24,7 +24,6 @@ precision setting, as before.
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import torch
@@ -102,7 +101,7 @@ def _small_svd(a: torch.Tensor, method: str):
     global _jacobi_broken
     auto = method == "auto"
     if auto:
-        method = "jacobi" if a.is_cuda and _jacobi_usable(a.shape[0]) else "svd"
+        method = "jacobi" if a.is_cuda and _jacobi_usable(a) else "svd"
     if method == "jacobi":
         try:
             from ..kernels.jacobi import jacobi_svd
@@ -122,12 +121,7 @@ def _small_svd(a: torch.Tensor, method: str):
     return us, wh.mT
 
 
-def _jacobi_usable(r: int) -> bool:
-    return not _jacobi_broken and r <= _JACOBI_MAX_RANK and _triton_installed()
+def _jacobi_usable(a: torch.Tensor) -> bool:
+    from ..kernels import available
 
-
-@functools.cache
-def _triton_installed() -> bool:
-    from ..kernels import triton_installed
-
-    return triton_installed()
+    return not _jacobi_broken and a.shape[0] <= _JACOBI_MAX_RANK and available(a)
