@@ -68,8 +68,10 @@ class MeanBiasCallback:
     # ---------------------------------------------------------------- measuring
     def measure(self, trainer) -> list[dict]:
         """Compact per-layer statistics of the model as it is now (side-effect free for training)."""
+        from ..nn import rng_kept
+
         model = trainer.raw_model
-        with _training_state_kept(model), _autocast(trainer):
+        with rng_kept(model), _autocast(trainer):  # training's random streams are left as they were
             result = analyze_model(model, self.batches, grads=self.grads, max_tokens=self.max_tokens,
                                    include=self.include, exclude=self.exclude, formats=self.formats,
                                    quantize=bool(self.formats), min_tokens=2,
@@ -95,23 +97,6 @@ def compact(record: dict) -> dict:
         out[f"{fmt}_rel_error"] = round(q["plain"]["rel_error"], 6)
         out[f"{fmt}_rel_error_mean_removed"] = round(q["mean_bf16"]["rel_error"], 6)
     return out
-
-
-@contextlib.contextmanager
-def _training_state_kept(model: torch.nn.Module):
-    """Restore the global RNG, CUDA RNG and quantizer generators after the block."""
-    from ..nn import rng_state, set_rng_state
-
-    cpu = torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    quantizers = rng_state(model)
-    try:
-        yield
-    finally:
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-        set_rng_state(model, quantizers)
 
 
 def _autocast(trainer):

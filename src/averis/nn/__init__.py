@@ -14,6 +14,7 @@ from .convert import (
     quantization_disabled,
     quantize_model,
     quantized_layers,
+    rng_kept,
     rng_state,
     set_rng_state,
 )
@@ -23,4 +24,4 @@ from .state import LayerState
 
 __all__ = ["QuantLinear", "QuantLinearFunction", "LayerState", "QuantizationReport", "quantize_model",
            "dequantize_model", "quantization_disabled", "get_report", "quantized_layers", "rng_state",
-           "set_rng_state", "generators", "quant_linear", "is_quantized"]
+           "set_rng_state", "rng_kept", "generators", "quant_linear", "is_quantized"]

@@ -123,6 +123,22 @@ def rng_state(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
     return {name: m.averis_state.rng_state() for name, m in quantized_layers(model).items()}
 
 
+@contextlib.contextmanager
+def rng_kept(model: nn.Module):
+    """Run the block, then put the global CPU and CUDA RNGs and every quantized layer's generators back
+    where they were (in place: generators created inside the block restart from their seeds)."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    quantizers = rng_state(model)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        set_rng_state(model, quantizers)
+
+
 def generators(model: nn.Module, device_type: str = "cuda") -> list[torch.Generator]:
     """The stochastic-rounding generators of every quantized layer on ``device_type`` (created so far)."""
     return [g for m in quantized_layers(model).values() for g in m.averis_state.generators()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .quant import quantizer_generators, quantizer_rng_state, set_quantizer_rng_state
+from .quant import quantizer_generators
 
 
 class GraphedStep:
@@ -71,15 +71,16 @@ class GraphedStep:
         return total
 
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        from ..nn import rng_kept
+
         self.static_x = torch.empty_like(x, device=self.device)
         self.static_y = torch.empty_like(y, device=self.device)
         self.static_x.copy_(x)
         self.static_y.copy_(y)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        saved = self._rng_states()
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
+        with rng_kept(self.model), torch.cuda.stream(side):  # the warm-up must not advance the random streams
             for _ in range(self.warmup):
                 self._body()
                 for p in params:
@@ -87,27 +88,16 @@ class GraphedStep:
         torch.cuda.current_stream(self.device).wait_stream(side)
         torch.cuda.synchronize(self.device)
         torch.cuda.empty_cache()  # the graph allocates from its own pool: hand back what the warm-up cached
-        self._set_rng_states(saved)  # the warm-up passes must not advance the run's random streams
         graph = torch.cuda.CUDAGraph()
-        for g in quantizer_generators(self.model):
+        for g in quantizer_generators(self.model):  # they exist now: the warm-up created them
             graph.register_generator_state(g)
         try:
-            with torch.cuda.graph(graph):
+            with rng_kept(self.model), torch.cuda.graph(graph):  # capture records the draws, replays make them
                 self.static_loss = self._body()
         except RuntimeError as err:  # e.g. a host sync or a CPU->GPU copy somewhere in the model's step
             raise RuntimeError(f"train.cuda_graph: the training step cannot be captured in a CUDA graph ({err}); "
                                f"the model or recipe does something a graph cannot hold (a host "
                                f"synchronisation or a copy from the CPU inside the step): run with "
                                f"train.cuda_graph=false") from err
-        self._set_rng_states(saved)  # capture records the draws; the first replay makes them
         self.graph = graph
         self.grads = [(p, p.grad) for p in params if p.grad is not None]
-
-    def _rng_states(self) -> tuple[torch.Tensor, dict]:
-        return torch.cuda.get_rng_state(self.device), quantizer_rng_state(self.model)
-
-    def _set_rng_states(self, saved) -> None:
-        """Back to ``saved``: generators created since then restart from their seeds, all in place."""
-        default, quantizers = saved
-        torch.cuda.set_rng_state(default, self.device)
-        set_quantizer_rng_state(self.model, quantizers)
