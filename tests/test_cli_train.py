@@ -86,6 +86,8 @@ def test_report_gap_arithmetic(tmp_path):
     assert row["gap_final"]["mean"] == pytest.approx(2.0) and row["gap_final"]["n"] == 2
     assert row["gap_final"]["std"] == pytest.approx(2 ** 0.5)
     assert row["gap_last10"]["mean"] == pytest.approx(2.0) and row["gap_final_on"] == "val"
+    assert row["gap_final_by_seed"] == {0: pytest.approx(1.0), 1: pytest.approx(3.0)}
+    assert row["gap_last10_by_seed"] == {0: pytest.approx(1.0), 1: pytest.approx(3.0)}
     assert "| fp4 | 2 | 20 |" in summary["markdown"] and "+2.00 ± 1.41" in summary["markdown"]
 
 

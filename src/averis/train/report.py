@@ -119,6 +119,9 @@ def summarize(runs: list[Run], baseline: str = "bf16") -> dict:
             pairs = [pair_gaps(r, bases) for r in group]
             row["gap_final"] = stats([p["final"] for p in pairs])
             row["gap_last10"] = stats([p["last10"] for p in pairs])
+            # seed by seed, for paired readings (same seed: same initial weights and batches)
+            row["gap_final_by_seed"] = {r.seed: p["final"] for r, p in zip(group, pairs)}
+            row["gap_last10_by_seed"] = {r.seed: p["last10"] for r, p in zip(group, pairs)}
             row["gap_final_on"] = "val" if all(p["final_is_val"] for p in pairs) else "train"
         rows.append(row)
     return {"baseline": baseline if bases else None, "rows": rows,
