@@ -262,7 +262,9 @@ def test_cuda_runs_without_host_sync(shape):
 
 @cuda
 def test_cuda_jacobi_matches_cusolver_and_the_cpu():
-    x = _low_rank_plus_noise(2048, 384, noise=0.1, seed=22)
+    # noise 1e-2 as in test_singular_values_match_exact_top_r: at 0.1 the noise floor reaches the top 16
+    # and two power iterations leave the tail Ritz values up to 14% below the exact ones (any SVD method)
+    x = _low_rank_plus_noise(2048, 384, noise=1e-2, seed=22)
     xc = x.cuda()
     results = {}
     for method in ("jacobi", "svd"):

@@ -47,3 +47,26 @@ def test_compile_inductor_on_cpu():
     torch.testing.assert_close(yc, y, rtol=1e-4, atol=1e-4)
     for a, b in zip(grads, grads_c):
         assert ((a - b).norm() / a.norm()) < 1e-2
+
+
+def _layouts(outs):
+    return [(tuple(t.shape), t.stride(), t.dtype) for t in outs]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+@pytest.mark.parametrize("name", [n for n in averis.recipes.list() if n != "bf16"])
+def test_fprop_op_fake_declares_the_real_layouts(name, device):
+    """Inductor asserts the fake implementation's strides on the real outputs (a mismatch fails a compiled
+    run): each output's shape, strides and dtype must agree, for every recipe, the fused CUDA path included."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from averis.nn.ops import fprop_op
+
+    layer = averis.quantize_model(nn.Sequential(nn.Linear(64, 96, bias=False)), name)[0].to(device)
+    x, w = torch.randn(256, 64, device=device) + 1, layer.weight.detach()
+    args = (layer.averis_state.key, torch.bfloat16, True)
+    real = fprop_op(x, w, *args)
+    with FakeTensorMode() as mode:
+        fake = fprop_op(mode.from_tensor(x), mode.from_tensor(w), *args)
+    assert _layouts(fake) == _layouts(real)

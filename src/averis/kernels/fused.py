@@ -19,8 +19,9 @@ def _on_device(a: torch.Tensor) -> bool:
     return a.is_cuda and available(a)
 
 
-def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, signs) -> bool:
-    """Whether fused_operand handles this operand (else the caller's unfused path runs)."""
+def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, has_signs: bool) -> bool:
+    """Whether fused_operand handles this operand (else the caller's unfused path runs).  Reads only a's
+    shape and device, so it also answers for a fake (traced) tensor."""
     if not (a.ndim == 2 and _on_device(a)) or spec.format not in ("nvfp4", "mxfp4"):
         return False
     has_mean, has_had = spec.has_mean, spec.has_hadamard
@@ -28,7 +29,7 @@ def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, signs) -> bool
         return False
     if has_mean and (recipe.mean_all_reduce or mean_axis not in ("rows", "reduction")):
         return False
-    return not (has_had and (mean_axis == "rows" and has_mean or a.shape[-1] % 16 or signs is None))
+    return not (has_had and (mean_axis == "rows" and has_mean or a.shape[-1] % 16 or not has_signs))
 
 
 def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None,
@@ -39,7 +40,7 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
     X and dY each enter two GEMMs (fprop + wgrad, dgrad + wgrad) with the same mean over tokens, so
     their statistics pass runs once and is looked up the second time (same tensor, same values).
     """
-    if not applies(a, spec, recipe, mean_axis, signs):
+    if not applies(a, spec, recipe, mean_axis, signs is not None):
         return None
     has_mean, has_had = spec.has_mean, spec.has_hadamard  # the OperandSpec's own reading of its transform
     from ..formats.spec import make_spec
@@ -74,7 +75,7 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
             out_dtype=out_dtype or torch.float32,
         )
     if tokens_last:
-        main = main.T
+        main = main.T  # tokens-major: the kernels write along the source's rows (see nn.functional.wgrad_x_layout)
     if mu is not None:
         mu = mu.reshape(1, -1) if mean_axis == "rows" else mu.reshape(-1, 1)
     return main, mu

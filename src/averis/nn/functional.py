@@ -23,6 +23,7 @@ import torch
 
 from ..formats import fake_quantize
 from ..kernels import tensor_amax
+from ..kernels.fused import applies as fused_applies  # [kernels]
 from ..kernels.fused import fused_operand  # [kernels]
 from ..recipes.spec import OperandSpec, Recipe
 from ..transforms import (
@@ -226,3 +227,17 @@ def wgrad_x_layout(recipe: Recipe, tokens: int) -> tuple[int, bool, bool]:
         return tokens, False, False
     padded = -(-tokens // HADAMARD_BLOCK) * HADAMARD_BLOCK if spec.has_hadamard else tokens
     return padded, spec.has_mean, spec.has_hadamard
+
+
+def wgrad_x_tokens_major(x: torch.Tensor, recipe: Recipe) -> bool:
+    """Whether wgrad_x_operand(x)'s main is laid out tokens-major (K x M with strides (1, K), the transposed
+    view of what the fused kernels write along X's rows) rather than contiguous.  Reads only x's shape and
+    device: a custom op's fake implementation declares the same layout its real one returns."""
+    return fused_applies(x.T, recipe.wgrad_x, recipe, "reduction", has_signs=True)
+
+
+def in_wgrad_x_layout(main: torch.Tensor, tokens_major: bool) -> torch.Tensor:
+    """main (K x M) in the layout wgrad_x_tokens_major names (a copy only where a path made the other one)."""
+    if tokens_major:
+        return main if main.stride() == (1, main.shape[0]) else main.T.contiguous().T
+    return main.contiguous()

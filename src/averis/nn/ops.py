@@ -33,7 +33,8 @@ def fprop_op(x: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype,
     if not need_wgrad:
         return y, _empty(x, dtype), _empty(x), w_amax
     op = F.wgrad_x_operand(x, recipe, dtype, st.generator(x.device, "wgrad"), signs, shared)
-    main = op.main.clone() if _same_storage(op.main, x) else op.main  # a custom op may not return its input
+    main = F.in_wgrad_x_layout(op.main, F.wgrad_x_tokens_major(x, recipe))  # the layout the fake declares
+    main = main.clone() if _same_storage(main, x) else main  # a custom op may not return its input
     mean = _empty(x) if op.red_mean is None else op.red_mean.float()
     return y, main, mean, w_amax
 
@@ -54,7 +55,10 @@ def _(x, w, key, dtype, need_wgrad):
         return y, _empty(x, dtype), _empty(x), w_amax
     length, has_mean, _ = F.wgrad_x_layout(state_of(key).recipe, x.shape[0])
     mean = x.new_empty((x.shape[1], 1), dtype=torch.float32) if has_mean else _empty(x)
-    return y, x.new_empty((x.shape[1], length), dtype=dtype), mean, w_amax
+    main = x.new_empty((x.shape[1], length), dtype=dtype)
+    if F.wgrad_x_tokens_major(x, state_of(key).recipe):
+        main = x.new_empty((length, x.shape[1]), dtype=dtype).T
+    return y, main, mean, w_amax
 
 
 @torch.library.custom_op("averis::backward", mutates_args=())
