@@ -53,3 +53,28 @@ def test_scratch_benchmark_prep_run_report(tmp_path, monkeypatch):
     assert json.loads(json.dumps(again["rows"])) == report["rows"]  # the bundle alone rebuilds the table
     assert "finished, skipped" in script("run", "--tokens", str(tokens), "--out", str(out), "--recipes",
                                          "bf16,averis", "--seeds", "0", "--jobs", "2", *sets)
+
+
+def _layer(kind, ratio, err, err_removed):
+    return {"kind": kind, "mean_ratio": ratio, "cos_mean_v1": 0.5, "nvfp4_rel_error": err,
+            "nvfp4_rel_error_mean_removed": err_removed}
+
+
+def test_mean_bias_runs_summarises_recorded_statistics(tmp_path):
+    """benchmarks/mean_bias_runs.py: medians over layers per step, and the share of the NVFP4 error the mean carries."""
+    run = tmp_path / "averis"
+    run.mkdir()
+    layers = [_layer("input", 0.2, 0.1, 0.05), _layer("input", 0.6, 0.1, 0.09), _layer("input", 0.4, 0.2, 0.15),
+              _layer("grad_output", 0.1, 0.1, 0.1)]
+    (run / "mean_bias.jsonl").write_text(json.dumps({"step": 100, "loss": 5.0, "layers": layers}) + "\n")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mean_bias_runs.py"), str(run), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "mean_bias_runs.json").read_text())["averis"]
+    assert summary["input"]["mean_ratio"] == [[100, 0.4]]
+    assert summary["input"]["error_removed"] == [[100, pytest.approx(0.25)]]  # median of 0.5, 0.1, 0.25
+    assert summary["grad_output"]["error_removed"] == [[100, 0.0]]
+    assert (tmp_path / "out" / "mean_bias_runs.png").stat().st_size > 0
+    missing = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mean_bias_runs.py"), str(tmp_path),
+                              "--out", str(tmp_path / "o2")], capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0 and "--analyze-every" in missing.stderr
