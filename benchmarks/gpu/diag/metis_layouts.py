@@ -1,0 +1,74 @@
+"""Inside a metis layer (512 and 1000 tokens, GPU): does each quantize call give the same bits, layout and RNG
+consumption through the Triton kernels and through the PyTorch reference?  (It found equal bits but different
+layouts of U and V, which changed cuBLAS's kernel choice; functional._lowrank_operand now makes them contiguous.)
+
+    source benchmarks/gpu/env.sh && python3 benchmarks/gpu/diag/metis_layouts.py
+"""
+import copy
+
+import torch
+from torch import nn
+
+import averis
+import averis.kernels as kernels
+from averis.nn import functional as F
+from averis.transforms import lowrank
+
+lowrank._jacobi_usable = lambda a: a.shape[0] <= 32
+orig = F.quantize_operand
+real_available = kernels.available
+seen = []
+
+def checked(x, spec, generator, axis=-1, out_dtype=None, tensor_amax=None):
+    pre = generator.get_state() if generator is not None else None
+    fast = orig(x, spec, generator, axis=axis, out_dtype=out_dtype, tensor_amax=tensor_amax)
+    post = generator.get_state() if generator is not None else None
+    if generator is not None:
+        generator.set_state(pre)
+    kernels.available = lambda t: False
+    try:
+        slow = orig(x, spec, generator, axis=axis, out_dtype=out_dtype, tensor_amax=tensor_amax)
+    finally:
+        kernels.available = real_available
+    if generator is not None:
+        if not torch.equal(generator.get_state(), post):
+            print(f"  RNG CONSUMPTION differs: shape {tuple(x.shape)} axis {axis} {spec.rounding}", flush=True)
+        generator.set_state(post)
+    fb, sb = fast.float(), slow.float()
+    nd = int((fb != sb).sum())
+    nbits = int((fast.contiguous().view(torch.int32 if fast.element_size() == 4 else torch.int16) !=
+                 slow.contiguous().view(torch.int32 if slow.element_size() == 4 else torch.int16)).sum())
+    same_layout = fast.stride() == slow.stride() and fast.storage_offset() == slow.storage_offset()
+    if not same_layout or fast.dtype != slow.dtype or nbits:
+        print(f"  LAYOUT/BITS shape {tuple(x.shape)} axis {axis} {spec.rounding}: strides {fast.stride()} vs "
+              f"{slow.stride()}, dtype {fast.dtype} vs {slow.dtype}, offsets {fast.storage_offset()} vs "
+              f"{slow.storage_offset()}, storage {fast.untyped_storage().nbytes()} vs "
+              f"{slow.untyped_storage().nbytes()}, "
+              f"bit differences {nbits}", flush=True)
+    seen.append((tuple(x.shape), x.stride(), str(x.dtype), axis, spec.rounding, str(out_dtype),
+                 tensor_amax is not None, nd))
+    if nd:
+        idx = (fb != sb).nonzero()[0].tolist()
+        print(f"  MISMATCH shape {tuple(x.shape)} stride {x.stride()} {x.dtype} axis {axis} {spec.rounding} "
+              f"out {out_dtype} "
+              f"amax given {tensor_amax is not None}: {nd} differ, first {idx} fast {fb[tuple(idx)].item()!r} "
+              f"slow {sb[tuple(idx)].item()!r} x {x[tuple(idx)].item()!r}", flush=True)
+    return fast
+
+F.quantize_operand = checked
+for tokens in (512, 1000):
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(256, 384, bias=False)).cuda()
+    g = torch.Generator(device="cuda").manual_seed(1)
+    x = torch.randn(tokens, 256, device="cuda", generator=g) + 2 * torch.linspace(-1, 2, 256, device="cuda")
+    dy = (torch.randn(tokens, 384, device="cuda", generator=g) * 1e-3 + 1e-3).to(torch.bfloat16)
+    layer = averis.quantize_model(copy.deepcopy(base), "metis")
+    xx = x.clone().requires_grad_()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = layer(xx)
+    y.backward(dy)
+    print(tokens, "calls:", len(seen), "mismatching:", sum(1 for s in seen if s[-1]), flush=True)
+    for s in seen:
+        print("   ", s)
+    seen.clear()
+
