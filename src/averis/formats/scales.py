@@ -27,8 +27,7 @@ def nvfp4_tensor_encode_scale(amax: torch.Tensor) -> torch.Tensor:
     the tensor dequantizes to NaN instead of a finite number.
     """
     amax = amax.float()
-    s_enc = torch.clamp(torch.tensor(E4M3_MAX * E2M1_MAX, dtype=torch.float32, device=amax.device) / amax,
-                        max=FP32_MAX)
+    s_enc = torch.clamp(torch.full_like(amax, E4M3_MAX * E2M1_MAX) / amax, max=FP32_MAX)  # no host copy
     s_enc = torch.where(amax == 0, torch.ones_like(s_enc), s_enc)
     return torch.where(torch.isfinite(amax), s_enc, torch.full_like(s_enc, float("nan")))
 
