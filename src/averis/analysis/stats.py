@@ -132,10 +132,10 @@ def _top_right_singular(a: torch.Tensor, k: int, iters: int = 8, oversample: int
     distinct meaning anyway and the captured energy is still within a hair of the optimum).
     """
     with torch.autocast(a.device.type, enabled=False):  # a callback may run under autocast: QR needs FP32
-        return _top_right_singular_fp(a, k, iters, oversample)
+        return _top_right_singular_autocast_off(a, k, iters, oversample)
 
 
-def _top_right_singular_fp(a: torch.Tensor, k: int, iters: int, oversample: int):
+def _top_right_singular_autocast_off(a: torch.Tensor, k: int, iters: int, oversample: int):
     m = a.shape[1]
     k = min(k, m)
     width = min(m, k + oversample)

@@ -24,7 +24,7 @@ E2M1_MAGNITUDES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 RNE_MIDPOINTS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _value_table(device: torch.device) -> torch.Tensor:
     """The 16 code values, index = code (codes 8..15 are the negatives, 8 is -0).  Made once per device: a
     copy from the host inside a CUDA-graph capture would fail (the first, eager step fills the cache)."""

@@ -75,7 +75,7 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
             out_dtype=out_dtype or torch.float32,
         )
     if tokens_last:
-        main = main.T  # tokens-major: the kernels write along the source's rows (see nn.functional.wgrad_x_layout)
+        main = main.T  # tokens-major: the kernels write along the source rows (nn.functional.wgrad_x_tokens_major)
     if mu is not None:
         mu = mu.reshape(1, -1) if mean_axis == "rows" else mu.reshape(-1, 1)
     return main, mu
