@@ -86,6 +86,8 @@ def check_quantize(x, fmt, block_shape, scale_rule, rounding, axis, pad=True, te
     f_ref = fake_quantize(x, fmt, generator=g[2], backend="torch", **opts)
     f_tri = fake_quantize(x, fmt, generator=g[3], backend="triton", **opts)
     assert_bits_equal(f_ref, f_tri, "fake " + tag)
+    # one layout on both backends: a GEMM over them must pick the same cuBLAS kernel (and rounding)
+    assert f_ref.is_contiguous() and f_tri.is_contiguous(), "layout " + tag
 
 
 @pytest.mark.parametrize("fmt,block_shape,scale_rule", SPECS)

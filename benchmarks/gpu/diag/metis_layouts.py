@@ -1,6 +1,6 @@
 """Inside a metis layer (512 and 1000 tokens, GPU): does each quantize call give the same bits, layout and RNG
 consumption through the Triton kernels and through the PyTorch reference?  (It found equal bits but different
-layouts of U and V, which changed cuBLAS's kernel choice; functional._lowrank_operand now makes them contiguous.)
+layouts of U and V, which changed cuBLAS's kernel choice; the reference quantizer now returns contiguous tensors.)
 
     source benchmarks/gpu/env.sh && python3 benchmarks/gpu/diag/metis_layouts.py
 """

@@ -56,9 +56,11 @@ class QuantizedTensor:
         return e2m1.as_float4x2(self.codes)
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The values in the original shape, contiguous (as the Triton kernels write them: the same layout
+        on every backend, so a GEMM that consumes them picks the same kernel and rounds the same way)."""
         codes = e2m1.unpack(self.codes)
         values = _dequantize_blocked(codes, self.scales, self.tensor_scale, self.spec)
-        return _from_blocked_layout(values, self.shape, self.axis).to(dtype)
+        return _from_blocked_layout(values, self.shape, self.axis).to(dtype).contiguous()
 
 
 def quantize(
@@ -99,7 +101,8 @@ def quantize(
 
 
 def fake_quantize(x: torch.Tensor, fmt: str, **options) -> torch.Tensor:
-    """x's shape, holding the dequantized FP4 values (the path training uses), in x's dtype or ``out_dtype``.
+    """x's shape, holding the dequantized FP4 values (the path training uses), in x's dtype or ``out_dtype``;
+    contiguous on every backend.
 
     Equals ``quantize(x, fmt, **options).dequantize().to(out_dtype or x.dtype)`` bit for bit.  out_dtype
     (e.g. the BF16 a GEMM consumes) saves the caller a cast pass over an FP32 input.

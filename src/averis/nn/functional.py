@@ -129,10 +129,8 @@ def _lowrank_operand(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, generat
     benchmarks/recipe_error.py: centred-Y error 0.54 vs 0.14 on the synthetic case).
     """
     u, s, v, residual = lowrank_split(a, recipe.lowrank_rank, recipe.lowrank_power_iters, generator)
-    # contiguous: the Triton and PyTorch quantizers return the same values in different layouts, and cuBLAS
-    # picks its kernel (so the FP32 rounding of the product) by layout
-    q_u = quantize_operand(u, spec, generator, axis=0).contiguous()
-    q_v = quantize_operand(v, spec, generator, axis=0).contiguous()
+    q_u = quantize_operand(u, spec, generator, axis=0)
+    q_v = quantize_operand(v, spec, generator, axis=0)
     return (q_u * s) @ q_v.T + quantize_operand(residual, spec, generator)
 
 
