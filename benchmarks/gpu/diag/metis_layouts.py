@@ -4,17 +4,13 @@ layouts of U and V, which changed cuBLAS's kernel choice; the reference quantize
 
     source benchmarks/gpu/env.sh && python3 benchmarks/gpu/diag/metis_layouts.py
 """
-import copy
-
 import torch
-from torch import nn
+from _layer import layer_grads, same_small_svd_everywhere
 
-import averis
 import averis.kernels as kernels
 from averis.nn import functional as F
-from averis.transforms import lowrank
 
-lowrank._jacobi_usable = lambda a: a.shape[0] <= 32
+same_small_svd_everywhere()
 orig = F.quantize_operand
 real_available = kernels.available
 seen = []
@@ -57,16 +53,7 @@ def checked(x, spec, generator, axis=-1, out_dtype=None, tensor_amax=None):
 
 F.quantize_operand = checked
 for tokens in (512, 1000):
-    torch.manual_seed(0)
-    base = nn.Sequential(nn.Linear(256, 384, bias=False)).cuda()
-    g = torch.Generator(device="cuda").manual_seed(1)
-    x = torch.randn(tokens, 256, device="cuda", generator=g) + 2 * torch.linspace(-1, 2, 256, device="cuda")
-    dy = (torch.randn(tokens, 384, device="cuda", generator=g) * 1e-3 + 1e-3).to(torch.bfloat16)
-    layer = averis.quantize_model(copy.deepcopy(base), "metis")
-    xx = x.clone().requires_grad_()
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        y = layer(xx)
-    y.backward(dy)
+    layer_grads(tokens)
     print(tokens, "calls:", len(seen), "mismatching:", sum(1 for s in seen if s[-1]), flush=True)
     for s in seen:
         print("   ", s)

@@ -3,25 +3,16 @@ elements of Y, dX, dW), then a profile of ten rank-16 splits of 8192 x 512.
 
     source benchmarks/gpu/env.sh && python3 benchmarks/gpu/diag/metis_paths.py
 """
-import copy
-
 import torch
-from torch import nn
+from _layer import layer_grads, same_small_svd_everywhere
 from torch.profiler import ProfilerActivity, profile
 
-import averis
 import averis.kernels as kernels
 from averis.kernels import fused
 from averis.transforms import lowrank
 
-lowrank._jacobi_usable = lambda a: a.shape[0] <= 32
+same_small_svd_everywhere()
 
-def grads(layer, x, dy):
-    x = x.clone().requires_grad_()
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        y = layer(x)
-    y.backward(dy)
-    return y, x.grad, layer[0].weight.grad
 
 def run(tokens, name, slow):
     saved = kernels.available, fused._on_device
@@ -29,14 +20,10 @@ def run(tokens, name, slow):
         kernels.available = lambda t: False
         fused._on_device = lambda t: False
     try:
-        torch.manual_seed(0)
-        base = nn.Sequential(nn.Linear(256, 384, bias=False)).cuda()
-        g = torch.Generator(device="cuda").manual_seed(1)
-        x = torch.randn(tokens, 256, device="cuda", generator=g) + 2 * torch.linspace(-1, 2, 256, device="cuda")
-        dy = (torch.randn(tokens, 384, device="cuda", generator=g) * 1e-3 + 1e-3).to(torch.bfloat16)
-        return grads(averis.quantize_model(copy.deepcopy(base), name), x, dy)
+        return layer_grads(tokens, name)
     finally:
         kernels.available, fused._on_device = saved
+
 
 def cmp(tag, a3, b3):
     out = []
