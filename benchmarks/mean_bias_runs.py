@@ -1,8 +1,9 @@
 """Mean bias over training, from runs trained with --analyze-every (their OUT/mean_bias.jsonl), side by side.
 
 Per run (labelled by its folder name) and recorded step, the median over layers of: the mean ratio R, |cos(mu, v1)|,
-and how much of a layer operand's NVFP4 error removing the mean takes away (1 - err(mean removed) / err), for the
-linear inputs and the output gradients separately.  Writes mean_bias_runs.{md,json,png} into --out.
+and the share of a layer operand's NVFP4 error energy that removing the mean takes away (error_explained_by_mean,
+as `averis analyze` reports it), for the linear inputs and the output gradients separately.  Writes
+mean_bias_runs.{md,json,png} into --out.
 
     python benchmarks/mean_bias_runs.py RUN_DIR [RUN_DIR ...] --out DIR
 """
@@ -15,13 +16,15 @@ import statistics
 import sys
 from pathlib import Path
 
+from averis.analysis.stats import error_explained_by_mean
+
 KINDS = {"input": "linear inputs", "grad_output": "output gradients"}
 METRICS = {
     "mean_ratio": ("R", lambda r: r["mean_ratio"]),
     "cos_mean_v1": ("|cos(mu, v1)|", lambda r: r["cos_mean_v1"]),
-    "error_removed": ("NVFP4 error removed with the mean",
-                      lambda r: 1 - r["nvfp4_rel_error_mean_removed"] / r["nvfp4_rel_error"]
-                      if r["nvfp4_rel_error"] > 0 else 0.0),
+    "error_explained_by_mean": ("NVFP4 error energy explained by the mean",
+                                lambda r: error_explained_by_mean(r["nvfp4_rel_error"],
+                                                                  r["nvfp4_rel_error_mean_removed"])),
 }
 
 
@@ -33,15 +36,26 @@ def load(run: Path) -> list[dict]:
 
 
 def summarise(records: list[dict]) -> dict:
-    """{kind: {metric: [(step, median over layers)]}}"""
+    """{kind: {metric: [(step, median over layers)]}, "last_by_site": {kind: {site: {metric: median}}}}:
+    the whole run, and the last recorded step per site (the layers' role in the block)."""
     out: dict = {kind: {m: [] for m in METRICS} for kind in KINDS}
     for rec in records:
         for kind in KINDS:
             rows = [r for r in rec["layers"] if r["kind"] == kind]
-            for m, (_, get) in METRICS.items():
-                if rows:
-                    out[kind][m].append((rec["step"], statistics.median(get(r) for r in rows)))
+            if rows:
+                for m, value in _medians(rows).items():
+                    out[kind][m].append((rec["step"], value))
+    out["last_step"] = records[-1]["step"]
+    out["last_by_site"] = {kind: {} for kind in KINDS}
+    for kind in KINDS:
+        rows = [r for r in records[-1]["layers"] if r["kind"] == kind]
+        for site in dict.fromkeys(r["site"] for r in rows):
+            out["last_by_site"][kind][site] = _medians([r for r in rows if r["site"] == site])
     return out
+
+
+def _medians(rows: list[dict]) -> dict:
+    return {m: statistics.median(get(r) for r in rows) for m, (_, get) in METRICS.items()}
 
 
 def markdown(summary: dict[str, dict]) -> str:
@@ -54,6 +68,13 @@ def markdown(summary: dict[str, dict]) -> str:
             for i, (step, _) in enumerate(s[kind]["mean_ratio"]):
                 vals = " | ".join(f"{s[kind][m][i][1]:.3f}" for m in METRICS)
                 lines.append(f"| {run} | {step} | {vals} |")
+        lines.append("")
+        lines += [f"### {title} by site, at the last recorded step", "", "| run | step | site | " +
+                  " | ".join(METRICS) + " |", "|---|---|---|" + "---|" * len(METRICS)]
+        for run, s in summary.items():
+            for site, vals in s["last_by_site"][kind].items():
+                lines.append(f"| {run} | {s['last_step']} | {site} | " + " | ".join(f"{vals[m]:.3f}" for m in METRICS)
+                             + " |")
         lines.append("")
     return "\n".join(lines) + "\n![mean_bias_runs.png](mean_bias_runs.png)\n"
 

@@ -55,8 +55,8 @@ def test_scratch_benchmark_prep_run_report(tmp_path, monkeypatch):
                                          "bf16,averis", "--seeds", "0", "--jobs", "2", *sets)
 
 
-def _layer(kind, ratio, err, err_removed):
-    return {"kind": kind, "mean_ratio": ratio, "cos_mean_v1": 0.5, "nvfp4_rel_error": err,
+def _layer(kind, ratio, err, err_removed, site="self_attn.q_proj"):
+    return {"kind": kind, "site": site, "mean_ratio": ratio, "cos_mean_v1": 0.5, "nvfp4_rel_error": err,
             "nvfp4_rel_error_mean_removed": err_removed}
 
 
@@ -64,7 +64,8 @@ def test_mean_bias_runs_summarises_recorded_statistics(tmp_path):
     """benchmarks/mean_bias_runs.py: medians over layers per step, and the share of the NVFP4 error the mean carries."""
     run = tmp_path / "averis"
     run.mkdir()
-    layers = [_layer("input", 0.2, 0.1, 0.05), _layer("input", 0.6, 0.1, 0.09), _layer("input", 0.4, 0.2, 0.15),
+    layers = [_layer("input", 0.2, 0.1, 0.05), _layer("input", 0.6, 0.1, 0.09, "mlp.gate_proj"),
+              _layer("input", 0.4, 0.2, 0.15),
               _layer("grad_output", 0.1, 0.1, 0.1)]
     (run / "mean_bias.jsonl").write_text(json.dumps({"step": 100, "loss": 5.0, "layers": layers}) + "\n")
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mean_bias_runs.py"), str(run), "--out",
@@ -72,8 +73,11 @@ def test_mean_bias_runs_summarises_recorded_statistics(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "mean_bias_runs.json").read_text())["averis"]
     assert summary["input"]["mean_ratio"] == [[100, 0.4]]
-    assert summary["input"]["error_removed"] == [[100, pytest.approx(0.25)]]  # median of 0.5, 0.1, 0.25
-    assert summary["grad_output"]["error_removed"] == [[100, 0.0]]
+    # error energy explained: 1 - (0.05/0.1)^2 = 0.75, 1 - (0.09/0.1)^2 = 0.19, 1 - (0.15/0.2)^2 = 0.4375
+    assert summary["input"]["error_explained_by_mean"] == [[100, pytest.approx(0.4375)]]
+    assert summary["grad_output"]["error_explained_by_mean"] == [[100, 0.0]]
+    assert summary["last_by_site"]["input"]["mlp.gate_proj"]["mean_ratio"] == 0.6  # the one layer of that site
+    assert summary["last_by_site"]["input"]["self_attn.q_proj"]["mean_ratio"] == pytest.approx(0.3)
     assert (tmp_path / "out" / "mean_bias_runs.png").stat().st_size > 0
     missing = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mean_bias_runs.py"), str(tmp_path),
                               "--out", str(tmp_path / "o2")], capture_output=True, text=True, timeout=300)

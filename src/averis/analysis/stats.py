@@ -216,9 +216,14 @@ def quantization_damage(x: torch.Tensor, fmt: str) -> dict:
     for mode in MEAN_MODES:
         out[mode] = {**_error_stats(errors[mode], x_energy, centred_energy),
                      **(plain_operand if mode == "plain" else residual_operand)}
-    plain_err, split_err = out["plain"]["rel_error"], out["mean_bf16"]["rel_error"]
-    out["error_explained_by_mean"] = 1.0 - (split_err / plain_err) ** 2 if plain_err > 0 else 0.0
+    out["error_explained_by_mean"] = error_explained_by_mean(out["plain"]["rel_error"], out["mean_bf16"]["rel_error"])
     return out
+
+
+def error_explained_by_mean(plain_err: float, split_err: float) -> float:
+    """The share of the plain FP4 error's energy that removing the mean takes away, from the two relative
+    errors (negative where removing it adds error; 0 for an exact operand)."""
+    return 1.0 - (split_err / plain_err) ** 2 if plain_err > 0 else 0.0
 
 
 def _fake_quantize(x: torch.Tensor, fmt: str) -> torch.Tensor:
