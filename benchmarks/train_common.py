@@ -109,7 +109,7 @@ def run(args, extra: list[str]) -> int:
     tokens = Path(args.tokens)
     train = TokenFile(tokens / "train.bin")  # a missing or truncated file fails here, before any GPU work
     overrides = [f"data.train_tokens={tokens / 'train.bin'}", f"data.val_tokens={tokens / 'val.bin'}",
-                 "train.progress=false", *extra, *args.overrides]
+                 *extra, *args.overrides]
     cfg = load_config(args.config, overrides)
     per_step = cfg.train.batch_size * cfg.data.seq_len * cfg.train.grad_accum
     print(f"{len(train):,} training tokens; {per_step:,} tokens a step; {cfg.train.max_steps} steps = "

@@ -30,6 +30,15 @@ def test_train_command(tmp_path, capsys):
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == "step_00000003"
 
 
+def test_train_in_a_log_prints_progress_lines(tmp_path, capsys):
+    """Not a terminal (capsys): progress comes as plain lines every log_every steps, no carriage returns."""
+    code = main(["train", "--out", str(tmp_path / "run"), "--max-steps", "4", *sets(tmp_path, "train.log_every=2")])
+    captured = capsys.readouterr()
+    lines = [ln for ln in captured.out.splitlines() if ln.startswith("bf16: step")]
+    assert code == 0 and [ln.split(" | ")[0] for ln in lines] == ["bf16: step 2/4 (50%)", "bf16: step 4/4 (100%)"]
+    assert "val " in lines[-1] and "tok/s" in lines[0] and "step/s" not in captured.out + captured.err  # no tqdm bar
+
+
 def test_bad_config_is_one_line_without_traceback(tmp_path, capsys):
     code = main(["train", "--out", str(tmp_path / "r"), "--set", "optim.lrr=1"])
     err = capsys.readouterr().err

@@ -113,7 +113,7 @@ def _run_parallel(configs: list[RunConfig], jobs: int, deadline: float | None = 
                 break
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
             cfg_path = Path(cfg.out) / "config.yaml"
-            save_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False)), cfg_path)
+            save_config(cfg, cfg_path)  # the child's stdout is train.log: progress comes as plain lines
             log = open(Path(cfg.out) / "train.log", "a")
             cmd = [sys.executable, "-m", "averis", "train", "--config", str(cfg_path), "--resume",
                    *child_args]

@@ -29,6 +29,7 @@ from .config import RunConfig, save_config, to_dict
 from .graph import GraphedStep
 from .metrics import MetricsLogger
 from .model import build_model
+from .progress import progress_bar
 from .quant import NO_QUANT, apply_recipe, quantizer_rng_state, resolve_recipe, set_quantizer_rng_state
 from .schedule import lr_factor
 
@@ -332,20 +333,17 @@ class Trainer:
     def _progress_bar(self):
         if not (self.cfg.train.progress and self.dist.is_main):
             return None
-        from tqdm import tqdm
-
-        return tqdm(total=self.cfg.train.max_steps, initial=self.step, unit="step", desc=self.cfg.recipe,
-                    dynamic_ncols=True)
+        return progress_bar(self.cfg.train.max_steps, self.step, self.cfg.recipe, self.cfg.train.log_every)
 
     def _update_bar(self, bar, m: dict) -> None:
         if bar is None:
             return
-        bar.update(1)
-        if m["step"] % self.cfg.train.log_every == 0 or "val_loss" in m:
+        if m["step"] % self.cfg.train.log_every == 0 or "val_loss" in m or m["step"] == self.cfg.train.max_steps:
             post = {"loss": f"{m['loss']:.4f}", "tok/s": f"{m['tokens_per_s']:,.0f}"}
             if "val_loss" in m:
                 post["val"] = f"{m['val_loss']:.4f}"
             bar.set_postfix(post, refresh=False)
+        bar.update(1)  # after the postfix: a plain progress line prints this step's numbers
 
     def _summary(self, status: str, reason: str, val_loss, seconds: float) -> dict:
         summary = {"status": status, "reason": reason, "step": self.step, "max_steps": self.cfg.train.max_steps,

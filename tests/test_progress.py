@@ -1,0 +1,55 @@
+"""Training progress: tqdm on a terminal, plain lines (loss, throughput, time left) in a log."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from averis.train.progress import LineProgress, clock, progress_bar
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_lines_come_every_n_steps_and_at_the_end():
+    out = io.StringIO()
+    bar = LineProgress(total=7, initial=0, desc="averis", every=3, stream=out)
+    for step in range(1, 8):
+        bar.set_postfix({"loss": f"{10 - step:.4f}"})
+        bar.update(1)
+    lines = out.getvalue().splitlines()
+    assert [ln.split(" | ")[0] for ln in lines] == ["averis: step 3/7 (43%)", "averis: step 6/7 (86%)",
+                                                     "averis: step 7/7 (100%)"]
+    assert "loss 7.0000" in lines[0] and "loss 3.0000" in lines[2]
+    assert lines[-1].endswith("ETA 0:00") and "elapsed" in lines[-1]
+
+
+def test_a_resumed_run_counts_from_its_step():
+    out = io.StringIO()
+    bar = LineProgress(total=10, initial=8, desc="nvfp4", every=5, stream=out)
+    bar.update(1)
+    assert out.getvalue() == ""
+    bar.update(1)
+    assert out.getvalue().startswith("nvfp4: step 10/10 (100%)")
+
+
+def test_terminal_gets_tqdm_and_a_log_gets_lines():
+    log = io.StringIO()
+    assert isinstance(progress_bar(5, 0, "bf16", 1, tty=io.StringIO(), log=log), LineProgress)
+    bar = progress_bar(5, 0, "bf16", 1, tty=FakeTerminal(), log=log)
+    assert type(bar).__name__ == "tqdm"
+    bar.close()
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0:00"), (59.4, "0:59"), (61, "1:01"), (3725, "1:02:05"),
+                                               (float("nan"), "?")])
+def test_clock(seconds, text):
+    assert clock(seconds) == text
+
+
+def test_every_must_be_positive():
+    with pytest.raises(ValueError, match="every >= 1"):
+        LineProgress(5, 0, "x", 0, io.StringIO())
