@@ -100,6 +100,21 @@ def test_report_gap_arithmetic(tmp_path):
     assert "| fp4 | 2 | 20 |" in summary["markdown"] and "+2.00 ± 1.41" in summary["markdown"]
 
 
+def test_loss_plot_zoom_keeps_the_validation_dots(tmp_path, monkeypatch):
+    """Training loss ~3 after the first steps, validation 2.5: the y-range must reach down to 2.5."""
+    import averis.train.report as report
+
+    for recipe, shift in (("bf16", 0.0), ("fp4", 0.1)):
+        fake_run(tmp_path / recipe, recipe, 0, [6.0] * 5 + [3.0 + shift] * 45, {25: 2.5 + shift, 50: 2.5 + shift})
+    figures = []
+    real_save = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: (figures.append((path.name, fig.axes[0].get_ylim())),
+                                                               real_save(fig, path))[1])
+    write_report(tmp_path)
+    low, high = dict(figures)["loss_curves.png"]
+    assert low < 2.5 and 3.1 < high < 6.0
+
+
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no runs under" in capsys.readouterr().err

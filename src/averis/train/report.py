@@ -196,6 +196,8 @@ def plot(runs: list[Run], summary: dict, out: Path) -> list[Path]:
         val = mean_curve([r.val for r in group if r.val]) if all(r.val for r in group) else {}
         if val:
             ax.plot(list(val), list(val.values()), "o", color=color, markersize=3)
+            cut = list(curve)[len(curve) // 10] if curve else 0
+            tails += [v for s, v in val.items() if s >= cut]  # the validation dots stay inside the zoom
     if tails:  # zoom past the first 10% of steps, where the recipes differ
         low, high = min(tails), max(tails)
         ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
