@@ -36,7 +36,8 @@ def test_train_in_a_log_prints_progress_lines(tmp_path, capsys):
     captured = capsys.readouterr()
     lines = [ln for ln in captured.out.splitlines() if ln.startswith("bf16: step")]
     assert code == 0 and [ln.split(" | ")[0] for ln in lines] == ["bf16: step 2/4 (50%)", "bf16: step 4/4 (100%)"]
-    assert "val " in lines[-1] and "tok/s" in lines[0] and "step/s" not in captured.out + captured.err  # no tqdm bar
+    assert "val " in lines[-1] and "tok/s" in lines[0] and "\r" not in captured.out + captured.err  # no tqdm bar
+    assert "tokenizing: chars 60,000/60,000 (100%)" in captured.out
 
 
 def test_bad_config_is_one_line_without_traceback(tmp_path, capsys):

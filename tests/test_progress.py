@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from averis.train.progress import LineProgress, clock, progress_bar
+from averis.progress import LineProgress, clock, progress_bar
 
 
 class FakeTerminal(io.StringIO):
@@ -34,6 +34,16 @@ def test_a_resumed_run_counts_from_its_step():
     assert out.getvalue() == ""
     bar.update(1)
     assert out.getvalue().startswith("nvfp4: step 10/10 (100%)")
+
+
+def test_uneven_updates_print_once_per_multiple_and_unknown_totals_have_no_eta():
+    out = io.StringIO()
+    bar = LineProgress(total=None, initial=0, desc="tokenizing", every=100, stream=out, unit="chars")
+    for n in (60, 60, 250, 10):  # crosses 100 (at 120), 200 and 300 (at 370, one line), nothing at 380
+        bar.update(n)
+    lines = out.getvalue().splitlines()
+    assert [ln.split(" | ")[0] for ln in lines] == ["tokenizing: chars 120", "tokenizing: chars 370"]
+    assert "ETA" not in lines[0] and lines[0].endswith("elapsed")
 
 
 def test_terminal_gets_tqdm_and_a_log_gets_lines():

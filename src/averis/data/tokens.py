@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import progress_bar
+
 FORMAT = "averis-tokens"
 VERSION = 1
 
@@ -74,24 +76,25 @@ class TokenFile:
 
 def encode_documents(tokenizer, docs: Iterable[str], *, batch_docs: int = 64, chunk_chars: int = 1 << 20,
                      total_chars: int | None = None, progress: bool = True, desc: str = "tokenizing") -> np.ndarray:
-    """Token ids of all documents, each followed by the end-of-text id, with a tqdm bar (in characters).
+    """Token ids of all documents, each followed by the end-of-text id, with progress in characters (a bar
+    on a terminal, a line every 5% - or every 16M characters when the total is unknown - in a log).
 
     Long documents are cut into ~1 MB pieces at line breaks so the batch encoder stays parallel.
     """
-    from tqdm import tqdm
-
     dtype = dtype_for_vocab(tokenizer.vocab_size)
     eot = np.asarray([tokenizer.eot_id], dtype=dtype)
     parts: list[np.ndarray] = []
     batch: list[tuple[str, bool]] = []  # (text, ends a document)
-    bar = tqdm(total=total_chars, unit="char", unit_scale=True, desc=desc, disable=not progress)
+    every = max(1, total_chars // 20) if total_chars else 1 << 24
+    bar = progress_bar(total_chars, 0, desc, every, unit="chars") if progress else None
 
     def flush():
         for (_text, ends_doc), ids in zip(batch, tokenizer.encode_batch([t for t, _ in batch])):
             parts.append(np.asarray(ids, dtype=dtype))
             if ends_doc:
                 parts.append(eot)
-        bar.update(sum(len(t) for t, _ in batch))
+        if bar is not None:
+            bar.update(sum(len(t) for t, _ in batch))
         batch.clear()
 
     for doc in docs:
@@ -103,7 +106,8 @@ def encode_documents(tokenizer, docs: Iterable[str], *, batch_docs: int = 64, ch
                 flush()
     if batch:
         flush()
-    bar.close()
+    if bar is not None:
+        bar.close()
     return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 

@@ -23,13 +23,13 @@ from torch import nn
 
 from ..data.batching import WindowSampler, eval_starts
 from ..data.prepare import PreparedData, prepare
+from ..progress import progress_bar
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .config import RunConfig, save_config, to_dict
 from .graph import GraphedStep
 from .metrics import MetricsLogger
 from .model import build_model
-from .progress import progress_bar
 from .quant import NO_QUANT, apply_recipe, quantizer_rng_state, resolve_recipe, set_quantizer_rng_state
 from .schedule import lr_factor
 
