@@ -55,9 +55,10 @@ def _(x, w, key, dtype, need_wgrad):
         return y, _empty(x, dtype), _empty(x), w_amax
     length, has_mean, _ = F.wgrad_x_layout(state_of(key).recipe, x.shape[0])
     mean = x.new_empty((x.shape[1], 1), dtype=torch.float32) if has_mean else _empty(x)
-    main = x.new_empty((x.shape[1], length), dtype=dtype)
     if F.wgrad_x_tokens_major(x, state_of(key).recipe):
         main = x.new_empty((length, x.shape[1]), dtype=dtype).T
+    else:
+        main = x.new_empty((x.shape[1], length), dtype=dtype)
     return y, main, mean, w_amax
 
 

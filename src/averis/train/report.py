@@ -190,13 +190,13 @@ def plot(runs: list[Run], summary: dict, out: Path) -> list[Path]:
     for k, (recipe, group) in enumerate(sorted(by_recipe.items())):
         color = f"C{k % 10}"
         curve = mean_curve([r.train for r in group])
-        smoothed = smooth(list(curve.values()))
-        ax.plot(list(curve), smoothed, color=color, label=f"{recipe} (n={len(group)})")
+        steps, smoothed = list(curve), smooth(list(curve.values()))
+        ax.plot(steps, smoothed, color=color, label=f"{recipe} (n={len(group)})")
         tails += smoothed[len(smoothed) // 10:]
         val = mean_curve([r.val for r in group if r.val]) if all(r.val for r in group) else {}
         if val:
             ax.plot(list(val), list(val.values()), "o", color=color, markersize=3)
-            cut = list(curve)[len(curve) // 10] if curve else 0
+            cut = steps[len(steps) // 10] if steps else 0
             tails += [v for s, v in val.items() if s >= cut]  # the validation dots stay inside the zoom
     if tails:  # zoom past the first 10% of steps, where the recipes differ
         low, high = min(tails), max(tails)
