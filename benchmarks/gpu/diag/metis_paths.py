@@ -5,24 +5,17 @@ elements of Y, dX, dW), then a profile of ten rank-16 splits of 8192 x 512.
 """
 import torch
 from _layer import layer_grads, same_small_svd_everywhere
+from bench_step import naive_path  # benchmarks/ is on PYTHONPATH (env.sh)
 from torch.profiler import ProfilerActivity, profile
 
-import averis.kernels as kernels
-from averis.kernels import fused
 from averis.transforms import lowrank
 
 same_small_svd_everywhere()
 
 
 def run(tokens, name, slow):
-    saved = kernels.available, fused._on_device
-    if slow:
-        kernels.available = lambda t: False
-        fused._on_device = lambda t: False
-    try:
+    with naive_path(slow):
         return layer_grads(tokens, name)
-    finally:
-        kernels.available, fused._on_device = saved
 
 
 def cmp(tag, a3, b3):

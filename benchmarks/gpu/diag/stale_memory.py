@@ -5,7 +5,7 @@ empty() buffer) would do that, since a graph's memory pool holds other bytes tha
 Each case runs twice on the GPU, once after the caching allocator's free memory was filled with zeros
 and once with NaN bytes; a kernel that reads stale memory gives different bits (or NaN) the second time.
 Cases: one Linear layer forward + backward per recipe at token counts that are and are not a multiple
-of the block, and a whole `bench`-preset model step (eager and CUDA-graphed) per recipe.
+of the block, and three steps of bench_step's `bench`-preset model (eager and CUDA-graphed) per recipe.
 
     source benchmarks/gpu/env.sh && python3 benchmarks/gpu/diag/stale_memory.py
 """
@@ -14,10 +14,7 @@ from functools import partial
 
 import torch
 from _layer import layer_grads
-
-from averis.models.qwen3 import build_qwen3
-from averis.nn import quantize_model
-from averis.train.graph import GraphedStep
+from bench_step import Setup  # benchmarks/ is on PYTHONPATH (env.sh)
 
 RECIPES = sys.argv[1].split(",") if len(sys.argv) > 1 else ["nvfp4", "averis", "averis_rht", "nvidia", "metis"]
 
@@ -39,41 +36,11 @@ def bits_equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 
 def model_step(recipe: str, graphed: bool, steps: int = 3) -> list[torch.Tensor]:
-    torch.manual_seed(0)
-    model = build_qwen3("bench", vocab_size=4096).cuda()
-    if recipe != "bf16":
-        quantize_model(model, recipe)
-    g = torch.Generator(device="cuda").manual_seed(3)
-    x = torch.randint(0, 4096, (2, 4, 512), device="cuda", generator=g)
-    y = torch.randint(0, 4096, (2, 4, 512), device="cuda", generator=g)
-
-    def loss_fn(xb, yb):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = model(xb)
-        return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), yb.flatten())
-
-    out = []
-    step = GraphedStep(model, loss_fn, torch.device("cuda")) if graphed else None
-    for _ in range(steps):
-        if step is not None:
-            loss = step(x, y)
-        else:
-            loss = sum(_eager(loss_fn, x[i], y[i], 2) for i in range(2))
-        out.append(loss.detach().clone())
-        out += [p.grad.detach().clone() for p in model.parameters() if p.grad is not None][:6]
-        with torch.no_grad():  # a deterministic "update" so later steps see new weights
-            for p in model.parameters():
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-1e-3)
-                    if step is None:
-                        p.grad = None
-    return out
-
-
-def _eager(loss_fn, x, y, accum):
-    loss = loss_fn(x, y)
-    (loss / accum).backward()
-    return loss.detach()
+    """Losses of three AdamW steps (bench_step's model and batch, no compile) and the parameters after them."""
+    setup = Setup(recipe, batch=4, seq=512, compile_model=False)
+    step = setup.graph_step_fn() if graphed else setup.eager_step
+    losses = [step().detach().clone() for _ in range(steps)]
+    return losses + [p.detach().clone() for p in setup.model.parameters()]
 
 
 def run_twice(name: str, fn) -> None:
