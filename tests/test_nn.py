@@ -9,7 +9,7 @@ from torch import nn
 
 import averis
 from averis import fake_quantize, recipes
-from averis.nn import QuantLinear, functional, get_report, rng_state, set_rng_state
+from averis.nn import QuantLinear, functional, get_report
 from averis.transforms import hadamard16, random_signs
 
 NAMES = recipes.list()
@@ -186,13 +186,13 @@ def test_stochastic_rounding_is_reproducible_and_resumable():
     _, b = _pair("nvfp4")
     first = _run(a, x, dy)[2].clone()
     assert torch.equal(first, _run(b, x, dy)[2].clone()), "same recipe seed: same noise"
-    saved = rng_state(a)
+    saved = _counters(a)
     a.zero_grad()
     second = _run(a, x, dy)[2].clone()
-    assert not torch.equal(first, second), "the generator advances: fresh noise each step"
-    set_rng_state(a, saved)
+    assert not torch.equal(first, second), "the counter advances: fresh noise each step"
+    a.load_state_dict(saved, strict=False)
     a.zero_grad()
-    assert torch.equal(_run(a, x, dy)[2], second), "restored generator state: identical step"
+    assert torch.equal(_run(a, x, dy)[2], second), "restored counter: identical step"
     _, c = _pair(recipes.get("nvfp4").replace(seed=1))
     assert not torch.equal(first, _run(c, x, dy)[2])
 
@@ -204,8 +204,11 @@ def test_layers_get_distinct_generators():
     x, dy = _inputs((32, 64)), _inputs((32, 64), seed=2)
     grads = [_run(m, x, dy)[2] for m in model]
     assert not torch.equal(grads[0], grads[1])
-    with pytest.raises(ValueError, match="has not quantized"):
-        set_rng_state(model, {"nope": {}})
+    assert model[0].averis_rng[0] != model[1].averis_rng[0], "each layer has its own seed"
+
+
+def _counters(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if k.endswith("averis_rng")}
 
 
 def test_deepcopy_keeps_an_independent_working_copy():
@@ -257,7 +260,10 @@ def test_quantize_model_swaps_and_reports(capsys):
     with pytest.warns(UserWarning, match=r"1 layers kept.*odd \(dgrad_dy: 40 is not a multiple of 16\)"):
         out = averis.quantize_model(model, "averis", report=True)
     assert out is model
-    assert list(model.state_dict()) == keys
+    new = list(model.state_dict())
+    assert [k for k in new if not k.endswith(".averis_rng")] == keys, "parameter and buffer names unchanged"
+    assert sorted(k for k in new if k.endswith(".averis_rng")) == sorted(f"{n}.averis_rng" for n, _ in
+                                                                         get_report(model).swapped)
     assert isinstance(model.layers[0].up, QuantLinear) and type(model.lm_head) is nn.Linear
     rep = get_report(model)
     assert len(rep.swapped) == 12 and dict(rep.skipped).keys() == {"odd", "lm_head"}
@@ -311,7 +317,10 @@ def test_state_dict_round_trip_and_optimizer_keeps_parameters():
     ids = torch.randint(0, 64, (2, 16))
     assert torch.equal(src(ids), dst(ids))
     plain = Toy()
-    plain.load_state_dict(src.state_dict())       # the checkpoint loads into an unquantized model too
+    with pytest.raises(RuntimeError, match="averis_rng"):
+        plain.load_state_dict(src.state_dict())   # the quantizers' counters have no place in the plain model
+    plain.load_state_dict(averis.nn.plain_state_dict(src.state_dict()))  # without them it loads
+    assert torch.equal(plain.lm_head.weight, src.lm_head.weight)
 
 
 def test_quantization_disabled_gives_high_precision_outputs():
@@ -335,7 +344,7 @@ def test_gpt2_conv1d_is_quantized_through_its_transposed_weight():
     plain = copy.deepcopy(model)
     keys = list(model.state_dict())
     averis.quantize_model(model, recipes.get("averis").with_identity_quantizers())
-    assert len(get_report(model).swapped) == 8 and list(model.state_dict()) == keys
+    assert len(get_report(model).swapped) == 8 and list(averis.nn.plain_state_dict(model.state_dict())) == keys
     ids = torch.randint(0, 100, (2, 16))
     torch.testing.assert_close(model(ids).logits, plain(ids).logits, rtol=1e-4, atol=1e-4)
     model(ids).logits.sum().backward()
@@ -353,21 +362,30 @@ def test_recipe_argument_is_checked():
         averis.quantize_model("model", "averis")
 
 
-def test_restoring_rng_state_resets_the_same_generator_objects():
-    """A CUDA graph registers the generators themselves: a restore must reset them, never replace them."""
+def test_the_rng_counter_is_a_buffer_restored_in_place_and_evaluation_leaves_it():
+    """The SR state is the ``averis_rng`` buffer: in the state_dict, restored in place (a CUDA graph holds its
+    address), advanced by each training forward and left alone by evaluation under no_grad."""
     _, a = _pair("nvfp4")
     x, dy = _inputs((32, 64)), _inputs((32, 96), seed=2)
-    fresh = rng_state(a)                       # before any use: no generator yet
+    buf = a[0].averis_rng
+    fresh = _counters(a)
+    assert list(fresh) == ["0.averis_rng"] and fresh["0.averis_rng"][1] == 0
     first = _run(a, x, dy)[2].clone()
-    gens = averis.nn.generators(a, "cpu")
-    assert len(gens) == 3, "one generator per GEMM (fprop, dgrad, wgrad) on the device used"
+    assert buf[1] == 1
+    with torch.no_grad():
+        a(x)
+    assert buf[1] == 1, "an evaluation forward does not advance the counter"
     a.zero_grad()
     _run(a, x, dy)
-    set_rng_state(a, fresh)                    # generators created since: back to their seeds, in place
-    assert all(g is h for g, h in zip(averis.nn.generators(a, "cpu"), gens))
+    a.load_state_dict(fresh, strict=False)
+    assert a[0].averis_rng is buf and buf[1] == 0
     a.zero_grad()
     assert torch.equal(_run(a, x, dy)[2], first)
-    assert averis.nn.generators(a, "cuda") == []
+    plain = {k: v for k, v in a.state_dict().items() if not k.endswith("averis_rng")}
+    a.load_state_dict(plain)  # a state_dict from before quantize_model loads and keeps the counter
+    assert buf[1] == 1
+    averis.dequantize_model(a)
+    assert "0.averis_rng" not in a.state_dict()
 
 
 def test_backward_keeps_wgrads_quantized_x_in_the_compute_dtype_not_x(monkeypatch):

@@ -1,11 +1,12 @@
 """torch.compile sees the emulated GEMMs as custom ops (averis::fprop/dgrad/wgrad)."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 import averis
-from averis.nn import rng_state, set_rng_state
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,9 +29,9 @@ def _step(model, x):
 def test_compile_fullgraph_is_bit_identical_to_eager():
     """aot_eager runs the same ATen ops as eager: outputs and SR gradients must match bit for bit."""
     model, x = _model(), torch.randn(2, 16, 64) + 2
-    saved = rng_state(model)
+    saved = copy.deepcopy(model.state_dict())
     y, grads = _step(model, x)
-    set_rng_state(model, saved)
+    model.load_state_dict(saved)
     yc, grads_c = _step(torch.compile(model, backend="aot_eager", fullgraph=True), x)
     assert torch.equal(y, yc)
     assert all(torch.equal(a, b) for a, b in zip(grads, grads_c))
@@ -40,9 +41,9 @@ def test_compile_fullgraph_is_bit_identical_to_eager():
 def test_compile_inductor_on_cpu():
     """Inductor fuses the ops around the custom GEMMs, so results agree to float rounding."""
     model, x = _model(), torch.randn(2, 16, 64) + 2
-    saved = rng_state(model)
+    saved = copy.deepcopy(model.state_dict())
     y, grads = _step(model, x)
-    set_rng_state(model, saved)
+    model.load_state_dict(saved)
     yc, grads_c = _step(torch.compile(model, fullgraph=True), x)
     torch.testing.assert_close(yc, y, rtol=1e-4, atol=1e-4)
     for a, b in zip(grads, grads_c):
@@ -65,8 +66,9 @@ def test_fprop_op_fake_declares_the_real_layouts(name, device):
 
     layer = averis.quantize_model(nn.Sequential(nn.Linear(64, 96, bias=False)), name)[0].to(device)
     x, w = torch.randn(256, 64, device=device) + 1, layer.weight.detach()
+    step = averis.formats.noise.step_seed(layer.averis_rng)
     args = (layer.averis_state.key, torch.bfloat16, True)
-    real = fprop_op(x, w, *args)
+    real = fprop_op(x, w, step, *args)
     with FakeTensorMode() as mode:
-        fake = fprop_op(mode.from_tensor(x), mode.from_tensor(w), *args)
+        fake = fprop_op(mode.from_tensor(x), mode.from_tensor(w), mode.from_tensor(step), *args)
     assert _layouts(fake) == _layouts(real)

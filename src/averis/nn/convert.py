@@ -1,4 +1,4 @@
-"""quantize_model / dequantize_model, the evaluation switch, reports and generator states."""
+"""quantize_model / dequantize_model, the evaluation switch, reports, and keeping the RNGs around a block."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from torch import nn
 from .. import recipes as _recipes
 from ..recipes.spec import GEMM_OPERANDS, Recipe
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
-from .modules import QuantLinear, is_hf_conv1d, is_quantized, quant_conv1d_class
-from .state import LayerState
+from .modules import QuantLinear, attach_state, detach_state, is_hf_conv1d, is_quantized, quant_conv1d_class
+from .state import RNG_BUFFER, LayerState
 
 _REPORT_ATTR = "_averis_report"
 
@@ -43,7 +43,8 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
     default), the first/last transformer blocks the recipe asks for, subclasses of nn.Linear
     (their forward may not be nn.Linear's), and layers whose in/out features do not divide into
     the recipe's blocks (one warning lists them).  report=True prints what was swapped and
-    skipped; ``get_report(model)`` returns it.  Parameter names and state_dict keys are unchanged.
+    skipped; ``get_report(model)`` returns it.  Parameter names are unchanged; each quantized layer adds
+    its stochastic-rounding counter buffer ``averis_rng`` to the state_dict (``plain_state_dict`` drops them).
     """
     recipe = _recipes.get(recipe)
     if not isinstance(model, nn.Module):
@@ -85,7 +86,7 @@ def dequantize_model(model: nn.Module) -> nn.Module:
     for _, module in model.named_modules():
         if is_quantized(module):
             base = nn.Linear if isinstance(module, QuantLinear) else module._averis_base
-            del module.averis_state
+            detach_state(module)
             module.__class__ = base
     if _REPORT_ATTR in model.__dict__:
         object.__delattr__(model, _REPORT_ATTR)
@@ -118,42 +119,28 @@ def quantization_disabled(model: nn.Module):
             m.averis_state.enabled = was
 
 
-def rng_state(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
-    """The stochastic-rounding generator states of every quantized layer: {layer name: {device: state}}."""
-    return {name: m.averis_state.rng_state() for name, m in quantized_layers(model).items()}
+def plain_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A quantized model's state_dict without the quantizers' ``averis_rng`` counters: what the
+    unquantized model loads with ``strict=True``."""
+    return {k: v for k, v in state_dict.items() if k.rpartition(".")[2] != RNG_BUFFER}
 
 
 @contextlib.contextmanager
 def rng_kept(model: nn.Module):
-    """Run the block, then put the global CPU and CUDA RNGs and every quantized layer's generators back
-    where they were (in place: generators created inside the block restart from their seeds)."""
+    """Run the block, then put the global CPU and CUDA RNGs and every quantized layer's stochastic-rounding
+    counter (its ``averis_rng`` buffer, restored in place) back where they were."""
     cpu = torch.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    quantizers = rng_state(model)
+    buffers = [getattr(m, RNG_BUFFER) for m in quantized_layers(model).values()]
+    counters = [(buf, buf.clone()) for buf in buffers]
     try:
         yield
     finally:
         torch.set_rng_state(cpu)
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
-        set_rng_state(model, quantizers)
-
-
-def generators(model: nn.Module, device_type: str = "cuda") -> list[torch.Generator]:
-    """The stochastic-rounding generators of every quantized layer on ``device_type`` (created so far)."""
-    return [g for m in quantized_layers(model).values() for g in m.averis_state.generators()
-            if g.device.type == device_type]
-
-
-def set_rng_state(model: nn.Module, state: dict[str, dict[str, torch.Tensor]]) -> None:
-    """Restore states saved by :func:`rng_state` (layer names must match)."""
-    layers = quantized_layers(model)
-    missing = [n for n in state if n not in layers]
-    if missing:
-        raise ValueError(f"rng state names layers this model has not quantized: {missing[:3]}; quantize the "
-                         f"model with the same recipe before restoring")
-    for name, states in state.items():
-        layers[name].averis_state.set_rng_state(states)
+        for buf, saved in counters:
+            buf.copy_(saved)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -162,7 +149,7 @@ def _swap(module: nn.Module, state: LayerState) -> None:
         QuantLinear.from_linear(module, state)
     else:
         module.__class__ = quant_conv1d_class(type(module))
-        module.averis_state = state
+        attach_state(module, state)
 
 
 def _out_in(module: nn.Module) -> tuple[int, int]:

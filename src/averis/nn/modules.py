@@ -1,9 +1,11 @@
 """QuantLinear (an nn.Linear) and QuantConv1D (a transformers Conv1D) running the recipe's FP4 GEMMs.
 
 quantize_model swaps a layer by changing its class in place: the parameters stay the same
-objects (an optimizer built before the swap still holds them), names and state_dict keys are
-unchanged, and hooks registered on the module keep working.  The extra state lives in the
-plain attribute ``averis_state`` (not a buffer, so it is not in the state_dict).
+objects (an optimizer built before the swap still holds them), parameter names are unchanged, and
+hooks registered on the module keep working.  The recipe and the evaluation switch
+live in the plain attribute ``averis_state`` (no tensors); the stochastic-rounding counter is the
+buffer ``averis_rng`` (in the state_dict, so checkpoints carry it; a state_dict saved before the swap,
+which lacks it, still loads and keeps the layer's fresh counter).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 from torch import nn
 
 from .ops import quant_linear
-from .state import LayerState
+from .state import RNG_BUFFER, LayerState, new_rng_buffer
 
 
 class QuantLinear(nn.Linear):
@@ -26,14 +28,18 @@ class QuantLinear(nn.Linear):
     def from_linear(cls, linear: nn.Linear, state: LayerState) -> QuantLinear:
         """Turn ``linear`` into a QuantLinear in place (same parameters) and return it."""
         linear.__class__ = cls
-        linear.averis_state = state
+        attach_state(linear, state)
         return linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         st = self.averis_state
         if not (st.enabled and st.recipe.quantizes):
             return nn.functional.linear(x, self.weight, self.bias)  # bit-identical to nn.Linear
-        return quant_linear(x, self.weight, self.bias, st)
+        return quant_linear(x, self.weight, self.bias, st.key, getattr(self, RNG_BUFFER))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        _keep_rng_if_absent(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, recipe={self.averis_state.recipe.name}"
@@ -54,7 +60,11 @@ class _QuantConv1DMixin:
         st = self.averis_state
         if not (st.enabled and st.recipe.quantizes):
             return self._averis_base.forward(self, x)
-        return quant_linear(x, self.weight.T, self.bias, st)
+        return quant_linear(x, self.weight.T, self.bias, st.key, getattr(self, RNG_BUFFER))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        _keep_rng_if_absent(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def extra_repr(self) -> str:
         return f"nf={self.nf}, recipe={self.averis_state.recipe.name}"
@@ -64,6 +74,25 @@ class _QuantConv1DMixin:
 def quant_conv1d_class(base: type) -> type:
     """A QuantConv1D subclass of the given Conv1D class (made once per class)."""
     return type("QuantConv1D", (_QuantConv1DMixin, base), {"_averis_base": base})
+
+
+def attach_state(module: nn.Module, state: LayerState) -> None:
+    """Give a swapped layer its LayerState and a fresh ``averis_rng`` buffer on its weight's device."""
+    module.averis_state = state
+    module.register_buffer(RNG_BUFFER, new_rng_buffer(state.recipe, state.index, module.weight.device))
+
+
+def detach_state(module: nn.Module) -> None:
+    """Undo attach_state (dequantize_model)."""
+    del module.averis_state
+    module._buffers.pop(RNG_BUFFER, None)
+
+
+def _keep_rng_if_absent(module: nn.Module, state_dict: dict, prefix: str) -> None:
+    """A state_dict of the unquantized model has no counter: load it as if it held the current one."""
+    key = prefix + RNG_BUFFER
+    if key not in state_dict:
+        state_dict[key] = getattr(module, RNG_BUFFER).clone()
 
 
 def is_quantized(module: nn.Module) -> bool:

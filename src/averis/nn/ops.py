@@ -7,32 +7,36 @@ the statistics the fprop computed (X^T transformed and quantized along the token
 dtype, and its mean), the weight W itself (no copy) and W's tensor amax -- not X, which under
 autocast often arrives in FP32.  dgrad re-quantizes W along its own axis; dY's statistics / amax
 pass runs once for dgrad and wgrad.
+
+The ops carry no reference to the layer: the recipe is a constant (its JSON key, see state.py) and the
+randomness a step-seed tensor, so their fake implementations read only their arguments.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..formats import noise
 from . import functional as F
-from .state import state_of
+from .state import hadamard_signs, recipe_from_key, stream
 
 
 @torch.library.custom_op("averis::fprop", mutates_args=())
-def fprop_op(x: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype,
+def fprop_op(x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: str, dtype: torch.dtype,
              need_wgrad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(Y, wgrad's X operand, its mean over tokens, W's tensor amax).
 
     With need_wgrad, X^T is transformed and quantized for wgrad here, from the statistics the fprop
     just computed, and backward keeps that (in the compute dtype) instead of X; its random draws come
-    from the layer's wgrad generator.  Outputs not computed are empty (never read)."""
-    st = state_of(key)
-    recipe, signs = st.recipe, st.signs(x.device)
+    from the step's wgrad_x stream.  Outputs not computed are empty (never read)."""
+    recipe = recipe_from_key(recipe_key)
+    signs = hadamard_signs(recipe, x.device)
     shared: dict = {}
-    y = F.fprop(x, w, recipe, dtype, st.generator(x.device, "fprop"), signs, shared=shared)
+    y = F.fprop(x, w, recipe, dtype, stream(step, "fprop"), signs, shared=shared)
     w_amax = shared.get("w_amax", _empty(x))
     if not need_wgrad:
         return y, _empty(x, dtype), _empty(x), w_amax
-    op = F.wgrad_x_operand(x, recipe, dtype, st.generator(x.device, "wgrad"), signs, shared)
+    op = F.wgrad_x_operand(x, recipe, dtype, stream(step, "wgrad_x"), signs, shared)
     main = F.in_wgrad_x_layout(op.main, F.wgrad_x_tokens_major(x, recipe))  # the layout the fake declares
     main = main.clone() if _same_storage(main, x) else main  # a custom op may not return its input
     mean = _empty(x) if op.red_mean is None else op.red_mean.float()
@@ -48,14 +52,15 @@ def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 @fprop_op.register_fake
-def _(x, w, key, dtype, need_wgrad):
+def _(x, w, step, recipe_key, dtype, need_wgrad):
+    recipe = recipe_from_key(recipe_key)
     y = x.new_empty((x.shape[0], w.shape[0]), dtype=dtype)
-    w_amax = _empty(x) if not F.shares_amax(state_of(key).recipe.fprop_w) else x.new_empty((), dtype=torch.float32)
+    w_amax = _empty(x) if not F.shares_amax(recipe.fprop_w) else x.new_empty((), dtype=torch.float32)
     if not need_wgrad:
         return y, _empty(x, dtype), _empty(x), w_amax
-    length, has_mean, _ = F.wgrad_x_layout(state_of(key).recipe, x.shape[0])
+    length, has_mean, _ = F.wgrad_x_layout(recipe, x.shape[0])
     mean = x.new_empty((x.shape[1], 1), dtype=torch.float32) if has_mean else _empty(x)
-    if F.wgrad_x_tokens_major(x, state_of(key).recipe):
+    if F.wgrad_x_tokens_major(x, recipe):
         main = x.new_empty((length, x.shape[1]), dtype=dtype).T
     else:
         main = x.new_empty((x.shape[1], length), dtype=dtype)
@@ -64,28 +69,28 @@ def _(x, w, key, dtype, need_wgrad):
 
 @torch.library.custom_op("averis::backward", mutates_args=())
 def backward_op(dy: torch.Tensor, w: torch.Tensor, xw_main: torch.Tensor, xw_mean: torch.Tensor,
-                w_amax: torch.Tensor, key: int, dtype: torch.dtype, x_dtype: torch.dtype, need_dx: bool,
-                need_dw: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                w_amax: torch.Tensor, step: torch.Tensor, recipe_key: str, dtype: torch.dtype,
+                x_dtype: torch.dtype, need_dx: bool, need_dw: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(dX, dW) in X's and W's dtypes; an empty tensor for a gradient not needed."""
-    st = state_of(key)
-    recipe, signs = st.recipe, st.signs(dy.device)
+    recipe = recipe_from_key(recipe_key)
+    signs = hadamard_signs(recipe, dy.device)
     shared: dict = {}
     if F.shares_amax(recipe.fprop_w):  # the forward's amax of W (see fprop_op)
         shared["w_amax"] = w_amax
     dx = dw = None
     if need_dx:
-        dx = F.dgrad(dy, w, recipe, dtype, st.generator(dy.device, "dgrad"), signs, shared=shared).to(x_dtype)
+        dx = F.dgrad(dy, w, recipe, dtype, stream(step, "dgrad"), signs, shared=shared).to(x_dtype)
     if need_dw:
         _, has_mean, in_hadamard = F.wgrad_x_layout(recipe, dy.shape[0])
         x_operand = F.Operand(xw_main, dy.shape[0], signs=signs if in_hadamard else None,
                               red_mean=xw_mean if has_mean else None)
-        dw = F.wgrad(dy, None, recipe, dtype, st.generator(dy.device, "wgrad"), signs, shared=shared,
+        dw = F.wgrad(dy, None, recipe, dtype, stream(step, "wgrad_dy"), signs, shared=shared,
                      x_operand=x_operand).to(w.dtype)
     return (dy.new_empty(0, dtype=x_dtype) if dx is None else dx), (w.new_empty(0) if dw is None else dw)
 
 
 @backward_op.register_fake
-def _(dy, w, xw_main, xw_mean, w_amax, key, dtype, x_dtype, need_dx, need_dw):
+def _(dy, w, xw_main, xw_mean, w_amax, step, recipe_key, dtype, x_dtype, need_dx, need_dw):
     dx = dy.new_empty((dy.shape[0], w.shape[1]) if need_dx else (0,), dtype=x_dtype)
     return dx, w.new_empty(w.shape if need_dw else (0,))
 
@@ -94,23 +99,23 @@ class QuantLinearFunction(torch.autograd.Function):
     """Y = X W^T with fprop, dgrad and wgrad each in emulated FP4 (X is 2D: tokens x in-features)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, key: int, dtype: torch.dtype,
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: str, dtype: torch.dtype,
                 grad_enabled: bool) -> torch.Tensor:
         need_wgrad = ctx.needs_input_grad[1] and grad_enabled  # evaluation under no_grad skips it
-        y, xw_main, xw_mean, w_amax = fprop_op(x, w, key, dtype, need_wgrad)
-        ctx.save_for_backward(w, xw_main, xw_mean, w_amax)
-        ctx.key, ctx.dtype, ctx.x_dtype = key, dtype, x.dtype
+        y, xw_main, xw_mean, w_amax = fprop_op(x, w, step, recipe_key, dtype, need_wgrad)
+        ctx.save_for_backward(w, xw_main, xw_mean, w_amax, step)
+        ctx.recipe_key, ctx.dtype, ctx.x_dtype = recipe_key, dtype, x.dtype
         return y
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        w, xw_main, xw_mean, w_amax = ctx.saved_tensors
+        w, xw_main, xw_mean, w_amax, step = ctx.saved_tensors
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_dx or need_dw):
-            return None, None, None, None, None
-        dx, dw = backward_op(dy.contiguous(), w, xw_main, xw_mean, w_amax, ctx.key, ctx.dtype, ctx.x_dtype,
-                             need_dx, need_dw)
-        return (dx if need_dx else None), (dw if need_dw else None), None, None, None
+            return None, None, None, None, None, None
+        dx, dw = backward_op(dy.contiguous(), w, xw_main, xw_mean, w_amax, step, ctx.recipe_key, ctx.dtype,
+                             ctx.x_dtype, need_dx, need_dw)
+        return (dx if need_dx else None), (dw if need_dw else None), None, None, None, None
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -121,12 +126,18 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
-def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                 state) -> torch.Tensor:
-    """F.linear(x, weight, bias) with the layer's recipe (weight is N x K)."""
+def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, key: str,
+                 rng: torch.Tensor) -> torch.Tensor:
+    """F.linear(x, weight, bias) with the recipe whose ``recipe_key`` is ``key`` (weight is N x K); ``rng`` is the layer's ``averis_rng``
+    buffer [seed, counter]: a training forward (grad enabled) draws this step's seed from it and advances
+    the counter in place; an evaluation forward draws without advancing (it leaves training unchanged)."""
     dtype = compute_dtype(x)
     x2d = x.reshape(-1, x.shape[-1])
-    # grad mode is read here: inside forward it is always off
-    y = QuantLinearFunction.apply(x2d, weight, state.key, dtype, torch.is_grad_enabled())
+    grad_enabled = torch.is_grad_enabled()  # read here: inside forward it is always off
+    step = noise.step_seed(rng)
+    if grad_enabled:
+        with torch.no_grad():
+            rng[1:].add_(1)
+    y = QuantLinearFunction.apply(x2d, weight, step, key, dtype, grad_enabled)
     y = y.reshape(*x.shape[:-1], weight.shape[0])
     return y if bias is None else y + bias.to(dtype)

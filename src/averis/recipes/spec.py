@@ -176,6 +176,18 @@ class Recipe:
         """False for a recipe that leaves every operand in high precision (bf16)."""
         return any(self.operand(n).format != "none" for n in OPERANDS)
 
+    def to_dict(self) -> dict:
+        """Every field, in the schema of recipe files (``averis.recipes.from_dict`` gives the recipe back)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, OperandSpec):
+                value = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(value).items()}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
     def replace(self, **changes) -> Recipe:
         return dataclasses.replace(self, **changes)
 

@@ -2,7 +2,7 @@
 
     model.safetensors   full fp32 model state (tied weights stored once, aliases in the metadata)
     trainer.pt          optimizer, scheduler, step, tokens seen, divergence tracker, config
-    rng_rank{R}.pt      torch CPU / CUDA RNG and every quantizer generator, per rank
+    rng_rank{R}.pt      torch CPU / CUDA RNG, per rank (the quantizers' counters are in the model state)
     complete            written last: a folder without it is never loaded
 
 A checkpoint is built in a ``.tmp-`` folder and renamed into place, then ``latest`` is
@@ -124,16 +124,15 @@ def finalize(root: Path, step: int, keep: int) -> Path:
     return final
 
 
-def save_rng(path: Path, quantizers: dict) -> None:
-    """This rank's RNG: torch CPU and CUDA, and the quantizers' stochastic-rounding generators."""
+def save_rng(path: Path) -> None:
+    """This rank's torch CPU and CUDA RNG states."""
     state = {"torch_cpu": torch.get_rng_state(),
-             "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-             "quantizers": quantizers}
+             "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
     torch.save(state, path)
 
 
-def load_rng(path: Path) -> dict:
-    """Restore torch's RNG from path; returns the quantizer generator states (for set_quantizer_rng_state)."""
+def load_rng(path: Path) -> None:
+    """Restore torch's RNG from path."""
     if not path.is_file():
         raise ValueError(f"checkpoint {path.parent} has no {path.name}: it was written with another number of "
                          f"ranks; resume with the same world size")
@@ -144,7 +143,6 @@ def load_rng(path: Path) -> dict:
     torch.set_rng_state(state["torch_cpu"])
     if state["torch_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])
-    return state["quantizers"]
 
 
 def load_trainer_state(folder: Path) -> dict:

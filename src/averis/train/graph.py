@@ -10,11 +10,11 @@ What stays eager: the optimizer, gradient clipping and the divergence check, so 
 schedule and "stop before a bad update" are unchanged.  The gradients live in the graph's memory
 pool; every replay overwrites them (no zero_grad).
 
-Exactness: the quantizers' generators are registered with the graph, so every replay draws from
-their current state exactly as an eager step would, and their states (and the default CUDA
-generator's) are restored after the warm-up passes.  A graphed run therefore equals the eager run
-bit for bit where the eager run is itself deterministic: ``benchmarks/bench_step.py --tokens``
-checks it through the trainer on the GPU (identical losses for nvfp4 and averis on the H100).
+Exactness: the quantizers' random state is each layer's ``averis_rng`` counter buffer, which every
+training forward advances in place, so a replay advances it exactly as an eager step would (nothing
+to register); the counters and the default CUDA generator are restored after the warm-up passes.
+A graphed run therefore equals the eager run bit for bit where the eager run is itself deterministic:
+``benchmarks/bench_step.py --tokens`` checks it through the trainer on the GPU (identical losses for nvfp4 and averis on the H100).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-
-from .quant import quantizer_generators
 
 
 class GraphedStep:
@@ -89,8 +87,6 @@ class GraphedStep:
         torch.cuda.synchronize(self.device)
         torch.cuda.empty_cache()  # the graph allocates from its own pool: hand back what the warm-up cached
         graph = torch.cuda.CUDAGraph()
-        for g in quantizer_generators(self.model):  # they exist now: the warm-up created them
-            graph.register_generator_state(g)
         try:
             with rng_kept(self.model), torch.cuda.graph(graph):  # capture records the draws, replays make them
                 self.static_loss = self._body()

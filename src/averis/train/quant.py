@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import torch
 from torch import nn
 
 NO_QUANT = ("bf16", "none", "fp32")
@@ -52,30 +51,3 @@ def apply_recipe(model: nn.Module, name: str, seed: int = 0) -> nn.Module:
 
     return quantize_model(model, recipe)
 
-
-def quantizer_rng_state(model: nn.Module) -> dict:
-    """The stochastic-rounding generator states of every quantized layer ({} for an unquantized model)."""
-    if importlib.util.find_spec("averis.nn") is None:
-        return {}
-    from ..nn import rng_state
-
-    return rng_state(model)
-
-
-def quantizer_generators(model: nn.Module) -> list[torch.Generator]:
-    """The CUDA generators of the quantized layers (to register with a CUDA graph); [] when unquantized."""
-    from ..nn import generators
-
-    return generators(model, "cuda")
-
-
-def set_quantizer_rng_state(model: nn.Module, state: dict) -> None:
-    if not state:
-        return
-    from ..nn import quantized_layers, set_rng_state
-
-    missing = sorted(set(quantized_layers(model)) - set(state))
-    if missing:
-        raise ValueError(f"the checkpoint has no quantizer RNG state for layers {missing[:3]}: "
-                         f"was it written under another recipe?")
-    set_rng_state(model, state)

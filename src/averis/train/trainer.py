@@ -30,7 +30,7 @@ from .config import RunConfig, save_config, to_dict
 from .graph import GraphedStep
 from .metrics import MetricsLogger
 from .model import build_model
-from .quant import NO_QUANT, apply_recipe, quantizer_rng_state, resolve_recipe, set_quantizer_rng_state
+from .quant import NO_QUANT, apply_recipe, resolve_recipe
 from .schedule import lr_factor
 
 # config sections that must match for a resume to continue the same run
@@ -241,7 +241,7 @@ class Trainer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         dist_utils.barrier(self.dist)
-        ckpt.save_rng(tmp / f"rng_rank{self.dist.rank}.pt", quantizer_rng_state(self.raw_model))
+        ckpt.save_rng(tmp / f"rng_rank{self.dist.rank}.pt")
         if self.dist.is_main:
             meta = {"step": self.step, "recipe": self.cfg.recipe}
             ckpt.save_model_file(model_state, tmp / ckpt.MODEL_FILE, meta)
@@ -290,7 +290,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.tokens_seen = state["step"], state["tokens_seen"]
         self.tracker.load(state["tracker"])
-        set_quantizer_rng_state(self.raw_model, ckpt.load_rng(folder / f"rng_rank{self.dist.rank}.pt"))
+        ckpt.load_rng(folder / f"rng_rank{self.dist.rank}.pt")
         if self.dist.is_main:
             print(f"averis train: resumed from {folder} (step {self.step})")
 

@@ -28,6 +28,8 @@ import warnings
 
 import torch
 
+from ..formats import noise
+
 _FLOOR = 1e-290              # added to every shift: an all-zero Gram matrix still factors (R = 1e-145 I)
 _SMALL_SVD = ("auto", "jacobi", "svd")
 _JACOBI_MAX_RANK = 32        # the Triton kernel holds the r x r matrix in registers
@@ -79,7 +81,7 @@ def _randomized_svd_fp32(xf: torch.Tensor, rank: int, power_iters: int, generato
         raise ValueError(f"small_svd must be one of {_SMALL_SVD}, not {small_svd!r}")
     m, n = xf.shape
     r = min(rank, m, n)
-    omega = torch.randn(n, r, generator=generator, device=xf.device, dtype=torch.float32)
+    omega = noise.normal((n, r), generator, xf.device)
     y = xf @ omega
     for _ in range(power_iters):
         q, _ = _cholesky_qr(y.double(), 1)
