@@ -1,0 +1,75 @@
+"""Fused operand preparation for averis.nn.functional.prepare (mean split / RHT + quantize in one pass).
+
+``fused_operand`` returns ``(main, mu)`` equal bit for bit to what the unfused path computes
+(``mean_split`` -> ``hadamard16`` -> ``fake_quantize``), or None where it does not apply: where the
+backend (``resolve``) says PyTorch, where the switch says ``fused=False``, or where the operand's
+transform has no fused kernel (then the caller runs its unfused path).  Exactness rests on three shared
+definitions: ``mean_split`` takes its 2D mean from ``averis.transforms.mean.column_stats`` (a fixed
+summation order, which the kernel reproduces), the transforms' ``hadamard16`` runs the butterflies the
+kernel runs, in the same order, and the residual amax of the column statistics equals amax(|x - mu|)
+exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..formats.spec import make_spec
+from ..transforms.mean import CHUNK, GROUP
+from .backend import dispatch, fused_setting, resolve
+
+
+def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, has_signs: bool) -> bool:
+    """Whether fused_operand handles this operand (else the caller's unfused path runs).  Reads only a's
+    shape and device, so it also answers for a fake (traced) tensor."""
+    if a.ndim != 2 or spec.format not in ("nvfp4", "mxfp4"):
+        return False
+    has_mean, has_had = spec.has_mean, spec.has_hadamard
+    if not (has_mean or has_had):
+        return False
+    if has_mean and (recipe.mean_all_reduce or mean_axis not in ("rows", "reduction")):
+        return False
+    if has_had and (mean_axis == "rows" and has_mean or a.shape[-1] % 16 or not has_signs):
+        return False
+    return fused_setting() and resolve(a)
+
+
+def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None,
+                  shared: dict | None = None, role: str = ""):
+    """(dequantized operand in out_dtype (float32), mean with keepdim or None) from one fused pass, or None.
+
+    shared: the (mean, residual amax) of the tokens-major tensors of one layer call, by role ("x", "dy"):
+    X and dY each enter two GEMMs (fprop + wgrad, dgrad + wgrad) with the same mean over tokens, so
+    their statistics pass runs once and is looked up the second time (same tensor, same values).
+    """
+    if not applies(a, spec, recipe, mean_axis, signs is not None):
+        return None
+    has_mean, has_had = spec.has_mean, spec.has_hadamard  # the OperandSpec's own reading of its transform
+    launchers = dispatch()
+    qspec = make_spec(spec.format, **spec.quantizer_options())
+    # the kernels see the tokens-major tensor: a itself for a row mean, a^T (the original dY / X) for wgrad
+    tokens_last = mean_axis == "reduction" or (mean_axis is None and has_had)
+    src, axis = (a.T, 0) if tokens_last else (a, 1)
+    mu = st = None
+    if has_mean:
+        st = shared.get(role) if shared is not None else None
+        if st is None:
+            *_, mean, residual_amax = launchers.column_stats(src, CHUNK, GROUP)
+            st = (mean, residual_amax)
+            if shared is not None:
+                shared[role] = st
+        mu = st[0]
+    if has_had:
+        main = launchers.fake_quantize(
+            src, qspec, axis, generator, False, None, out_dtype or torch.float32, mu=mu, signs=signs
+        )
+    else:
+        main = launchers.fake_quantize(
+            src, qspec, axis, generator, True, st[1] if qspec.fmt == "nvfp4" else None, out_dtype or torch.float32,
+            mu=mu,
+        )
+    if tokens_last:
+        main = main.T  # tokens-major: the kernels write along the source rows (nn.functional.wgrad_x_tokens_major)
+    if mu is not None:
+        mu = mu.reshape(1, -1) if mean_axis == "rows" else mu.reshape(-1, 1)
+    return main, mu
