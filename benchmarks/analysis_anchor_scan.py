@@ -17,7 +17,7 @@ from pathlib import Path
 from averis.analysis.fidelity import forward_anchor
 from averis.analysis.loading import load_model
 from averis.analysis.text import encode, token_batches
-from averis.models.hf import corpus_text
+from averis.data import corpus_text
 
 TOKENS = 2048
 # (text slice, sequences per forward, sequence length)

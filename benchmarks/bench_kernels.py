@@ -31,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import triton  # noqa: E402
 from triton.testing import do_bench  # noqa: E402
 
-import averis.kernels as kernels  # noqa: E402
-from averis.formats import fake_quantize, make_spec, quantize  # noqa: E402
-from averis.kernels import dispatch, reference  # noqa: E402
+from averis import qgemm, transforms  # noqa: E402
+from averis.formats import make_spec  # noqa: E402
+from averis.kernels import dispatch  # noqa: E402
+from averis.qgemm import fake_quantize, quantize  # noqa: E402
 
 RESULTS: dict = {}
 
@@ -150,8 +151,8 @@ def section_check():
     # Averis: stats, residual amax, fused residual quantize (both axes), dual, Hadamard
     for shape in ((8192, 2048), (1000, 1000), (8192, 512)):
         x = (hard_input(shape, torch.bfloat16, 3).float() + 2).bfloat16()
-        st = kernels.column_stats(x)
-        rs = reference.column_stats(x)
+        st = qgemm.column_stats(x)
+        rs = transforms.column_stats(x)
         record(f"column_stats sum/mean {shape}", same(st.sum, rs.sum) and same(st.mean, rs.mean))
         record(
             f"column_stats max/min {shape}", bool(torch.equal(st.max, rs.max) and torch.equal(st.min, rs.min))
@@ -164,7 +165,7 @@ def section_check():
                 for axis in (1, 0):
                     for odt in (torch.bfloat16, torch.float32):
                         g1, g2 = (gen(7) for _ in range(2))
-                        t = kernels.fake_quantize_residual(
+                        t = qgemm.fake_quantize_residual(
                             x, st.mean, st.residual_amax, fmt, axis, g1, rounding=rnd, pad=True, out_dtype=odt
                         )
                         r = fake_quantize(
@@ -182,18 +183,18 @@ def section_check():
                 for m in (None, st.mean):
                     g1, g2 = (gen(8) for _ in range(2))
                     ta = None if m is None else st.residual_amax
-                    yr, yc = kernels.fake_quantize_dual(
+                    yr, yc = qgemm.fake_quantize_dual(
                         x, fmt, g1, mu=m, tensor_amax=ta, rounding="stochastic"
                     )
-                    rr, rc = kernels.fake_quantize_dual(
+                    rr, rc = qgemm.fake_quantize_dual(
                         x, fmt, g2, mu=m, tensor_amax=ta, rounding="stochastic", backend="torch"
                     )
                     record(f"dual {sname} {shape} mu={m is not None}", same(yr, rr) and same(yc, rc))
                 signs = torch.tensor([1, -1, 1, 1, -1, -1, 1, -1, 1, 1, 1, -1, -1, 1, -1, 1.0], device="cuda")
                 for axis in (1, 0):
                     g1, g2 = (gen(9) for _ in range(2))
-                    t = kernels.fake_quantize_hadamard(x, signs, fmt, axis, g1, rounding="stochastic")
-                    h = reference.hadamard16(x, signs, axis)
+                    t = qgemm.fake_quantize_hadamard(x, signs, fmt, axis, g1, rounding="stochastic")
+                    h = transforms.hadamard16(x, signs, axis)
                     r = fake_quantize(
                         h,
                         fmt,
@@ -206,7 +207,6 @@ def section_check():
                     record(f"hadamard {sname} {shape} axis={axis}", same(t, r))
     # QuantLinear's operand preparation: fused kernels vs the unfused path (mean_split, hadamard16, quantize)
     from averis import recipes
-    from averis.kernels import fused
     from averis.nn import functional
     from averis.transforms import random_signs
 
@@ -222,15 +222,13 @@ def section_check():
         recipe = recipes.get(rname)
         a = tokens if axis_kind == "rows" else tokens.T
         outs = []
-        saved = fused._on_device
         for use in (False, True):
-            fused._on_device = (lambda t: True) if use else (lambda t: False)
-            outs.append(
-                functional.prepare(
-                    a, recipe.operand(opname), recipe, mean_axis=axis_kind, generator=gen(2), signs=signs
+            with qgemm.use_backend("auto", fused=use):  # unfused: each op through its own kernel
+                outs.append(
+                    functional.prepare(
+                        a, recipe.operand(opname), recipe, mean_axis=axis_kind, generator=gen(2), signs=signs
+                    )
                 )
-            )
-        fused._on_device = saved
         ok = same(outs[0].main.float(), outs[1].main.float())
         for name in ("row_mean", "red_mean"):
             r, t = getattr(outs[0], name), getattr(outs[1], name)
@@ -242,7 +240,7 @@ def section_check():
         r = fake_quantize(x, fmt, backend="torch", check_finite=False)
         t = fake_quantize(x, fmt, backend="triton", check_finite=False)
         record(f"nan propagation {fmt}", same(r, t))
-    record("amax", same(kernels.tensor_amax(x), x.abs().amax()))
+    record("amax", same(qgemm.tensor_amax(x), x.abs().amax()))
     log(f"  bit-exact: {out['cases'] - len(out['failures'])}/{out['cases']} cases equal")
     RESULTS["check"] = out
 
@@ -331,7 +329,7 @@ def section_bw():
     )
     n = x.numel()
     amax = x.float().abs().amax()
-    st = kernels.column_stats(x)
+    st = qgemm.column_stats(x)
     signs = torch.ones(16, device="cuda")
     g = None  # SR cases draw from the default CUDA generator, which graph capture handles
     nv, nv2d, mx = make_spec("nvfp4"), make_spec("nvfp4", (16, 16)), make_spec("mxfp4")
@@ -341,7 +339,7 @@ def section_bw():
     cases = [
         # name, fn, bytes moved (each input read once, each output written once)
         ("amax (tensor, device scalar)", lambda: dispatch.amax(x), 2 * n),
-        ("column_stats (sum/max/min/mu/res-amax)", lambda: kernels.column_stats(x), 2 * n),
+        ("column_stats (sum/max/min/mu/res-amax)", lambda: qgemm.column_stats(x), 2 * n),
         ("fake nvfp4 1x16 rowwise RNE", lambda: dispatch.fake_quantize(x, nv, 1, None, False, amax), 4 * n),
         ("fake nvfp4 1x16 rowwise SR", lambda: dispatch.fake_quantize(x, nvsr, 1, g, False, amax), 4 * n),
         (
@@ -465,8 +463,8 @@ def section_sweep():
             lambda: dispatch.amax(x, signs=None, mu=st_mean, axis=1),
         ),
         "stats": (
-            [(128, 32, 2), (128, 16, 2), (128, 32, 4), (128, 64, 4), (128, 64, 8)],
-            lambda: kernels.column_stats(x),
+            [(0, 32, 2), (0, 16, 2), (0, 32, 4), (0, 64, 4), (0, 64, 8)],
+            lambda: qgemm.column_stats(x),
         ),
         "amaxflat": (
             [(0, 16384, 8), (0, 4096, 4), (0, 8192, 4), (0, 32768, 16), (0, 2048, 4)],
@@ -477,7 +475,7 @@ def section_sweep():
             lambda: dispatch.fake_quantize_dual(x, nv, None, amax),
         ),
     }
-    st_mean = kernels.column_stats(x).mean
+    st_mean = qgemm.column_stats(x).mean
     best = {}
     table = {}
     for kind, (cfgs, fn) in sweeps.items():
@@ -512,8 +510,8 @@ def section_averis():
             return fake_quantize(x, "nvfp4", check_finite=False)
 
         def averis(x=x):
-            st = kernels.column_stats(x)
-            return kernels.fake_quantize_residual(x, st.mean, st.residual_amax, "nvfp4")
+            st = qgemm.column_stats(x)
+            return qgemm.fake_quantize_residual(x, st.mean, st.residual_amax, "nvfp4")
 
         def averis_torch_split(x=x):  # unfused: torch mean, subtract, then the plain kernels on the residual
             mu = x.float().mean(0)

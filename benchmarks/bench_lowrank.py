@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from averis.transforms import lowrank  # noqa: E402
+from averis import qgemm  # noqa: E402
 
 SHAPES = [(8192, 512), (8192, 1536), (576, 8192), (16384, 576)]
 RANK, POWER_ITERS = 16, 2
@@ -67,14 +67,13 @@ def _split(svd):
 
 def _new_svd(method):
     def svd(x, rank, power_iters, generator):
-        with torch.autocast(x.device.type, enabled=False):
-            return lowrank._randomized_svd_fp32(x.float(), rank, power_iters, generator, small_svd=method)
+        return qgemm.randomized_svd(x, rank, power_iters, generator, small_svd=method)
     return svd
 
 
 VARIANTS = {  # name: (randomized_svd, lowrank_split)
     "old": (old_randomized_svd, _split(old_randomized_svd)),
-    "new": (lowrank.randomized_svd, lowrank.lowrank_split),
+    "new": (qgemm.randomized_svd, qgemm.lowrank_split),
     "new_cusolver_rxr": (_new_svd("svd"), _split(_new_svd("svd"))),
 }
 
@@ -159,7 +158,7 @@ def bench_shape(m, n, device, args):
         for name in ("new", "old"):
             ok, why = sync_free(VARIANTS[name][1], x, torch.Generator(device=device).manual_seed(2))
             row[f"sync_free_{name}"], row[f"sync_where_{name}"] = ok, why
-        row["jacobi_fallback"] = lowrank._jacobi_broken
+        row["jacobi_fallback"] = qgemm.lowrank.jacobi_broken()
     return row
 
 

@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from averis import use_backend  # noqa: E402
 from averis.models.qwen3 import build_qwen3  # noqa: E402
 from averis.nn import quantize_model  # noqa: E402
 from averis.train.graph import GraphedStep  # noqa: E402
@@ -45,20 +46,9 @@ def log(*a):
     print(*a, flush=True)
 
 
-@contextlib.contextmanager
 def naive_path(enabled: bool):
     """Route every quantization through the PyTorch reference ops (the path before the kernels)."""
-    import averis.kernels as kernels
-    from averis.kernels import fused
-
-    saved = kernels.available, fused._on_device
-    if enabled:
-        kernels.available = lambda x: False
-        fused._on_device = lambda x: False
-    try:
-        yield
-    finally:
-        kernels.available, fused._on_device = saved
+    return use_backend("torch") if enabled else contextlib.nullcontext()
 
 
 class Setup:

@@ -24,7 +24,7 @@ from averis.analysis.fidelity import mean_loss, quantized_loss  # noqa: E402
 from averis.analysis.loading import load_model  # noqa: E402
 from averis.analysis.text import text_batches  # noqa: E402
 from averis.nn import functional as F  # noqa: E402
-from averis.transforms import lowrank_split  # noqa: E402
+from averis.qgemm import lowrank_split  # noqa: E402  (the r x r SVD routed as in the layers)
 
 
 def lowrank_variant(quant_u: bool, quant_v: bool, uv_axis: int = 0, rank: int | None = None):

@@ -83,7 +83,7 @@ def _keep(store: dict, key: str, t: torch.Tensor) -> None:
 
 def _corpus_ids(tok, tokens: int) -> torch.Tensor:
     try:
-        from averis.models.hf import corpus_text
+        from averis.data import corpus_text
 
         text = corpus_text("austen", 40 * tokens)
     except (ImportError, FileNotFoundError):

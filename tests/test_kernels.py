@@ -18,10 +18,10 @@ pytest.importorskip("triton")
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-from averis import kernels  # noqa: E402
-from averis.formats import fake_quantize, make_spec, quantize  # noqa: E402
-from averis.kernels import reference  # noqa: E402
+from averis import qgemm, transforms  # noqa: E402
+from averis.formats import make_spec  # noqa: E402
 from averis.kernels.triton_kernels import _e4m3_rne  # noqa: E402
+from averis.qgemm import fake_quantize, quantize  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -139,13 +139,13 @@ def test_non_finite_input_gives_nan_like_reference():
         assert torch.equal(ref[ok], tri[ok])
         r, t = (quantize(x, fmt, backend=b, check_finite=False) for b in ("torch", "triton"))
         assert torch.equal(r.scales.view(torch.uint8), t.scales.view(torch.uint8)) or fmt == "nvfp4"
-    assert kernels.tensor_amax(x, backend="triton").isnan()
+    assert qgemm.tensor_amax(x, backend="triton").isnan()
 
 
 def test_tensor_amax():
     x = hard_input((77, 50), torch.bfloat16)
-    assert_bits_equal(kernels.tensor_amax(x, backend="triton"), x.float().abs().amax())
-    assert_bits_equal(kernels.tensor_amax(x.T, backend="triton"), x.float().abs().amax())
+    assert_bits_equal(qgemm.tensor_amax(x, backend="triton"), x.float().abs().amax())
+    assert_bits_equal(qgemm.tensor_amax(x.T, backend="triton"), x.float().abs().amax())
 
 
 @triton.jit
@@ -172,8 +172,8 @@ def test_e4m3_rounding_helper_matches_torch():
 def test_column_stats_many_chunks():
     """More than 64 chunks (two groups of the pairwise tree), with a small chunk to stay cheap."""
     x = (hard_input((2 * 67 + 1, 24), torch.bfloat16) + 1).bfloat16()
-    ref = reference.column_stats(x, chunk=2)
-    tri = kernels.column_stats(x, backend="triton", chunk=2)
+    ref = transforms.column_stats(x, chunk=2)
+    tri = qgemm.column_stats(x, backend="triton", chunk=2)
     for name in ("sum", "mean", "residual_amax"):
         assert_bits_equal(getattr(tri, name), getattr(ref, name), name)
     assert torch.equal(tri.max, ref.max) and torch.equal(tri.min, ref.min)
@@ -183,8 +183,8 @@ def test_column_stats_many_chunks():
 def test_column_stats_one_pass(shape, dtype):
     x = hard_input(shape, dtype) + 3.0  # a mean bias
     x = x.to(dtype)
-    ref = reference.column_stats(x)
-    tri = kernels.column_stats(x, backend="triton")
+    ref = transforms.column_stats(x)
+    tri = qgemm.column_stats(x, backend="triton")
     for name in ("sum", "mean"):
         assert_bits_equal(getattr(tri, name), getattr(ref, name), name)
     assert torch.equal(tri.max, x.float().amax(0)) and torch.equal(tri.min, x.float().amin(0))
@@ -192,7 +192,7 @@ def test_column_stats_one_pass(shape, dtype):
     assert_bits_equal(tri.residual_amax, exact, "residual amax")
     assert_bits_equal(ref.residual_amax, exact, "reference residual amax")
     # the transposed (wgrad) view: statistics over the tokens of dY^T
-    t = kernels.column_stats(x.T.contiguous().T, backend="triton")
+    t = qgemm.column_stats(x.T.contiguous().T, backend="triton")
     assert_bits_equal(t.mean, ref.mean)
     # the mean agrees with torch.mean to rounding
     torch.testing.assert_close(tri.mean, x.float().mean(0), rtol=1e-5, atol=1e-6)
@@ -202,7 +202,7 @@ def test_column_stats_one_pass(shape, dtype):
 @pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
 def test_fake_quantize_residual_fused(fmt, block_shape, scale_rule, rounding):
     x = (hard_input((48, 40), torch.bfloat16) + 2.0).to(torch.bfloat16)
-    st = kernels.column_stats(x, backend="triton")
+    st = qgemm.column_stats(x, backend="triton")
     for axis in (1, 0):
         for out_dtype in (torch.float32, torch.bfloat16):
             opts = dict(
@@ -213,7 +213,7 @@ def test_fake_quantize_residual_fused(fmt, block_shape, scale_rule, rounding):
                 out_dtype=out_dtype,
             )
             g1, g2 = (torch.Generator(device=DEV).manual_seed(11) for _ in range(2))
-            tri = kernels.fake_quantize_residual(
+            tri = qgemm.fake_quantize_residual(
                 x, st.mean, st.residual_amax, fmt, axis, g1, backend="triton", **opts
             )
             r = x.float() - st.mean
@@ -239,13 +239,13 @@ def test_fake_quantize_hadamard_fused(fmt):
     signs = random_signs(3).to(DEV)
     x = hard_input((64, 48) if fmt == "nvfp4" else (64, 96), torch.bfloat16)
     for axis in (-1, 0):
-        h = reference.hadamard16(x, signs, axis)
+        h = transforms.hadamard16(x, signs, axis)
         moved = x.float().movedim(axis, -1)  # the transform as a plain matrix product: same up to rounding
         h2 = (moved.unflatten(-1, (-1, 16)) @ hadamard_matrix(signs)).flatten(-2).movedim(-1, axis)
         assert float((h - h2).norm() / h2.norm()) < 1e-6
         for rounding in ("nearest", "stochastic"):
             g1, g2 = (torch.Generator(device=DEV).manual_seed(5) for _ in range(2))
-            tri = kernels.fake_quantize_hadamard(x, signs, fmt, axis, g1, rounding=rounding, backend="triton")
+            tri = qgemm.fake_quantize_hadamard(x, signs, fmt, axis, g1, rounding=rounding, backend="triton")
             ref = fake_quantize(
                 h, fmt, axis=axis, generator=g2, rounding=rounding, backend="torch", check_finite=False
             ).to(x.dtype)
@@ -259,10 +259,10 @@ def test_dual_rowwise_columnwise_one_read(fmt):
     for m in (None, mu):
         g1, g2 = (torch.Generator(device=DEV).manual_seed(9) for _ in range(2))
         ta = None if m is None else (x.float() - m).abs().amax()
-        yr, yc = kernels.fake_quantize_dual(
+        yr, yc = qgemm.fake_quantize_dual(
             x, fmt, g1, mu=m, tensor_amax=ta, rounding="stochastic", backend="triton"
         )
-        rr, rc = kernels.fake_quantize_dual(
+        rr, rc = qgemm.fake_quantize_dual(
             x, fmt, g2, mu=m, tensor_amax=ta, rounding="stochastic", backend="torch"
         )
         assert_bits_equal(yr, rr, "rowwise")
@@ -282,12 +282,12 @@ def test_custom_op_has_fake_impl():
 
 def test_fallback_without_triton_backend_matches():
     x = hard_input((32, 32), torch.float32) + 1
-    st_t = kernels.column_stats(x, backend="torch")
-    st_k = kernels.column_stats(x, backend="triton")
+    st_t = qgemm.column_stats(x, backend="torch")
+    st_k = qgemm.column_stats(x, backend="triton")
     assert_bits_equal(st_t.mean, st_k.mean)
     spec = make_spec("nvfp4")
-    a = kernels.fake_quantize_residual(x, st_t.mean, st_t.residual_amax, spec, backend="torch")
-    b = kernels.fake_quantize_residual(x, st_k.mean, st_k.residual_amax, spec, backend="triton")
+    a = qgemm.fake_quantize_residual(x, st_t.mean, st_t.residual_amax, spec, backend="torch")
+    b = qgemm.fake_quantize_residual(x, st_k.mean, st_k.residual_amax, spec, backend="triton")
     assert_bits_equal(a, b)
 
 
@@ -303,10 +303,9 @@ def test_fallback_without_triton_backend_matches():
         ("mxfp4_averis", "dgrad_dy", "rows"),
     ],
 )
-def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis, monkeypatch):
+def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis):
     """nn.functional.prepare through the fused kernels == its unfused torch path, bit for bit."""
     from averis import recipes
-    from averis.kernels import fused
     from averis.nn import functional
     from averis.transforms import random_signs
 
@@ -316,10 +315,11 @@ def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis, monk
     a = tokens if mean_axis == "rows" else tokens.T  # the operand as prepare sees it (reduction axis last)
     signs = random_signs(1).to(DEV)
     outs = []
-    for use in (False, True):
-        monkeypatch.setattr(fused, "_on_device", lambda t, _u=use: _u)
+    for backend in ("torch", "triton"):
         g = torch.Generator(device=DEV).manual_seed(3)
-        outs.append(functional.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs))
+        with qgemm.use_backend(backend):
+            assert qgemm.fused_applies(a, spec, recipe, mean_axis, True) == (backend == "triton")
+            outs.append(functional.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs))
     ref, got = outs
     assert_bits_equal(
         got.main.float().contiguous(), ref.main.float().contiguous(), f"{recipe_name} {operand} main"

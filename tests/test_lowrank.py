@@ -1,4 +1,5 @@
 """Metis randomized SVD (averis.transforms.lowrank): CholeskyQR + r x r SVD, checked against torch.linalg.svd.
+The r x r SVD routed to the Triton Jacobi kernel (averis.qgemm.randomized_svd / lowrank_split) on CUDA.
 
 The CUDA-only tests (sync-free under set_sync_debug_mode("error"), Triton Jacobi vs cuSOLVER)
 are skipped without a GPU; the Triton kernel itself is checked on CPU through the interpreter.
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from averis.transforms import lowrank, lowrank_split, randomized_svd
+from averis import qgemm
+from averis.transforms import lowrank_split, randomized_svd
 
 ROOT = Path(__file__).resolve().parents[1]
 FP32_ORTH = 2e-5          # |U^T U - I| entrywise, FP32 outputs
@@ -186,13 +188,13 @@ def test_no_qr_and_only_an_r_by_r_svd(monkeypatch):
 
 def test_small_svd_method_is_checked():
     with pytest.raises(ValueError, match="small_svd"):
-        lowrank._randomized_svd_fp32(torch.randn(8, 8), 4, 1, None, small_svd="eigh")
+        qgemm.randomized_svd(torch.randn(8, 8), 4, 1, None, small_svd="eigh")
 
 
 _INTERPRETED = r"""
 import torch
 from averis.kernels.jacobi import jacobi_svd
-from averis.transforms import lowrank
+from averis.qgemm import randomized_svd
 g = torch.Generator().manual_seed(0)
 for n, gather in ((16, None), (16, False), (7, None), (1, None), (32, None), (20, False)):
     a = torch.randn(n, n, generator=g, dtype=torch.float64) * torch.logspace(0, -5, n, dtype=torch.float64)
@@ -207,12 +209,12 @@ c, z = jacobi_svd(torch.zeros(16, 16, dtype=torch.float64))
 assert torch.equal(c, torch.zeros(16, 16, dtype=torch.float64)) and torch.equal(z, torch.eye(16, dtype=torch.float64))
 x = torch.randn(300, 16, generator=g) @ torch.randn(16, 120, generator=g) + 0.05 * torch.randn(300, 120, generator=g)
 for rank in (16, 24):
-    u, s, v = lowrank._randomized_svd_fp32(x, rank, 2, torch.Generator().manual_seed(1), small_svd="jacobi")
-    u2, s2, v2 = lowrank._randomized_svd_fp32(x, rank, 2, torch.Generator().manual_seed(1), small_svd="svd")
+    u, s, v = randomized_svd(x, rank, 2, torch.Generator().manual_seed(1), small_svd="jacobi")
+    u2, s2, v2 = randomized_svd(x, rank, 2, torch.Generator().manual_seed(1), small_svd="svd")
     torch.testing.assert_close(s, s2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close((u * s) @ v.T, (u2 * s2) @ v2.T, rtol=0, atol=1e-4)
     assert (u.T @ u - torch.eye(rank)).abs().max() < 2e-5 and (v.T @ v - torch.eye(rank)).abs().max() < 2e-5
-u, s, v = lowrank._randomized_svd_fp32(torch.zeros(64, 40), 16, 2, None, small_svd="jacobi")
+u, s, v = randomized_svd(torch.zeros(64, 40), 16, 2, None, small_svd="jacobi")
 assert torch.equal(s, torch.zeros(16)) and torch.isfinite(u).all() and torch.isfinite(v).all()
 print("ok")
 """
@@ -248,15 +250,15 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 def test_cuda_runs_without_host_sync(shape):
     g = torch.Generator(device="cuda").manual_seed(0)
     x = torch.randn(*shape, device="cuda", generator=g).bfloat16()
-    lowrank_split(x, 16, 2, g)                                       # warm-up: Triton compile, cuBLAS handles
+    qgemm.lowrank_split(x, 16, 2, g)                                 # warm-up: Triton compile, cuBLAS handles
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            u, s, v, r = lowrank_split(x, 16, 2, g)
+            u, s, v, r = qgemm.lowrank_split(x, 16, 2, g)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert not lowrank._jacobi_broken
+    assert not qgemm.lowrank.jacobi_broken()
     assert _eye_err(u) < FP32_ORTH and _eye_err(v) < FP32_ORTH
 
 
@@ -269,12 +271,12 @@ def test_cuda_jacobi_matches_cusolver_and_the_cpu():
     results = {}
     for method in ("jacobi", "svd"):
         g = torch.Generator(device="cuda").manual_seed(1)
-        results[method] = lowrank._randomized_svd_fp32(xc, 16, 2, g, small_svd=method)
+        results[method] = qgemm.randomized_svd(xc, 16, 2, g, small_svd=method)
     (u, s, v), (u2, s2, v2) = results["jacobi"], results["svd"]
     torch.testing.assert_close(s, s2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close((u * s) @ v.T, (u2 * s2) @ v2.T, rtol=0, atol=1e-4)
     exact = torch.linalg.svdvals(x.double())[:16].float()
     torch.testing.assert_close(s.cpu(), exact, rtol=1e-4, atol=1e-5 * exact[0].item())
     assert _eye_err(u.cpu()) < FP32_ORTH and _eye_err(v.cpu()) < FP32_ORTH
-    z = lowrank_split(torch.zeros(512, 64, device="cuda"), 16, 2, torch.Generator(device="cuda"))
+    z = qgemm.lowrank_split(torch.zeros(512, 64, device="cuda"), 16, 2, torch.Generator(device="cuda"))
     assert torch.equal(z[1], torch.zeros(16, device="cuda")) and torch.equal(z[3], torch.zeros(512, 64, device="cuda"))

@@ -1,12 +1,14 @@
 """averis: stable FP4 (NVFP4 / MXFP4) training of LLMs in PyTorch.
 
 Formats:   averis.quantize, averis.fake_quantize, averis.QuantizedTensor, averis.fp4_matmul
+Backends:  averis.use_backend("auto" | "torch" | "triton"), averis.current_backend()
 """
 
-from .formats import QuantizedTensor, fake_quantize, fp4_matmul, quantize
+from .formats import QuantizedTensor, fp4_matmul
 from .nn import dequantize_model, quantization_disabled, quantize_model
+from .qgemm import current_backend, fake_quantize, quantize, use_backend
 
 __version__ = "0.1.0"
 
-__all__ = ["QuantizedTensor", "quantize", "fake_quantize", "fp4_matmul", "quantize_model", "dequantize_model",
-           "quantization_disabled", "__version__"]
+__all__ = ["QuantizedTensor", "quantize", "fake_quantize", "fp4_matmul", "use_backend", "current_backend",
+           "quantize_model", "dequantize_model", "quantization_disabled", "__version__"]

@@ -4,12 +4,11 @@ import torch
 from torch import nn
 
 import averis
-from averis.transforms import lowrank
 
 
 def same_small_svd_everywhere() -> None:
     """Metis's r x r SVD by the Triton Jacobi kernel whether or not the quantizers take the Triton path."""
-    lowrank._jacobi_usable = lambda a: a.shape[0] <= lowrank._JACOBI_MAX_RANK
+    averis.use_backend(averis.current_backend(), small_svd="jacobi")
 
 
 def layer_grads(tokens: int, recipe: str = "metis"):

@@ -4,24 +4,24 @@
 """
 import torch
 
-from averis.kernels import dispatch
+from averis.qgemm import column_stats
 
 for shape in ((8192, 512), (16384, 1536), (8192, 4096)):
     x = torch.randn(shape, device="cuda") * 3 + 1
-    ref = dispatch.column_stats(x)
+    ref = column_stats(x, backend="triton")
     ref_t = [ref.mean.clone(), ref.residual_amax.clone()]
     bad_eager = 0
     for _ in range(200):
-        st = dispatch.column_stats(x)
+        st = column_stats(x, backend="triton")
         bad_eager += not (torch.equal(st.mean, ref_t[0]) and torch.equal(st.residual_amax, ref_t[1]))
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
-        dispatch.column_stats(x)
+        column_stats(x, backend="triton")
     torch.cuda.current_stream().wait_stream(s)
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
-        outs = [dispatch.column_stats(x) for _ in range(20)]
+        outs = [column_stats(x, backend="triton") for _ in range(20)]
     bad_graph = 0
     for _ in range(20):
         g.replay()

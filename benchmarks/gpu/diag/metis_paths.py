@@ -8,7 +8,7 @@ from _layer import layer_grads, same_small_svd_everywhere
 from bench_step import naive_path  # benchmarks/ is on PYTHONPATH (env.sh)
 from torch.profiler import ProfilerActivity, profile
 
-from averis.transforms import lowrank
+from averis import qgemm
 
 same_small_svd_everywhere()
 
@@ -36,11 +36,11 @@ for tokens in (512, 1000):
 x = torch.randn(8192, 512, device="cuda") + 1
 g = torch.Generator(device="cuda").manual_seed(0)
 for _ in range(3):
-    lowrank.lowrank_split(x, 16, 2, g)
+    qgemm.lowrank_split(x, 16, 2, g)
 torch.cuda.synchronize()
 
 with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
     for _ in range(10):
-        lowrank.lowrank_split(x, 16, 2, g)
+        qgemm.lowrank_split(x, 16, 2, g)
     torch.cuda.synchronize()
 print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60))

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from ..formats import fake_quantize
+from ..qgemm import fake_quantize
 
 FORMAT_BLOCKS = {"nvfp4": 16, "mxfp4": 32}
 MEAN_MODES = ("plain", "mean_bf16", "mean_fp4")

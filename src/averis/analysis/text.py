@@ -11,7 +11,7 @@ import torch
 def read_texts(paths: list[str] | None = None, corpus: str = "austen", max_chars: int = 400_000) -> str:
     """Text of the given files (plain or .xz), else of one offline corpus file, cut to max_chars."""
     if not paths:
-        from ..models.hf import corpus_text
+        from ..data.sources import corpus_text
 
         return corpus_text(corpus, max_chars)
     parts = []

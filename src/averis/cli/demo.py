@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..formats import quantize
+from ..qgemm import quantize
 
 _CASES = {
     "gaussian": lambda g, n, m: torch.randn(n, m, generator=g),

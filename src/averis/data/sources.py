@@ -51,6 +51,13 @@ def corpus_files(names: list[str] | None = None) -> list[Path]:
     return files
 
 
+def corpus_text(name: str = "austen", max_chars: int | None = 200_000) -> str:
+    """Text of one corpus file (e.g. "austen", "moby_dick", "linux_doc"), cut to max_chars."""
+    (path,) = corpus_files([name])  # a clear error names the files there are
+    with lzma.open(path, "rt", encoding="utf-8") as f:
+        return f.read(max_chars) if max_chars else f.read()
+
+
 def read_text(path: Path) -> str:
     """A text file, plain or xz-compressed, as UTF-8 (undecodable bytes replaced, never an error)."""
     opener = lzma.open if path.suffix == ".xz" else open

@@ -1,4 +1,8 @@
-"""Exact FP4 number formats: E2M1 elements, NVFP4 and MXFP4 block scaling, packing, FP4 GEMMs."""
+"""Exact FP4 number formats: E2M1 elements, NVFP4 and MXFP4 block scaling, packing, FP4 GEMMs.
+
+The PyTorch reference; it imports nothing else of averis.  ``averis.quantize`` / ``averis.fake_quantize``
+(averis.qgemm) run it or its Triton twin, as ``averis.use_backend`` says.
+"""
 
 from .e2m1 import as_float4x2, decode, encode, pack, unpack
 from .gemm import fp4_matmul

@@ -1,10 +1,13 @@
-"""The public quantizer: ``quantize`` -> :class:`QuantizedTensor`, and ``fake_quantize``.
+"""The reference quantizer: ``quantize`` -> :class:`QuantizedTensor`, and ``fake_quantize``.
 
 Layout: the block axis is moved last.  1D blocks view it as (..., n_blocks, B);
 2D tiles (NVFP4 16x16, for weights) also block the dim before it:
 (..., R/16, 16, L/16, 16).  Codes are packed two per byte along the block axis.
 ``fake_quantize`` and ``QuantizedTensor.dequantize`` share one code path, so they
-agree bit for bit.
+agree bit for bit.  This is the PyTorch definition the Triton kernels reproduce; the public
+``averis.quantize`` / ``averis.fake_quantize`` (``averis.qgemm``) choose between the two.
+``quantize_spec`` / ``fake_quantize_spec`` are the same after argument checking
+(``check_input``), with the signature of their Triton twins in ``averis.kernels.dispatch``.
 """
 
 from __future__ import annotations
@@ -72,12 +75,11 @@ def quantize(
     rounding: str = "nearest",
     generator: torch.Generator | None = None,
     scale_rule: str | None = None,
-    backend: str = "auto",
     pad: bool = False,
     check_finite: bool = True,
     tensor_amax: torch.Tensor | None = None,
 ) -> QuantizedTensor:
-    """Quantize ``x`` to NVFP4 or MXFP4 in blocks along ``axis``.
+    """Quantize ``x`` to NVFP4 or MXFP4 in blocks along ``axis`` (the PyTorch reference).
 
     fmt: "nvfp4" (1x16 blocks, or block_shape=(16, 16) tiles; E4M3 scales + FP32
     tensor scale) or "mxfp4" (1x32 blocks, E8M0 scales; scale_rule "floor" (OCP,
@@ -89,39 +91,39 @@ def quantize(
     equal amax(|x|); the Averis residual gets it from one statistics pass).
     """
     spec = make_spec(fmt, block_shape, rounding, scale_rule)
-    axis = _validate(x, spec, axis, pad, check_finite, generator)
-    if _use_triton(x, backend):
-        from ..kernels import dispatch
+    axis = check_input(x, spec, axis, pad, check_finite, generator)
+    return quantize_spec(x, spec, axis, generator, pad, tensor_amax)
 
-        return dispatch.quantize(x, spec, axis, generator, pad, tensor_amax)
+
+def fake_quantize(x: torch.Tensor, fmt: str, **options) -> torch.Tensor:
+    """x's shape, holding the dequantized FP4 values (the path training uses), in x's dtype or ``out_dtype``;
+    contiguous.
+
+    Equals ``quantize(x, fmt, **options).dequantize().to(out_dtype or x.dtype)`` bit for bit.  out_dtype
+    (e.g. the BF16 a GEMM consumes) saves the caller a cast pass over an FP32 input.
+    """
+    out_dtype = check_out_dtype(options.pop("out_dtype", None)) or x.dtype
+    return quantize(x, fmt, **options).dequantize(out_dtype)
+
+
+def quantize_spec(x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax) -> QuantizedTensor:
+    """``quantize`` of an input ``check_input`` accepted (``axis`` as it returned it)."""
     blocked = _to_blocked_layout(x, spec, axis, pad)
     codes, block_scales, tensor_scale = _quantize_blocked(blocked, spec, generator, tensor_amax)
     return QuantizedTensor(e2m1.pack(_flatten_blocks(codes, spec)), block_scales, tensor_scale,
                            x.shape, axis, spec)
 
 
-def fake_quantize(x: torch.Tensor, fmt: str, **options) -> torch.Tensor:
-    """x's shape, holding the dequantized FP4 values (the path training uses), in x's dtype or ``out_dtype``;
-    contiguous on every backend.
+def fake_quantize_spec(x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax,
+                       out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``fake_quantize`` of an input ``check_input`` accepted, in ``out_dtype`` (default x's dtype)."""
+    return quantize_spec(x, spec, axis, generator, pad, tensor_amax).dequantize(out_dtype or x.dtype)
 
-    Equals ``quantize(x, fmt, **options).dequantize().to(out_dtype or x.dtype)`` bit for bit.  out_dtype
-    (e.g. the BF16 a GEMM consumes) saves the caller a cast pass over an FP32 input.
-    """
-    backend = options.pop("backend", "auto")
-    out_dtype = options.pop("out_dtype", None)
+
+def check_out_dtype(out_dtype: torch.dtype | None) -> torch.dtype | None:
     if out_dtype is not None and out_dtype not in _FLOAT_INPUTS:
         raise TypeError(f"out_dtype must be torch.float32, bfloat16 or float16, got {out_dtype!r}")
-    out_dtype = out_dtype or x.dtype
-    if _use_triton(x, backend):
-        from ..kernels import dispatch
-
-        spec = make_spec(fmt, options.get("block_shape"), options.get("rounding", "nearest"),
-                         options.get("scale_rule"))
-        axis = _validate(x, spec, options.get("axis", -1), options.get("pad", False),
-                         options.get("check_finite", True), options.get("generator"))
-        return dispatch.fake_quantize(x, spec, axis, options.get("generator"), options.get("pad", False),
-                                      options.get("tensor_amax"), out_dtype)
-    return quantize(x, fmt, backend="torch", **options).dequantize(out_dtype)
+    return out_dtype
 
 
 # --------------------------------------------------------------------------- core
@@ -208,7 +210,8 @@ def _from_blocked_layout(values: torch.Tensor, shape: torch.Size, axis: int) -> 
 
 
 # --------------------------------------------------------------------------- checks
-def _validate(x, spec: FormatSpec, axis: int, pad: bool, check_finite: bool, generator) -> int:
+def check_input(x, spec: FormatSpec, axis: int, pad: bool, check_finite: bool, generator) -> int:
+    """The block axis as a non-negative dim, or a clear error for an input ``spec`` cannot quantize."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in _FLOAT_INPUTS:
@@ -251,17 +254,3 @@ def _tile_partner_dim(ndim: int, axis: int) -> int:
     """The second tiled dim: the one just before the block axis once the axis is moved last."""
     others = [d for d in range(ndim) if d != axis]
     return others[-1]
-
-
-def _use_triton(x: torch.Tensor, backend: str) -> bool:
-    if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"unknown backend {backend!r}: use 'auto', 'torch' or 'triton'")
-    if backend == "torch":
-        return False
-    from ..kernels import available
-
-    if backend == "triton":
-        if not available(x):
-            raise RuntimeError("backend='triton' needs Triton and a CUDA tensor (or TRITON_INTERPRET=1)")
-        return True
-    return x.is_cuda and available(x)

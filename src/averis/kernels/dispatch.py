@@ -1,9 +1,12 @@
-"""Host side of the Triton kernels: the entry points averis.formats calls on CUDA, and the fused ops.
+"""Host side of the Triton kernels: the entry points averis.qgemm routes to, and the fused ops.
 
 - ``quantize`` / ``fake_quantize``: same signature and bit-identical results as the PyTorch
-  reference in averis.formats (``dispatch.quantize(x, spec, axis, generator, pad, tensor_amax)``).
+  reference ``averis.formats.quantize.quantize_spec`` / ``fake_quantize_spec``
+  (``dispatch.quantize(x, spec, axis, generator, pad, tensor_amax)``); ``fake_quantize`` also takes
+  ``mu`` / ``signs`` (quantize x - mu, or the 16-point RHT of x, in the same pass).
 - ``amax``: tensor amax as a device scalar (no host sync).
-- ``column_stats``, ``fake_quantize_residual``: Averis' one-pass statistics and fused
+- ``column_stats``, ``fake_quantize_residual``: Averis' one-pass statistics (in the summation order
+  of averis.transforms.mean.column_stats, whose chunk and group sizes the caller passes) and fused
   subtract-and-quantize; ``fake_quantize_hadamard``: fused 16-point RHT + quantize;
   ``fake_quantize_dual``: rowwise and columnwise fake-quant from one read.
 
@@ -22,7 +25,6 @@ import triton
 from ..formats import noise
 from ..formats.quantize import QuantizedTensor
 from ..formats.spec import FormatSpec
-from . import reference
 from . import triton_kernels as K
 
 _LAUNCH = {"enable_fp_fusion": False}
@@ -35,7 +37,7 @@ CONFIGS = {
     "had": (16, 128, 4),  # Hadamard along the contiguous dim
     "dual": (32, 64, 4),
     "amax": (32, 256, 4),
-    "stats": (128, 32, 2),  # (CHUNK, columns, warps); CHUNK must equal reference.CHUNK
+    "stats": (0, 32, 2),  # (-, columns, warps): the rows per chunk are the caller's (the summation order)
     "amaxflat": (0, 32768, 16),  # (-, elements per program, warps)
 }
 _INTERPRET_CONFIGS = {k: (min(v[0], 32), min(v[1], 64), v[2]) for k, v in CONFIGS.items()}
@@ -47,7 +49,7 @@ def _interpret() -> bool:
 
 def _cfg(kind: str) -> tuple[int, int, int]:
     if kind == "stats":
-        return CONFIGS["stats"] if not _interpret() else (reference.CHUNK, 16, 1)
+        return CONFIGS["stats"] if not _interpret() else (0, 16, 1)
     return _INTERPRET_CONFIGS[kind] if _interpret() else CONFIGS[kind]
 
 
@@ -315,20 +317,23 @@ def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=N
 
 
 def fake_quantize(
-    x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax, out_dtype=None
+    x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax, out_dtype=None, *,
+    mu: torch.Tensor | None = None, signs: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Triton twin of averis.formats.fake_quantize: x's shape, dequantized FP4 values in out_dtype (x's)."""
-    return _fq(x, spec, axis, generator, pad, tensor_amax, out_dtype=out_dtype)
+    """Triton twin of averis.formats.quantize.fake_quantize_spec: x's shape, dequantized FP4 values in out_dtype
+    (x's).  mu: quantize x.float() - mu instead (x 2D, mu per column); signs: the 16-point RHT of x along axis."""
+    return _fq(x, spec, axis, generator, pad, tensor_amax, mu=mu, signs=signs, out_dtype=out_dtype)
 
 
 # --------------------------------------------------------------------------- Averis
-def column_stats(x: torch.Tensor, chunk: int | None = None) -> reference.ColumnStats:
-    """Column sum, max, min, mean and exact residual amax of a 2D tensor in one read (see reference)."""
+def column_stats(x: torch.Tensor, chunk: int, group: int):
+    """(sum, max, min, mean, residual amax) of the columns of a 2D tensor in one read, summed in chunks of
+    ``chunk`` rows and groups of ``group`` chunks (the order of averis.transforms.mean.column_stats)."""
     if x.ndim != 2:
         raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
     rows, cols = x.shape
-    ch, bn, nw = _cfg("stats")
-    ch = chunk or ch
+    _, bn, nw = _cfg("stats")
+    ch = chunk
     bn = min(bn, _pow2_at_least(cols, 16))
     nch = triton.cdiv(rows, ch)
     while bn > 16 and triton.cdiv(cols, bn) * nch < 512:  # enough programs to fill the GPU
@@ -358,11 +363,11 @@ def column_stats(x: torch.Tensor, chunk: int | None = None) -> reference.ColumnS
         nch,
         CH=ch,
         BN=bn,
-        GROUP=reference.GROUP,
+        GROUP=group,
         num_warps=nw,
         **_LAUNCH,
     )
-    return reference.ColumnStats(out[0], out[1], out[2], out[3], ramax.view(torch.float32).reshape(()))
+    return out[0], out[1], out[2], out[3], ramax.view(torch.float32).reshape(())
 
 
 def fake_quantize_residual(
@@ -388,7 +393,7 @@ def fake_quantize_hadamard(
     tensor_amax=None,
     out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """fake_quantize(reference.hadamard16(x, signs, axis)) along ``axis``, fused."""
+    """fake_quantize(transforms.hadamard16(x, signs, axis)) along ``axis``, fused."""
     axis = axis % x.ndim
     if x.shape[axis] % 16:
         raise ValueError(

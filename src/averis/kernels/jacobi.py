@@ -1,6 +1,6 @@
 """SVD of a small square matrix by one-sided (Hestenes) Jacobi in one Triton program.
 
-Used by ``averis.transforms.lowrank`` for the r x r factor of the Metis randomized SVD on CUDA:
+Used by ``averis.qgemm.lowrank`` for the r x r factor of the Metis randomized SVD on CUDA:
 cuSOLVER's SVD checks its result on the host (a device sync per call); this kernel is one launch
 and never synchronizes.  The whole matrix lives in registers (n <= 32, padded to 16 or 32).
 

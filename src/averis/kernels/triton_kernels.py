@@ -1,6 +1,6 @@
 """Triton kernels: FP4 quantization (NVFP4 / MXFP4), tensor amax, Averis column statistics.
 
-Every kernel reproduces ``averis.formats`` (or ``averis.kernels.reference``) bit for bit:
+Every kernel reproduces ``averis.formats`` (or ``averis.transforms``) bit for bit:
 - divisions use ``tl.math.div_rn`` (a plain ``/`` is not correctly rounded in Triton on CUDA);
 - E4M3 rounding is done with integer bit operations (round to nearest even, subnormals
   included), not with a float8 conversion whose rounding could differ between backends;
@@ -126,7 +126,7 @@ def _butterfly(v, H: tl.constexpr, BR: tl.constexpr, BL: tl.constexpr):
 @triton.jit
 def _hadamard16(v, BR: tl.constexpr, BL: tl.constexpr):
     """16-point Walsh-Hadamard butterflies along dim 1 (blocks of 16), h = 1, 2, 4, 8, then * 1/4:
-    the order of reference.hadamard16."""
+    the order of transforms.hadamard16."""
     v = _butterfly(v, 1, BR, BL)
     v = _butterfly(v, 2, BR, BL)
     v = _butterfly(v, 4, BR, BL)
@@ -539,7 +539,7 @@ def column_stats_kernel(
 ):
     """Column sums, maxima, minima, the mean and the residual amax in one read of x (NROWS x NCOLS).
 
-    Order (reference.column_stats): each chunk of CH rows (zero-padded) is summed by a pairwise tree;
+    Order (transforms.mean.column_stats): each chunk of CH rows (zero-padded) is summed by a pairwise tree;
     the chunk sums likewise inside groups of GROUP chunks; the group sums one after the other.  The
     last program to finish a column tile (atomic counter) combines the chunk partials, writes sum,
     max, min, mu = sum / NROWS and folds max_j max(colmax_j - mu_j, mu_j - colmin_j) into ramax (int32

@@ -11,7 +11,6 @@ its hidden states carry the large mean bias this project is about.
 from __future__ import annotations
 
 import importlib.util
-import lzma
 import os
 import subprocess
 import sys
@@ -110,11 +109,3 @@ def causal_lm_from_config(config) -> torch.nn.Module:
         config = AutoConfig.for_model(config.pop("model_type"), **config)
     return AutoModelForCausalLM.from_config(config)
 
-
-def corpus_text(name: str = "austen", max_chars: int | None = 200_000) -> str:
-    """Text of one corpus file (e.g. "austen", "moby_dick", "linux_doc"), cut to max_chars."""
-    from ..data.sources import corpus_files
-
-    (path,) = corpus_files([name])  # a clear error names the files there are
-    with lzma.open(path, "rt", encoding="utf-8") as f:
-        return f.read(max_chars) if max_chars else f.read()

@@ -21,18 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..formats import fake_quantize
-from ..kernels import tensor_amax
-from ..kernels.fused import applies as fused_applies  # [kernels]
-from ..kernels.fused import fused_operand  # [kernels]
+from ..qgemm import fake_quantize, fused_applies, fused_operand, lowrank_split, mean_split, quantize_mean, tensor_amax
 from ..recipes.spec import OperandSpec, Recipe
-from ..transforms import (
-    hadamard16,
-    lowrank_split,
-    mean_split,
-    pad_to_multiple,
-    quantize_mean,
-)
+from ..transforms import hadamard16, pad_to_multiple
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 from ..transforms.hadamard import hadamard_matrix
 
@@ -86,7 +77,7 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
     ``main`` (the GEMM's compute dtype saves a cast pass; the values are the same, rounded once).
     shared / role: column statistics of X ("x") and dY ("dy"), and the tensor amax of plain NVFP4
     operands ("x_amax", "dy_amax", "w_amax"), computed once per layer call (see
-    kernels.fused.fused_operand and _shared_amax).
+    qgemm.fused_operand and _shared_amax).
     """
     length = a.shape[-1]
     if spec.format == "none":

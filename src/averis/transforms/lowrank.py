@@ -3,8 +3,10 @@
 Built for the GPU, where it runs once per operand per GEMM per step: no Householder QR and no
 full SVD (cuSOLVER is slow on tall-skinny matrices and its error checks synchronize the device
 with the host), only matrix products, ``cholesky_ex`` and ``solve_triangular`` on small (r x r)
-factors, and an r x r SVD done by a one-sided Jacobi Triton kernel on CUDA (no host sync at all)
-or ``torch.linalg.svd`` elsewhere.
+factors, and an r x r SVD.  That SVD is ``small_svd``, a function the caller passes: by default
+``torch_small_svd`` (``torch.linalg.svd``, whose cuSOLVER error check synchronizes the device with
+the host); ``averis.qgemm.randomized_svd`` passes the one-sided Jacobi Triton kernel on CUDA (no host
+sync at all), as the quantized layers use it.
 
 - Orthonormalization: shifted CholeskyQR (Fukaya et al., SIAM J. Sci. Comput. 2020). The Gram
   matrix Y^T Y (r x r) is formed in FP64 from the FP32 Y (mixed-precision CholeskyQR), so the
@@ -24,34 +26,36 @@ precision setting, as before.
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Callable
 
 import torch
 
 from ..formats import noise
 
 _FLOOR = 1e-290              # added to every shift: an all-zero Gram matrix still factors (R = 1e-145 I)
-_SMALL_SVD = ("auto", "jacobi", "svd")
-_JACOBI_MAX_RANK = 32        # the Triton kernel holds the r x r matrix in registers
-_jacobi_broken = False       # set if the Triton kernel failed to compile: fall back to torch.linalg.svd
+
+SmallSVD = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def randomized_svd(x: torch.Tensor, rank: int, power_iters: int = 2,
-                   generator: torch.Generator | None = None):
+                   generator: torch.Generator | None = None, small_svd: SmallSVD | None = None):
     """(U (m x r), S (r), V (n x r)) approximating the top-r SVD of the 2D tensor x, in float32.
 
     A Gaussian sketch (drawn from ``generator``) refined by ``power_iters`` power iterations,
     re-orthonormalised after each product for stability.  r is capped at min(m, n).  U and V
     have orthonormal columns, S is descending and non-negative (see the module docstring for
-    rank-deficient inputs).  No host synchronization on CUDA when Triton is installed.
+    rank-deficient inputs).  small_svd: ``a -> (Us, Ws)`` with a = Us diag(sigma) Ws^T for the
+    r x r FP64 factor (default ``torch_small_svd``); no host synchronization on CUDA other than
+    its own.
     """
     with torch.autocast(x.device.type, enabled=False):  # FP32 products, FP64 Gram matrices and factors
-        return _randomized_svd_fp32(x.float(), rank, power_iters, generator)
+        return _randomized_svd_fp32(x.float(), rank, power_iters, generator, small_svd or torch_small_svd)
 
 
-def lowrank_split(x: torch.Tensor, rank: int, power_iters: int = 2, generator: torch.Generator | None = None):
+def lowrank_split(x: torch.Tensor, rank: int, power_iters: int = 2, generator: torch.Generator | None = None,
+                  small_svd: SmallSVD | None = None):
     """(U, S, V, residual) with residual = x - U diag(S) V^T (float32)."""
-    u, s, v = randomized_svd(x, rank, power_iters, generator)
+    u, s, v = randomized_svd(x, rank, power_iters, generator, small_svd)
     with torch.autocast(x.device.type, enabled=False):
         return u, s, v, x.float() - (u * s) @ v.T
 
@@ -76,9 +80,7 @@ def _cholesky_qr(y: torch.Tensor, passes: int):
     return q, rr
 
 
-def _randomized_svd_fp32(xf: torch.Tensor, rank: int, power_iters: int, generator, small_svd: str = "auto"):
-    if small_svd not in _SMALL_SVD:
-        raise ValueError(f"small_svd must be one of {_SMALL_SVD}, not {small_svd!r}")
+def _randomized_svd_fp32(xf: torch.Tensor, rank: int, power_iters: int, generator, small_svd: SmallSVD):
     m, n = xf.shape
     r = min(rank, m, n)
     omega = noise.normal((n, r), generator, xf.device)
@@ -90,7 +92,7 @@ def _randomized_svd_fp32(xf: torch.Tensor, rank: int, power_iters: int, generato
     q, _ = _cholesky_qr(y.double(), 2)                # m x r, orthonormal columns
     bt = (xf.T @ q.float()).double()                  # B^T = (Q^T X)^T, n x r
     qb, rb = _cholesky_qr(bt, 2)                      # B^T = Qb Rb
-    us, ws = _small_svd(rb.mT, small_svd)             # Rb^T = Us diag(.) Ws^T, so B = Us diag(.) (Qb Ws)^T
+    us, ws = small_svd(rb.mT)                         # Rb^T = Us diag(.) Ws^T, so B = Us diag(.) (Qb Ws)^T
     u = q @ us
     v = qb @ ws
     s = (us * (bt.mT @ v)).sum(0).clamp_min_(0)       # diag(U^T X V) = diag(Us^T B V)
@@ -98,32 +100,16 @@ def _randomized_svd_fp32(xf: torch.Tensor, rank: int, power_iters: int, generato
     return u.float().index_select(1, order), s.float(), v.float().index_select(1, order)
 
 
-def _small_svd(a: torch.Tensor, method: str):
-    """(Us, Ws) with a = Us diag(sigma) Ws^T for a small square a (orthonormal columns, any order)."""
-    global _jacobi_broken
-    auto = method == "auto"
-    if auto:
-        method = "jacobi" if a.is_cuda and _jacobi_usable(a) else "svd"
-    if method == "jacobi":
-        try:
-            from ..kernels.jacobi import jacobi_svd
+def torch_small_svd(a: torch.Tensor):
+    """(Us, Ws) with a = Us diag(sigma) Ws^T for a small square a, by ``torch.linalg.svd``.
 
-            c, z = jacobi_svd(a)                          # a z = c, the columns of c orthogonal
-        except Exception as e:
-            if not auto:
-                raise
-            _jacobi_broken = True                         # a Triton compile failure must not stop training
-            warnings.warn(f"averis: Triton Jacobi SVD unavailable ({type(e).__name__}: {e}); "
-                          "falling back to torch.linalg.svd (one host sync per call)", stacklevel=2)
-        else:
-            return c / torch.linalg.vector_norm(c, dim=0).clamp_min(_FLOOR), z
-    # On CUDA this is a cuSOLVER call whose error check synchronizes the device with the host:
-    # one tiny (r x r) call per operand, taken only without Triton (or for rank > 32).
+    On CUDA this is a cuSOLVER call whose error check synchronizes the device with the host: one tiny
+    (r x r) call per operand."""
     us, _, wh = torch.linalg.svd(a)
     return us, wh.mT
 
 
-def _jacobi_usable(a: torch.Tensor) -> bool:
-    from ..kernels import available
-
-    return not _jacobi_broken and a.shape[0] <= _JACOBI_MAX_RANK and available(a)
+def rotation_factors(c: torch.Tensor, z: torch.Tensor):
+    """(Us, Ws) from a one-sided rotation a z = c (z orthogonal, the columns of c orthogonal): the columns
+    of c normalized (a zero column stays ~0), and z."""
+    return c / torch.linalg.vector_norm(c, dim=0).clamp_min(_FLOOR), z

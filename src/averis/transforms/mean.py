@@ -1,6 +1,25 @@
-"""Averis mean-residual split (method.md section 4): X = 1 mu + X_R, mu the mean over tokens."""
+"""Averis mean-residual split (method.md section 4): X = 1 mu + X_R, mu the mean over tokens.
+
+The 2D mean comes from ``column_stats``, whose floating-point order is fixed so that the Triton kernel
+(``averis.kernels.dispatch.column_stats``) reproduces it bit for bit:
+
+- column sums of a 2D tensor in float32: each chunk of ``CHUNK`` rows (zero-padded) summed by a fixed
+  pairwise tree (rows 2i + 2i+1, level by level), the chunk sums likewise inside groups of ``GROUP``
+  chunks (zero-padded), then the group sums one after the other from +0;
+- mean = sum / rows (a true float32 division: a tensor divisor, since PyTorch on CUDA multiplies by the
+  reciprocal of a Python-number divisor);
+- the exact residual amax ``max_j max(colmax_j - mu_j, mu_j - colmin_j)``, which equals
+  ``amax(|x.float() - mu|)`` bit for bit (rounding is monotonic, so the extreme of each column's
+  ``x - mu`` comes from its max or min).
+
+``mean_split`` and ``quantize_mean`` are the PyTorch reference; ``averis.qgemm`` passes them the routed
+statistics and quantizer (``stats=``, ``quantizer=``), which give the same bits.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -8,20 +27,61 @@ import torch.distributed as dist
 from ..formats import fake_quantize
 
 _E4M3_MAX = 448.0
+CHUNK = 128
+GROUP = 64
 
 
-def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False):
+def _tree(t: torch.Tensor) -> torch.Tensor:
+    """(n, G, m) -> (n, m): pairwise tree sum over dim 1 (G a power of two)."""
+    while t.shape[1] > 1:
+        t = t[:, 0::2] + t[:, 1::2]
+    return t[:, 0]
+
+
+class ColumnStats(NamedTuple):
+    sum: torch.Tensor  # (m,) float32
+    max: torch.Tensor  # (m,) float32
+    min: torch.Tensor  # (m,) float32
+    mean: torch.Tensor  # (m,) float32
+    residual_amax: torch.Tensor  # () float32: amax(|x - mean|)
+
+
+def column_stats(x: torch.Tensor, chunk: int = CHUNK) -> ColumnStats:
+    """Column statistics of a 2D tensor (l tokens x m channels) in the kernels' summation order.
+
+    ``chunk``: rows per sequential chunk (tests use small chunks to exercise many of them)."""
+    if x.ndim != 2:
+        raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
+    xf = x.float()
+    rows, cols = xf.shape
+    nch = -(-rows // chunk)
+    # + 0.0 turns -0 into +0 (the sums never see a -0, whatever order or identity a reduction uses)
+    padded = torch.nn.functional.pad(xf + 0.0, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
+    part = _tree(padded)
+    ngr = -(-nch // GROUP)
+    groups = _tree(torch.nn.functional.pad(part, (0, 0, 0, ngr * GROUP - nch)).view(ngr, GROUP, cols))
+    total = torch.zeros(cols, dtype=torch.float32, device=x.device)
+    for k in range(ngr):
+        total = total + groups[k]
+    mean = total / torch.full_like(total, float(rows))
+    cmax, cmin = xf.amax(0), xf.amin(0)
+    ramax = torch.maximum(cmax - mean, mean - cmin).amax()
+    return ColumnStats(total, cmax, cmin, mean, ramax)
+
+
+def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False,
+               stats: Callable[[torch.Tensor], ColumnStats] | None = None):
     """(mu, residual) with mu = mean of x over ``dim`` (kept as a size-1 dim), residual = x - mu.
 
     Both are float32 (the mean is accumulated in FP32).  all_reduce: average mu over the ranks
     of the default torch.distributed group (every rank must hold the same number of tokens).
+    A 2D mean is ``column_stats``' (fixed summation order); ``stats`` replaces that function by one
+    with the same result (the Triton kernel, through averis.qgemm).
     """
     xf = x.float()
-    if x.ndim == 2:  # [kernels] the fixed-order column mean of averis.kernels (same bits on CPU and GPU)
-        from ..kernels import column_stats
-
+    if x.ndim == 2:
         rows = dim % 2 == 0
-        mu = column_stats(x if rows else x.T).mean.reshape((1, -1) if rows else (-1, 1))
+        mu = (stats or column_stats)(x if rows else x.T).mean.reshape((1, -1) if rows else (-1, 1))
     else:
         mu = xf.mean(dim=dim, keepdim=True)
     if all_reduce and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -31,12 +91,14 @@ def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False):
 
 
 def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None, axis: int = -1,
-                  generator: torch.Generator | None = None, **fp4_options) -> torch.Tensor:
+                  generator: torch.Generator | None = None, quantizer: Callable | None = None,
+                  **fp4_options) -> torch.Tensor:
     """The mean vector in its recipe precision, dequantized to float32.
 
     "bf16" / "fp32": a cast.  "fp8": float8_e4m3fn with a per-tensor scale amax/448, so that
     small gradient means do not flush to zero.  "fp4": the operand's own FP4 quantizer
-    (``fmt`` with ``fp4_options``) along ``axis``, zero-padded to whole blocks.
+    (``fmt`` with ``fp4_options``) along ``axis``, zero-padded to whole blocks; ``quantizer``: a
+    function with fake_quantize's signature and results to use instead of the reference.
     """
     if mean_format == "fp32":
         return mu.float()
@@ -50,6 +112,6 @@ def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None,
     if mean_format == "fp4":
         if fmt not in ("nvfp4", "mxfp4"):
             return mu.float()  # identity quantizers (the test hook) leave the mean exact
-        return fake_quantize(mu.float(), fmt, axis=axis, generator=generator, pad=True, check_finite=False,
-                             **fp4_options)
+        quantize = quantizer or fake_quantize
+        return quantize(mu.float(), fmt, axis=axis, generator=generator, pad=True, check_finite=False, **fp4_options)
     raise ValueError(f"unknown mean_format {mean_format!r}: use 'bf16', 'fp8', 'fp4' or 'fp32'")

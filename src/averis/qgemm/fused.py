@@ -1,35 +1,37 @@
-"""Fused operand preparation for averis.nn.functional.prepare on CUDA (mean split / RHT + quantize).
+"""Fused operand preparation for averis.nn.functional.prepare (mean split / RHT + quantize in one pass).
 
 ``fused_operand`` returns ``(main, mu)`` equal bit for bit to what the unfused path computes
-(``mean_split`` -> ``hadamard16`` -> ``fake_quantize``), or None where it does not apply (then the
-caller runs its unfused path).  Exactness rests on three shared definitions: ``mean_split`` takes its
-2D mean from ``averis.kernels.column_stats`` (fixed summation order, same on CPU and GPU), the
-transforms' ``hadamard16`` runs the butterflies the kernel runs, in the same order, and the residual
-amax of the column statistics equals amax(|x - mu|) exactly.
+(``mean_split`` -> ``hadamard16`` -> ``fake_quantize``), or None where it does not apply: where the
+backend (``resolve``) says PyTorch, where the switch says ``fused=False``, or where the operand's
+transform has no fused kernel (then the caller runs its unfused path).  Exactness rests on three shared
+definitions: ``mean_split`` takes its 2D mean from ``averis.transforms.mean.column_stats`` (a fixed
+summation order, which the kernel reproduces), the transforms' ``hadamard16`` runs the butterflies the
+kernel runs, in the same order, and the residual amax of the column statistics equals amax(|x - mu|)
+exactly.
 """
 
 from __future__ import annotations
 
 import torch
 
-from . import available
-
-
-def _on_device(a: torch.Tensor) -> bool:
-    return a.is_cuda and available(a)
+from ..formats.spec import make_spec
+from ..transforms.mean import CHUNK, GROUP
+from .backend import dispatch, fused_setting, resolve
 
 
 def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, has_signs: bool) -> bool:
     """Whether fused_operand handles this operand (else the caller's unfused path runs).  Reads only a's
     shape and device, so it also answers for a fake (traced) tensor."""
-    if not (a.ndim == 2 and _on_device(a)) or spec.format not in ("nvfp4", "mxfp4"):
+    if a.ndim != 2 or spec.format not in ("nvfp4", "mxfp4"):
         return False
     has_mean, has_had = spec.has_mean, spec.has_hadamard
     if not (has_mean or has_had):
         return False
     if has_mean and (recipe.mean_all_reduce or mean_axis not in ("rows", "reduction")):
         return False
-    return not (has_had and (mean_axis == "rows" and has_mean or a.shape[-1] % 16 or not has_signs))
+    if has_had and (mean_axis == "rows" and has_mean or a.shape[-1] % 16 or not has_signs):
+        return False
+    return fused_setting() and resolve(a)
 
 
 def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None,
@@ -43,9 +45,7 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
     if not applies(a, spec, recipe, mean_axis, signs is not None):
         return None
     has_mean, has_had = spec.has_mean, spec.has_hadamard  # the OperandSpec's own reading of its transform
-    from ..formats.spec import make_spec
-    from . import dispatch
-
+    launchers = dispatch()
     qspec = make_spec(spec.format, **spec.quantizer_options())
     # the kernels see the tokens-major tensor: a itself for a row mean, a^T (the original dY / X) for wgrad
     tokens_last = mean_axis == "reduction" or (mean_axis is None and has_had)
@@ -54,25 +54,19 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
     if has_mean:
         st = shared.get(role) if shared is not None else None
         if st is None:
-            full = dispatch.column_stats(src)
-            st = (full.mean, full.residual_amax)
+            *_, mean, residual_amax = launchers.column_stats(src, CHUNK, GROUP)
+            st = (mean, residual_amax)
             if shared is not None:
                 shared[role] = st
         mu = st[0]
     if has_had:
-        main = dispatch._fq(
-            src, qspec, axis, generator, False, None, mu=mu, signs=signs, out_dtype=out_dtype or torch.float32
+        main = launchers.fake_quantize(
+            src, qspec, axis, generator, False, None, out_dtype or torch.float32, mu=mu, signs=signs
         )
     else:
-        main = dispatch._fq(
-            src,
-            qspec,
-            axis,
-            generator,
-            True,
-            st[1] if qspec.fmt == "nvfp4" else None,
+        main = launchers.fake_quantize(
+            src, qspec, axis, generator, True, st[1] if qspec.fmt == "nvfp4" else None, out_dtype or torch.float32,
             mu=mu,
-            out_dtype=out_dtype or torch.float32,
         )
     if tokens_last:
         main = main.T  # tokens-major: the kernels write along the source rows (nn.functional.wgrad_x_tokens_major)

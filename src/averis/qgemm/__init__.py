@@ -1,0 +1,30 @@
+"""One quantized-GEMM path: the routed quantization ops and the one switch that picks their backend.
+
+``use_backend("auto" | "torch" | "triton")`` (also a context manager) and ``current_backend()``; every
+function here asks ``backend.resolve`` whether the Triton kernels (averis.kernels) or the PyTorch
+reference (averis.formats, averis.transforms) runs, and both give the same bits.  A ``backend=``
+argument overrides the switch for one call.
+
+Layers: averis.formats < averis.transforms, averis.kernels < averis.qgemm < averis.nn < the rest; this
+package is the only one that imports both the reference and the kernels.
+"""
+
+from .backend import BACKENDS, current_backend, resolve, use_backend
+from .fused import applies as fused_applies
+from .fused import fused_operand
+from .lowrank import lowrank_split, randomized_svd
+from .ops import (
+    column_stats,
+    fake_quantize,
+    fake_quantize_dual,
+    fake_quantize_hadamard,
+    fake_quantize_residual,
+    mean_split,
+    quantize,
+    quantize_mean,
+    tensor_amax,
+)
+
+__all__ = ["use_backend", "current_backend", "resolve", "BACKENDS", "quantize", "fake_quantize", "tensor_amax",
+           "column_stats", "mean_split", "quantize_mean", "fake_quantize_residual", "fake_quantize_hadamard",
+           "fake_quantize_dual", "fused_operand", "fused_applies", "randomized_svd", "lowrank_split"]
