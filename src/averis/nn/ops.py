@@ -128,9 +128,11 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, key: str,
                  rng: torch.Tensor) -> torch.Tensor:
-    """F.linear(x, weight, bias) with the recipe whose ``recipe_key`` is ``key`` (weight is N x K); ``rng`` is the layer's ``averis_rng``
-    buffer [seed, counter]: a training forward (grad enabled) draws this step's seed from it and advances
-    the counter in place; an evaluation forward draws without advancing (it leaves training unchanged)."""
+    """F.linear(x, weight, bias) with the recipe whose ``recipe_key`` is ``key`` (weight is N x K).
+
+    ``rng`` is the layer's ``averis_rng`` buffer [seed, counter]: a training forward (grad enabled) draws
+    this step's seed from it and advances the counter in place; an evaluation forward draws without
+    advancing (it leaves training unchanged)."""
     dtype = compute_dtype(x)
     x2d = x.reshape(-1, x.shape[-1])
     grad_enabled = torch.is_grad_enabled()  # read here: inside forward it is always off

@@ -14,7 +14,8 @@ Exactness: the quantizers' random state is each layer's ``averis_rng`` counter b
 training forward advances in place, so a replay advances it exactly as an eager step would (nothing
 to register); the counters and the default CUDA generator are restored after the warm-up passes.
 A graphed run therefore equals the eager run bit for bit where the eager run is itself deterministic:
-``benchmarks/bench_step.py --tokens`` checks it through the trainer on the GPU (identical losses for nvfp4 and averis on the H100).
+``benchmarks/bench_step.py --tokens`` checks it through the trainer on the GPU (identical losses for nvfp4
+and averis on the H100).
 """
 
 from __future__ import annotations
