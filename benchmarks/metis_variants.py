@@ -1,7 +1,7 @@
 """Which part of the Metis operand costs SmolLM2-135M's loss? Forward-only loss increase of metis variants.
 
 Each variant changes how the low-rank part of an activation, Q(U) diag(S) Q(V)^T, is quantized
-(averis.nn.functional._lowrank_operand, swapped for the run); the residual is always NVFP4.  The
+(averis.qgemm.operand._lowrank_operand, swapped for the run); the residual is always NVFP4.  The
 loss increase is that of `averis fidelity` (quantized forward of every linear layer but lm_head vs
 full precision) on the same text.  Writes metis_variants_<device>.json and prints a table.
 
@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from averis.analysis.fidelity import mean_loss, quantized_loss  # noqa: E402
 from averis.analysis.loading import load_model  # noqa: E402
 from averis.analysis.text import text_batches  # noqa: E402
-from averis.nn import functional as F  # noqa: E402
 from averis.qgemm import lowrank_split  # noqa: E402  (the r x r SVD routed as in the layers)
+from averis.qgemm import operand as F  # noqa: E402
 
 
 def lowrank_variant(quant_u: bool, quant_v: bool, uv_axis: int = 0, rank: int | None = None):
-    """A replacement for functional._lowrank_operand: U / V quantized or not, along their length (axis 0)
+    """A replacement for qgemm.operand._lowrank_operand: U / V quantized or not, along their length (axis 0)
     or along the rank (axis 1), at the recipe's rank or another."""
     def operand(a, spec, recipe, generator):
         r = recipe.lowrank_rank if rank is None else rank

@@ -275,7 +275,7 @@ def test_custom_op_has_fake_impl():
     with FakeTensorMode():
         x = torch.empty(32, 64, dtype=torch.bfloat16)
         y = torch.ops.averis.fake_quantize(
-            x, None, None, None, None, "nvfp4", False, False, "te", 1, False, torch.bfloat16
+            x, None, None, None, None, "nvfp4", False, False, "te", 1, False, torch.bfloat16, False
         )
         assert y.shape == x.shape and y.dtype == torch.bfloat16
 
@@ -304,9 +304,8 @@ def test_fallback_without_triton_backend_matches():
     ],
 )
 def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis):
-    """nn.functional.prepare through the fused kernels == its unfused torch path, bit for bit."""
+    """qgemm.prepare through the fused kernels == its unfused torch path, bit for bit."""
     from averis import recipes
-    from averis.nn import functional
     from averis.transforms import random_signs
 
     recipe = recipes.get(recipe_name)
@@ -319,11 +318,14 @@ def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis):
         g = torch.Generator(device=DEV).manual_seed(3)
         with qgemm.use_backend(backend):
             assert qgemm.fused_applies(a, spec, recipe, mean_axis, True) == (backend == "triton")
-            outs.append(functional.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs))
+            outs.append(qgemm.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs))
     ref, got = outs
     assert_bits_equal(
-        got.main.float().contiguous(), ref.main.float().contiguous(), f"{recipe_name} {operand} main"
+        got.values.float().contiguous(), ref.values.float().contiguous(), f"{recipe_name} {operand} values"
     )
+    assert (ref.scale is None) == (got.scale is None)
+    if ref.scale is not None:
+        assert_bits_equal(got.scale, ref.scale, f"{recipe_name} {operand} tensor scale")
     for name in ("row_mean", "red_mean"):
         r, t = getattr(ref, name), getattr(got, name)
         assert (r is None) == (t is None)

@@ -10,6 +10,7 @@ from torch import nn
 import averis
 from averis import fake_quantize, recipes
 from averis.nn import QuantLinear, functional, get_report
+from averis.qgemm import operand
 from averis.transforms import hadamard16, random_signs
 
 NAMES = recipes.list()
@@ -45,8 +46,8 @@ def test_identity_quantizers_reproduce_nn_linear(name, monkeypatch):
     low-rank split (40 tokens: not a multiple of 16, so the token padding is exercised too)."""
     calls = []
     for fn in ("mean_split", "hadamard16", "lowrank_split"):
-        real = getattr(functional, fn)
-        monkeypatch.setattr(functional, fn, lambda *a, _r=real, _n=fn, **k: calls.append(_n) or _r(*a, **k))
+        real = getattr(operand, fn)
+        monkeypatch.setattr(operand, fn, lambda *a, _r=real, _n=fn, **k: calls.append(_n) or _r(*a, **k))
     recipe = recipes.get(name).with_identity_quantizers()
     ref, q = _pair(recipe)
     x, dy = _inputs((2, 20, 64)), _inputs((2, 20, 96), seed=2, mean=0.5)
@@ -131,13 +132,13 @@ def test_nvidia_matches_hand_written_reference():
 
 def test_each_gemm_quantizes_along_its_reduction_axis(monkeypatch):
     seen = []
-    real = functional.fake_quantize
+    real = operand.fake_quantize_unscaled
 
     def spy(t, fmt, **kw):
         seen.append((t.shape[kw["axis"]], kw["rounding"], kw["block_shape"]))
         return real(t, fmt, **kw)
 
-    monkeypatch.setattr(functional, "fake_quantize", spy)
+    monkeypatch.setattr(operand, "fake_quantize_unscaled", spy)
     m, k, n = 32, 64, 96
     _, q = _pair("nvidia", k=k, n=n)
     _run(q, _inputs((m, k)), _inputs((m, n), seed=2))

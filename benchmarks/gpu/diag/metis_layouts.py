@@ -8,24 +8,25 @@ import torch
 from _layer import layer_grads, same_small_svd_everywhere
 
 import averis
-from averis.nn import functional as F
+from averis.qgemm import operand as F
 
 same_small_svd_everywhere()
 orig = F.quantize_operand
 seen = []
 
-def checked(x, spec, generator, axis=-1, out_dtype=None, tensor_amax=None):
-    pre = generator.get_state() if generator is not None else None
-    fast = orig(x, spec, generator, axis=axis, out_dtype=out_dtype, tensor_amax=tensor_amax)
-    post = generator.get_state() if generator is not None else None
+def checked(x, spec, generator, axis=-1, out_dtype=None):
+    # the layers draw from a counter-based stream (averis.formats.noise.Stream): its state is the draw count k
+    pre = generator.k if generator is not None else None
+    fast = orig(x, spec, generator, axis=axis, out_dtype=out_dtype)
+    post = generator.k if generator is not None else None
     if generator is not None:
-        generator.set_state(pre)
+        generator.k = pre
     with averis.use_backend("torch"):
-        slow = orig(x, spec, generator, axis=axis, out_dtype=out_dtype, tensor_amax=tensor_amax)
+        slow = orig(x, spec, generator, axis=axis, out_dtype=out_dtype)
     if generator is not None:
-        if not torch.equal(generator.get_state(), post):
+        if generator.k != post:
             print(f"  RNG CONSUMPTION differs: shape {tuple(x.shape)} axis {axis} {spec.rounding}", flush=True)
-        generator.set_state(post)
+        generator.k = post
     fb, sb = fast.float(), slow.float()
     nd = int((fb != sb).sum())
     nbits = int((fast.contiguous().view(torch.int32 if fast.element_size() == 4 else torch.int16) !=
@@ -37,13 +38,11 @@ def checked(x, spec, generator, axis=-1, out_dtype=None, tensor_amax=None):
               f"{slow.storage_offset()}, storage {fast.untyped_storage().nbytes()} vs "
               f"{slow.untyped_storage().nbytes()}, "
               f"bit differences {nbits}", flush=True)
-    seen.append((tuple(x.shape), x.stride(), str(x.dtype), axis, spec.rounding, str(out_dtype),
-                 tensor_amax is not None, nd))
+    seen.append((tuple(x.shape), x.stride(), str(x.dtype), axis, spec.rounding, str(out_dtype), nd))
     if nd:
         idx = (fb != sb).nonzero()[0].tolist()
         print(f"  MISMATCH shape {tuple(x.shape)} stride {x.stride()} {x.dtype} axis {axis} {spec.rounding} "
-              f"out {out_dtype} "
-              f"amax given {tensor_amax is not None}: {nd} differ, first {idx} fast {fb[tuple(idx)].item()!r} "
+              f"out {out_dtype}: {nd} differ, first {idx} fast {fb[tuple(idx)].item()!r} "
               f"slow {sb[tuple(idx)].item()!r} x {x[tuple(idx)].item()!r}", flush=True)
     return fast
 

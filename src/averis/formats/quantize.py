@@ -58,11 +58,15 @@ class QuantizedTensor:
         """The codes viewed as torch.float4_e2m1fn_x2."""
         return e2m1.as_float4x2(self.codes)
 
-    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def dequantize(self, dtype: torch.dtype = torch.float32, *, tensor_scale: bool = True) -> torch.Tensor:
         """The values in the original shape, contiguous (as the Triton kernels write them: the same layout
-        on every backend, so a GEMM that consumes them picks the same kernel and rounds the same way)."""
+        on every backend, so a GEMM that consumes them picks the same kernel and rounds the same way).
+
+        tensor_scale=False: code x block scale only, what an FP4 tensor core multiplies (exact in BF16:
+        at most 6 significant bits), the NVFP4 tensor scale left to the GEMM's epilogue."""
         codes = e2m1.unpack(self.codes)
-        values = _dequantize_blocked(codes, self.scales, self.tensor_scale, self.spec)
+        ts = self.tensor_scale if tensor_scale else None
+        values = _dequantize_blocked(codes, self.scales, ts, self.spec)
         return _from_blocked_layout(values, self.shape, self.axis).to(dtype).contiguous()
 
 
@@ -120,6 +124,19 @@ def fake_quantize_spec(x: torch.Tensor, spec: FormatSpec, axis: int, generator, 
     return quantize_spec(x, spec, axis, generator, pad, tensor_amax).dequantize(out_dtype or x.dtype)
 
 
+def fake_quantize_unscaled_spec(x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax,
+                                out_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(code x block scale in ``out_dtype``, the NVFP4 tensor decode scale or None): ``fake_quantize_spec``
+    with the tensor scale kept apart, for a GEMM that applies it to its FP32 accumulator."""
+    q = quantize_spec(x, spec, axis, generator, pad, tensor_amax)
+    return q.dequantize(out_dtype or x.dtype, tensor_scale=False), q.tensor_scale
+
+
+def nvfp4_decode_scale(tensor_amax: torch.Tensor) -> torch.Tensor:
+    """The NVFP4 tensor decode scale S_dec (0-d float32) of a tensor whose amax is ``tensor_amax``."""
+    return scales.nvfp4_tensor_decode_scale(scales.nvfp4_tensor_encode_scale(tensor_amax.float().reshape(())))
+
+
 def check_out_dtype(out_dtype: torch.dtype | None) -> torch.dtype | None:
     if out_dtype is not None and out_dtype not in _FLOAT_INPUTS:
         raise TypeError(f"out_dtype must be torch.float32, bfloat16 or float16, got {out_dtype!r}")
@@ -154,7 +171,8 @@ def _dequantize_blocked(codes_flat: torch.Tensor, block_scales, tensor_scale, sp
     values = e2m1.decode(codes)
     if spec.fmt == "nvfp4":
         scale = _unsqueeze_blocks(block_scales.float(), spec)
-        return _flatten_blocks((values * scale) * tensor_scale, spec)
+        values = values * scale
+        return _flatten_blocks(values if tensor_scale is None else values * tensor_scale, spec)
     scale = _unsqueeze_blocks(scales.e8m0_to_float(block_scales), spec)
     return _flatten_blocks(values * scale, spec)
 

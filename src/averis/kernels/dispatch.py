@@ -23,7 +23,7 @@ import torch
 import triton
 
 from ..formats import noise
-from ..formats.quantize import QuantizedTensor
+from ..formats.quantize import QuantizedTensor, nvfp4_decode_scale
 from ..formats.spec import FormatSpec
 from . import triton_kernels as K
 
@@ -162,7 +162,8 @@ def _mu_args(mu, x3, axis, x):
 
 # --------------------------------------------------------------------------- quantize
 def _launch_quantize(
-    x, spec, axis, seed, tensor_amax, pad, *, mu=None, signs=None, fake=True, packed=False, out_dtype=None
+    x, spec, axis, seed, tensor_amax, pad, *, mu=None, signs=None, fake=True, packed=False, out_dtype=None,
+    unscaled=False,
 ):
     x3, nb, R, L, Rp, Lp, tiled, b = _dims(x, spec, axis, pad)
     nv = spec.fmt == "nvfp4"
@@ -216,6 +217,7 @@ def _launch_quantize(
         HAD=had,
         FAKE=fake,
         PACKED=packed,
+        UNSCALED=unscaled,
         BR=br,
         BL=bl,
         num_warps=nw,
@@ -272,6 +274,7 @@ def _fake_quantize_op(
     axis: int,
     pad: bool,
     out_dtype: torch.dtype,
+    unscaled: bool,
 ) -> torch.Tensor:
     spec = FormatSpec(
         fmt,
@@ -280,7 +283,7 @@ def _fake_quantize_op(
         scale_rule,
     )
     y, *_ = _launch_quantize(
-        x, spec, axis, seed, tensor_amax, pad, mu=mu, signs=signs, fake=True, out_dtype=out_dtype
+        x, spec, axis, seed, tensor_amax, pad, mu=mu, signs=signs, fake=True, out_dtype=out_dtype, unscaled=unscaled
     )
     return y
 
@@ -289,12 +292,15 @@ _FQ_IMPL = getattr(_fake_quantize_op, "_init_fn", _fake_quantize_op)
 
 
 @_fake_quantize_op.register_fake
-def _(x, seed, tensor_amax, mu, signs, fmt, tiled, stochastic, scale_rule, axis, pad, out_dtype):
+def _(x, seed, tensor_amax, mu, signs, fmt, tiled, stochastic, scale_rule, axis, pad, out_dtype, unscaled):
     return torch.empty(x.shape, dtype=out_dtype, device=x.device)
 
 
-def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=None, out_dtype=None):
+def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=None, out_dtype=None,
+        unscaled=False):
     seed = noise.draw_seed(generator, x.device) if spec.rounding == "stochastic" else None
+    if unscaled and spec.fmt == "nvfp4" and tensor_amax is None:  # the caller needs the scale it implies
+        tensor_amax = amax(x, mu=mu, signs=signs, axis=axis)
     if tensor_amax is not None:
         tensor_amax = tensor_amax.float().reshape(())
     args = (
@@ -310,19 +316,26 @@ def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=N
         axis,
         pad,
         out_dtype or x.dtype,
+        unscaled,
     )
     if torch.compiler.is_compiling():  # traced: one opaque op with a fake implementation
-        return _fake_quantize_op(*args)
-    return _FQ_IMPL(*args)  # eager: skip the dispatcher (host overhead)
+        y = _fake_quantize_op(*args)
+    else:
+        y = _FQ_IMPL(*args)  # eager: skip the dispatcher (host overhead)
+    if not unscaled:
+        return y
+    return y, (nvfp4_decode_scale(tensor_amax) if spec.fmt == "nvfp4" else None)
 
 
 def fake_quantize(
     x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax, out_dtype=None, *,
-    mu: torch.Tensor | None = None, signs: torch.Tensor | None = None,
-) -> torch.Tensor:
+    mu: torch.Tensor | None = None, signs: torch.Tensor | None = None, unscaled: bool = False,
+):
     """Triton twin of averis.formats.quantize.fake_quantize_spec: x's shape, dequantized FP4 values in out_dtype
-    (x's).  mu: quantize x.float() - mu instead (x 2D, mu per column); signs: the 16-point RHT of x along axis."""
-    return _fq(x, spec, axis, generator, pad, tensor_amax, mu=mu, signs=signs, out_dtype=out_dtype)
+    (x's).  mu: quantize x.float() - mu instead (x 2D, mu per column); signs: the 16-point RHT of x along axis.
+    unscaled: (code x block scale, the NVFP4 tensor decode scale or None), the twin of
+    fake_quantize_unscaled_spec."""
+    return _fq(x, spec, axis, generator, pad, tensor_amax, mu=mu, signs=signs, out_dtype=out_dtype, unscaled=unscaled)
 
 
 # --------------------------------------------------------------------------- Averis

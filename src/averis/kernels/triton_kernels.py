@@ -196,6 +196,7 @@ def _quantize_tile(
     TILE: tl.constexpr,
     SR: tl.constexpr,
     CEIL: tl.constexpr,
+    UNSCALED: tl.constexpr,
     BR: tl.constexpr,
     BL: tl.constexpr,
 ):
@@ -203,6 +204,7 @@ def _quantize_tile(
 
     Returns (dequantized fp32 tile, codes int32 tile, per-block stored scale, S_dec):
     the stored scale is the E4M3 value as fp32 (NVFP4) or the E8M0 byte as int32 (MXFP4).
+    UNSCALED: the dequantized tile without the NVFP4 tensor scale (code x block scale).
     """
     bits = v.to(tl.int32, bitcast=True)
     bamax = _block_reduce_bits(bits & 0x7FFFFFFF, B, TILE, BR, BL).to(tl.float32, bitcast=True)
@@ -245,7 +247,7 @@ def _quantize_tile(
     else:
         qmag = r * step
     q = (qmag.to(tl.int32, bitcast=True) | (sbits & -2147483648)).to(tl.float32, bitcast=True)
-    if NV:
+    if NV and not UNSCALED:
         fq = (q * _block_expand(deq, B, TILE, BR, BL)) * s_dec
     else:
         fq = q * _block_expand(deq, B, TILE, BR, BL)
@@ -332,6 +334,7 @@ def quantize_kernel(
     HAD: tl.constexpr,
     FAKE: tl.constexpr,
     PACKED: tl.constexpr,
+    UNSCALED: tl.constexpr,
     BR: tl.constexpr,
     BL: tl.constexpr,
 ):
@@ -367,7 +370,7 @@ def quantize_kernel(
     if SR:
         seed = tl.load(seed_ptr).to(tl.uint32)
         nidx = (pid_b.to(tl.uint32) * Rp + rr.to(tl.uint32)) * Lp + ll.to(tl.uint32)
-    fq, codes, stored, s_dec = _quantize_tile(v, nidx, seed, amax, NV, B, TILE, SR, CEIL, BR, BL)
+    fq, codes, stored, s_dec = _quantize_tile(v, nidx, seed, amax, NV, B, TILE, SR, CEIL, UNSCALED, BR, BL)
     if FAKE:
         out = y_ptr + pid_b.to(tl.int64) * syb + rr.to(tl.int64) * syr + ll * syl
         tl.store(out, _to_out(fq, y_ptr.dtype.element_ty), mask=(rr < R) & (ll < L))
@@ -480,9 +483,9 @@ def dual_kernel(
         nc = kt.to(tl.uint32) * Mp + rt.to(tl.uint32)
     mask = (rr < M) & (kk < K)
     offs = rr.to(tl.int64) * K + kk
-    fr, _c, _s, _d = _quantize_tile(v, nr, seed_r, amax, NV, B, False, SR, CEIL, BM, BK)
+    fr, _c, _s, _d = _quantize_tile(v, nr, seed_r, amax, NV, B, False, SR, CEIL, False, BM, BK)
     tl.store(yr_ptr + offs, _to_out(fr, yr_ptr.dtype.element_ty), mask=mask)
-    fc, _c2, _s2, _d2 = _quantize_tile(tl.trans(v), nc, seed_c, amax, NV, B, False, SR, CEIL, BK, BM)
+    fc, _c2, _s2, _d2 = _quantize_tile(tl.trans(v), nc, seed_c, amax, NV, B, False, SR, CEIL, False, BK, BM)
     tl.store(yc_ptr + offs, _to_out(tl.trans(fc), yc_ptr.dtype.element_ty), mask=mask)
 
 

@@ -2,10 +2,10 @@
 
 The ops (``averis::fprop`` and ``averis::backward``, which runs dgrad and wgrad together) are opaque
 to torch.compile (their fake implementations give only shapes), so compiled models keep the exact
-emulation, generators included.  Saved for backward: wgrad's X operand, made in the forward from
+emulation, random draws included.  Saved for backward: wgrad's X operand, made in the forward from
 the statistics the fprop computed (X^T transformed and quantized along the tokens, in the compute
-dtype, and its mean), the weight W itself (no copy) and W's tensor amax -- not X, which under
-autocast often arrives in FP32.  dgrad re-quantizes W along its own axis; dY's statistics / amax
+dtype, its mean and its tensor scale), the weight W itself (no copy) and W's tensor amax -- not X,
+which under autocast often arrives in FP32.  dgrad re-quantizes W along its own axis; dY's statistics / amax
 pass runs once for dgrad and wgrad.
 
 The ops carry no reference to the layer: the recipe is a constant (its JSON key, see state.py) and the
@@ -17,30 +17,32 @@ from __future__ import annotations
 import torch
 
 from ..formats import noise
+from ..qgemm import LayerStats, QOperand, shares_amax
 from . import functional as F
 from .state import hadamard_signs, recipe_from_key, stream
 
 
 @torch.library.custom_op("averis::fprop", mutates_args=())
 def fprop_op(x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: str, dtype: torch.dtype,
-             need_wgrad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(Y, wgrad's X operand, its mean over tokens, W's tensor amax).
+             need_wgrad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Y, wgrad's X operand: its values, its mean over tokens and its tensor scale, W's tensor amax).
 
     With need_wgrad, X^T is transformed and quantized for wgrad here, from the statistics the fprop
     just computed, and backward keeps that (in the compute dtype) instead of X; its random draws come
     from the step's wgrad_x stream.  Outputs not computed are empty (never read)."""
     recipe = recipe_from_key(recipe_key)
     signs = hadamard_signs(recipe, x.device)
-    shared: dict = {}
-    y = F.fprop(x, w, recipe, dtype, stream(step, "fprop"), signs, shared=shared)
-    w_amax = shared.get("w_amax", _empty(x))
+    stats = LayerStats()
+    y = F.fprop(x, w, recipe, dtype, stream(step, "fprop"), signs, stats)
+    w_amax = _empty(x) if stats.w.amax is None else stats.w.amax
     if not need_wgrad:
-        return y, _empty(x, dtype), _empty(x), w_amax
-    op = F.wgrad_x_operand(x, recipe, dtype, stream(step, "wgrad_x"), signs, shared)
-    main = F.in_wgrad_x_layout(op.main, F.wgrad_x_tokens_major(x, recipe))  # the layout the fake declares
-    main = main.clone() if _same_storage(main, x) else main  # a custom op may not return its input
+        return y, _empty(x, dtype), _empty(x), _empty(x), w_amax
+    op = F.wgrad_x_operand(x, recipe, dtype, stream(step, "wgrad_x"), signs, stats)
+    values = F.in_wgrad_x_layout(op.values, F.wgrad_x_tokens_major(x, recipe))  # the layout the fake declares
+    values = values.clone() if _same_storage(values, x) else values  # a custom op may not return its input
     mean = _empty(x) if op.red_mean is None else op.red_mean.float()
-    return y, main, mean, w_amax
+    scale = _empty(x) if op.scale is None else op.scale.float().reshape(())
+    return y, values, mean, scale, w_amax
 
 
 def _empty(like: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -55,42 +57,44 @@ def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
 def _(x, w, step, recipe_key, dtype, need_wgrad):
     recipe = recipe_from_key(recipe_key)
     y = x.new_empty((x.shape[0], w.shape[0]), dtype=dtype)
-    w_amax = _empty(x) if not F.shares_amax(recipe.fprop_w) else x.new_empty((), dtype=torch.float32)
+    w_amax = _empty(x) if not shares_amax(recipe.fprop_w) else x.new_empty((), dtype=torch.float32)
     if not need_wgrad:
-        return y, _empty(x, dtype), _empty(x), w_amax
-    length, has_mean, _ = F.wgrad_x_layout(recipe, x.shape[0])
+        return y, _empty(x, dtype), _empty(x), _empty(x), w_amax
+    length, has_mean, _, has_scale = F.wgrad_x_layout(recipe, x.shape[0])
     mean = x.new_empty((x.shape[1], 1), dtype=torch.float32) if has_mean else _empty(x)
+    scale = x.new_empty((), dtype=torch.float32) if has_scale else _empty(x)
     if F.wgrad_x_tokens_major(x, recipe):
-        main = x.new_empty((length, x.shape[1]), dtype=dtype).T
+        values = x.new_empty((length, x.shape[1]), dtype=dtype).T
     else:
-        main = x.new_empty((x.shape[1], length), dtype=dtype)
-    return y, main, mean, w_amax
+        values = x.new_empty((x.shape[1], length), dtype=dtype)
+    return y, values, mean, scale, w_amax
 
 
 @torch.library.custom_op("averis::backward", mutates_args=())
-def backward_op(dy: torch.Tensor, w: torch.Tensor, xw_main: torch.Tensor, xw_mean: torch.Tensor,
-                w_amax: torch.Tensor, step: torch.Tensor, recipe_key: str, dtype: torch.dtype,
-                x_dtype: torch.dtype, need_dx: bool, need_dw: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def backward_op(dy: torch.Tensor, w: torch.Tensor, xw_values: torch.Tensor, xw_mean: torch.Tensor,
+                xw_scale: torch.Tensor, w_amax: torch.Tensor, step: torch.Tensor, recipe_key: str,
+                dtype: torch.dtype, x_dtype: torch.dtype, need_dx: bool,
+                need_dw: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(dX, dW) in X's and W's dtypes; an empty tensor for a gradient not needed."""
     recipe = recipe_from_key(recipe_key)
     signs = hadamard_signs(recipe, dy.device)
-    shared: dict = {}
-    if F.shares_amax(recipe.fprop_w):  # the forward's amax of W (see fprop_op)
-        shared["w_amax"] = w_amax
+    stats = LayerStats()
+    if shares_amax(recipe.fprop_w):  # the forward's amax of W (see fprop_op)
+        stats.w.amax = w_amax
     dx = dw = None
     if need_dx:
-        dx = F.dgrad(dy, w, recipe, dtype, stream(step, "dgrad"), signs, shared=shared).to(x_dtype)
+        dx = F.dgrad(dy, w, recipe, dtype, stream(step, "dgrad"), signs, stats).to(x_dtype)
     if need_dw:
-        _, has_mean, in_hadamard = F.wgrad_x_layout(recipe, dy.shape[0])
-        x_operand = F.Operand(xw_main, dy.shape[0], signs=signs if in_hadamard else None,
-                              red_mean=xw_mean if has_mean else None)
-        dw = F.wgrad(dy, None, recipe, dtype, stream(step, "wgrad_dy"), signs, shared=shared,
+        _, has_mean, in_hadamard, has_scale = F.wgrad_x_layout(recipe, dy.shape[0])
+        x_operand = QOperand(xw_values, dy.shape[0], scale=xw_scale if has_scale else None,
+                             signs=signs if in_hadamard else None, red_mean=xw_mean if has_mean else None)
+        dw = F.wgrad(dy, None, recipe, dtype, stream(step, "wgrad_dy"), signs, stats,
                      x_operand=x_operand).to(w.dtype)
     return (dy.new_empty(0, dtype=x_dtype) if dx is None else dx), (w.new_empty(0) if dw is None else dw)
 
 
 @backward_op.register_fake
-def _(dy, w, xw_main, xw_mean, w_amax, step, recipe_key, dtype, x_dtype, need_dx, need_dw):
+def _(dy, w, xw_values, xw_mean, xw_scale, w_amax, step, recipe_key, dtype, x_dtype, need_dx, need_dw):
     dx = dy.new_empty((dy.shape[0], w.shape[1]) if need_dx else (0,), dtype=x_dtype)
     return dx, w.new_empty(w.shape if need_dw else (0,))
 
@@ -102,19 +106,19 @@ class QuantLinearFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: str, dtype: torch.dtype,
                 grad_enabled: bool) -> torch.Tensor:
         need_wgrad = ctx.needs_input_grad[1] and grad_enabled  # evaluation under no_grad skips it
-        y, xw_main, xw_mean, w_amax = fprop_op(x, w, step, recipe_key, dtype, need_wgrad)
-        ctx.save_for_backward(w, xw_main, xw_mean, w_amax, step)
+        y, xw_values, xw_mean, xw_scale, w_amax = fprop_op(x, w, step, recipe_key, dtype, need_wgrad)
+        ctx.save_for_backward(w, xw_values, xw_mean, xw_scale, w_amax, step)
         ctx.recipe_key, ctx.dtype, ctx.x_dtype = recipe_key, dtype, x.dtype
         return y
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        w, xw_main, xw_mean, w_amax, step = ctx.saved_tensors
+        w, xw_values, xw_mean, xw_scale, w_amax, step = ctx.saved_tensors
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_dx or need_dw):
             return None, None, None, None, None, None
-        dx, dw = backward_op(dy.contiguous(), w, xw_main, xw_mean, w_amax, step, ctx.recipe_key, ctx.dtype,
-                             ctx.x_dtype, need_dx, need_dw)
+        dx, dw = backward_op(dy.contiguous(), w, xw_values, xw_mean, xw_scale, w_amax, step, ctx.recipe_key,
+                             ctx.dtype, ctx.x_dtype, need_dx, need_dw)
         return (dx if need_dx else None), (dw if need_dw else None), None, None, None, None
 
 

@@ -35,12 +35,13 @@ def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, has_signs: boo
 
 
 def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None,
-                  shared: dict | None = None, role: str = ""):
-    """(dequantized operand in out_dtype (float32), mean with keepdim or None) from one fused pass, or None.
+                  stats=None):
+    """(code x block scale in out_dtype (float32), NVFP4 tensor scale or None, mean with keepdim or None)
+    from one fused pass, or None.
 
-    shared: the (mean, residual amax) of the tokens-major tensors of one layer call, by role ("x", "dy"):
-    X and dY each enter two GEMMs (fprop + wgrad, dgrad + wgrad) with the same mean over tokens, so
-    their statistics pass runs once and is looked up the second time (same tensor, same values).
+    stats: the source's SourceStats (averis.qgemm.operand) for this layer call: X and dY each enter two
+    GEMMs (fprop + wgrad, dgrad + wgrad) with the same mean over tokens, so their statistics pass runs
+    once and is read the second time (same tensor, same values).
     """
     if not applies(a, spec, recipe, mean_axis, signs is not None):
         return None
@@ -50,26 +51,27 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
     # the kernels see the tokens-major tensor: a itself for a row mean, a^T (the original dY / X) for wgrad
     tokens_last = mean_axis == "reduction" or (mean_axis is None and has_had)
     src, axis = (a.T, 0) if tokens_last else (a, 1)
-    mu = st = None
+    mu = residual_amax = None
     if has_mean:
-        st = shared.get(role) if shared is not None else None
-        if st is None:
-            *_, mean, residual_amax = launchers.column_stats(src, CHUNK, GROUP)
-            st = (mean, residual_amax)
-            if shared is not None:
-                shared[role] = st
-        mu = st[0]
+        if stats is None or stats.mean is None:
+            *_, mean, res_amax = launchers.column_stats(src, CHUNK, GROUP)
+            if stats is None:
+                mu, residual_amax = mean, res_amax
+            else:
+                stats.mean, stats.residual_amax = mean, res_amax
+        if stats is not None:
+            mu, residual_amax = stats.mean, stats.residual_amax
     if has_had:
-        main = launchers.fake_quantize(
-            src, qspec, axis, generator, False, None, out_dtype or torch.float32, mu=mu, signs=signs
+        main, scale = launchers.fake_quantize(
+            src, qspec, axis, generator, False, None, out_dtype or torch.float32, mu=mu, signs=signs, unscaled=True
         )
     else:
-        main = launchers.fake_quantize(
-            src, qspec, axis, generator, True, st[1] if qspec.fmt == "nvfp4" else None, out_dtype or torch.float32,
-            mu=mu,
+        main, scale = launchers.fake_quantize(
+            src, qspec, axis, generator, True, residual_amax if qspec.fmt == "nvfp4" else None,
+            out_dtype or torch.float32, mu=mu, unscaled=True,
         )
     if tokens_last:
         main = main.T  # tokens-major: the kernels write along the source rows (nn.functional.wgrad_x_tokens_major)
     if mu is not None:
         mu = mu.reshape(1, -1) if mean_axis == "rows" else mu.reshape(-1, 1)
-    return main, mu
+    return main, scale, mu

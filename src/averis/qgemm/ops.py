@@ -13,7 +13,14 @@ import functools
 import torch
 
 from ..formats import fake_quantize as reference_fake_quantize
-from ..formats.quantize import QuantizedTensor, check_input, check_out_dtype, fake_quantize_spec, quantize_spec
+from ..formats.quantize import (
+    QuantizedTensor,
+    check_input,
+    check_out_dtype,
+    fake_quantize_spec,
+    fake_quantize_unscaled_spec,
+    quantize_spec,
+)
 from ..formats.spec import FormatSpec, make_spec
 from ..transforms import hadamard16
 from ..transforms import mean as _mean
@@ -78,6 +85,21 @@ def fake_quantize(
     spec = make_spec(fmt, block_shape, rounding, scale_rule)
     axis = check_input(x, spec, axis, pad, check_finite, generator)
     return impl(x, spec, axis, generator, pad, tensor_amax, out_dtype)
+
+
+def fake_quantize_unscaled(x: torch.Tensor, fmt: str, *, axis: int = -1, block_shape=None, rounding: str = "nearest",
+                           generator=None, scale_rule: str | None = None, backend: str | None = None,
+                           pad: bool = False, check_finite: bool = True, tensor_amax: torch.Tensor | None = None,
+                           out_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(code x block scale in ``out_dtype``, NVFP4 tensor decode scale or None): ``fake_quantize`` with the
+    tensor scale kept apart, for a GEMM that applies it to its FP32 accumulator (what FP4 tensor cores do).
+    values.float() * scale equals ``fake_quantize(x, ..., out_dtype=torch.float32)`` bit for bit."""
+    out_dtype = check_out_dtype(out_dtype) or x.dtype
+    spec = make_spec(fmt, block_shape, rounding, scale_rule)
+    axis = check_input(x, spec, axis, pad, check_finite, generator)
+    if resolve(x, backend):
+        return dispatch().fake_quantize(x, spec, axis, generator, pad, tensor_amax, out_dtype, unscaled=True)
+    return fake_quantize_unscaled_spec(x, spec, axis, generator, pad, tensor_amax, out_dtype)
 
 
 def tensor_amax(x: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:

@@ -1,0 +1,112 @@
+"""``qgemm(a, b, out_dtype)``: A @ B^T of two quantized operands, with the Averis rank-one mean terms.
+
+What an FP4 tensor core computes, and what every backend here equals up to FP32 accumulation order:
+exact products of code x block scale (at most 6 significant bits: exact in BF16), accumulated in FP32,
+the two NVFP4 tensor scales applied to the FP32 accumulator in the epilogue, the mean terms added in
+FP32, one rounding to ``out_dtype``.
+
+Backends (``backend=``):
+- "emulated" (default, the training path): one GEMM of the BF16 values with an FP32 accumulator
+  (cuBLAS ``mm(..., out_dtype=float32)`` on CUDA, an FP32 matmul on the CPU, where BF16 values convert
+  exactly), then the epilogue.  Operands without tensor scales and mean terms (BF16, MXFP4) take the
+  plain GEMM, whose one rounding is the same.
+- "exact": the reference of the hardware, ``averis.formats.fp4_matmul(exact=True)`` on the packed
+  operands (``prepare(..., packed=True)``): block dots in K order.
+Designed, not built (docs/architecture.md): "grouped" (MoE: ``offs`` over the rows of A, one weight per
+group, torch._grouped_mm) and "native" (torch._scaled_mm on FP4 tensor cores, Blackwell), which take the
+packed operands and the same epilogue.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..formats import fp4_matmul
+from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
+from ..transforms.hadamard import hadamard_matrix
+from .operand import QOperand
+
+GEMM_BACKENDS = ("emulated", "exact")
+
+
+def qgemm(a: QOperand, b: QOperand, out_dtype: torch.dtype, *, backend: str = "emulated") -> torch.Tensor:
+    """A @ B^T (P_a x P_b) in ``out_dtype`` plus the rank-one mean terms of either operand."""
+    if backend not in GEMM_BACKENDS:
+        raise ValueError(f"unknown GEMM backend {backend!r}: use one of {', '.join(GEMM_BACKENDS)}")
+    av, bv = a.values.to(out_dtype), b.values.to(out_dtype)
+    scale = _scale_product(a.scale, b.scale)
+    terms = _mean_terms(a, b, av, bv)
+    if backend == "exact":
+        if a.packed is None or b.packed is None:
+            raise ValueError("the exact GEMM needs packed operands: prepare them with packed=True")
+        acc = fp4_matmul(a.packed, b.packed, exact=True)  # the tensor scales are in its epilogue
+    elif scale is None and terms is None:
+        return av @ bv.T  # FP32 accumulation, one rounding: nothing to add in the epilogue
+    else:
+        acc = mm_fp32(av, bv.T)
+        if scale is not None:
+            acc = acc.mul_(scale)
+    if terms is not None:
+        acc = acc.add_(terms)
+    return acc.to(out_dtype)
+
+
+def mm_fp32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b with an FP32 accumulator and an FP32 result (no rounding to the inputs' dtype)."""
+    if a.dtype == torch.float32:
+        return a @ b
+    if a.is_cuda:
+        return torch.mm(a, b, out_dtype=torch.float32)
+    return a.float() @ b.float()  # BF16 / FP16 values convert to FP32 exactly
+
+
+def _scale_product(sa: torch.Tensor | None, sb: torch.Tensor | None) -> torch.Tensor | None:
+    if sa is None:
+        return sb
+    return sa if sb is None else sa * sb
+
+
+def _mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor) -> torch.Tensor | None:
+    """The rank-one mean terms in FP32 (None without a mean), each with the tensor scale of the quantized
+    operand it multiplies."""
+    terms = None
+    if a.row_mean is not None:  # fprop / dgrad: + 1 (mu Q(B)^T), a row broadcast over the tokens
+        terms = _scaled(mm_fp32(a.row_mean.to(av.dtype), bv.T), b.scale)
+    if b.row_mean is not None:
+        t = _scaled(mm_fp32(av, b.row_mean.to(bv.dtype).T), a.scale)
+        terms = t if terms is None else terms + t
+    if a.red_mean is not None or b.red_mean is not None:
+        t = _reduction_mean_terms(a, b, av, bv)
+        terms = t if terms is None else terms + t
+    return terms
+
+
+def _scaled(t: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    return t if scale is None else t * scale
+
+
+def _reduction_mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor) -> torch.Tensor:
+    """The wgrad rank-one terms mu_A colsum(Q(B_R)) + colsum(Q(A_R)) mu_B + l mu_A mu_B, as one rank-2
+    product in FP32: [mu_A, colsum(Q(A_R))] [colsum(Q(B_R)) + l mu_B, mu_B]^T.  The token sums are of
+    the values the GEMM multiplies, times their tensor scales."""
+    if b.red_mean is None:
+        return a.red_mean.float() @ token_sum(b, bv).T
+    if a.red_mean is None:
+        return token_sum(a, av) @ b.red_mean.float().T
+    mu_a, mu_b = a.red_mean.float(), b.red_mean.float()
+    left = torch.cat([mu_a, token_sum(a, av)], dim=1)
+    right = torch.cat([token_sum(b, bv) + a.length * mu_b, mu_b], dim=1)
+    return left @ right.T
+
+
+def token_sum(op: QOperand, values: torch.Tensor) -> torch.Tensor:
+    """Sum of the operand over its tokens (the reduction axis), in the original domain, FP32 (P x 1): a GEMV
+    with an FP32 result (a column reduction over the transposed operand is several times slower)."""
+    if op.signs is None:
+        values, weights = values[:, : op.length], values.new_ones(op.length, 1)
+    else:
+        # Hadamard domain, y = x M per block of 16: the sum of x is y (M^T 1), so weight the lanes by
+        # M's column sums (exact in BF16: multiples of 1/4); the zero padding is summed, as the GEMM does
+        lanes = hadamard_matrix(op.signs).sum(dim=0)
+        weights = lanes.repeat(values.shape[-1] // HADAMARD_BLOCK).reshape(-1, 1).to(values.dtype)
+    return _scaled(mm_fp32(values, weights), op.scale)
