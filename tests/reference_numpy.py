@@ -58,16 +58,30 @@ def nvfp4(x: np.ndarray, tile=(16,)):
     return unblocks(codes), sb[:, :, 0, 0], s_dec, unblocks(deq)
 
 
+def mx_rceil_exponent(amax: np.ndarray) -> np.ndarray:
+    """cuBLAS RCEIL (torchao ``_to_mx_rceil``) for finite amax >= 0: e = ceil(log2(q)) clamped to
+    [-127, 127], q = amax * fp32(1/6) rounded to FP32; the ceiling is read off q's bits (a power of
+    two keeps its exponent, anything above it goes to the next one; subnormal q too)."""
+    with np.errstate(under="ignore"):
+        q = (np.asarray(amax, dtype=F32) * F32(1.0 / 6.0)).astype(F32)
+    bits = q.view(np.uint32).astype(np.int64)
+    field, mant = bits >> 23, bits & 0x7FFFFF
+    # subnormal q = mant * 2**-149: ceil(log2(mant)) is the bit length of mant - 1
+    sub = np.frexp(np.maximum(mant - 1, 0).astype(np.float64))[1].astype(np.int64) - 149
+    e = np.where(field == 0, sub, field - 127 + (mant != 0))
+    return np.clip(np.where(q == 0, -127, e), -127, 127)
+
+
 def mxfp4(x: np.ndarray, rule="floor"):
-    """(codes, scale exponents, dequantized) by the OCP rule (or the round-up rule)."""
+    """(codes, scale exponents, dequantized) by the OCP rule (or cuBLAS RCEIL for "ceil")."""
     x = x.astype(F32)
     xb = blocks(x, (32,))
     bamax = np.max(np.abs(xb), axis=(2, 3), keepdims=True)
-    _, ex = np.frexp(bamax)
-    e = ex.astype(np.int64) - 3
     if rule == "ceil":
-        e = e + (bamax > np.ldexp(F32(6), e).astype(F32))
-    e = np.where(bamax == 0, -127, e)
+        e = mx_rceil_exponent(bamax)
+    else:
+        _, ex = np.frexp(bamax)
+        e = np.where(bamax == 0, -127, ex.astype(np.int64) - 3)
     e = np.clip(e, -127, 127)
     scaled = np.clip(xb * np.ldexp(F32(1), -e).astype(F32), F32(-6), F32(6))
     codes = e2m1_codes(scaled)

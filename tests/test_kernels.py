@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,6 +109,22 @@ def test_quantize_3d_fp16_and_given_amax(fmt, block_shape, scale_rule):
     check_quantize(
         x, fmt, block_shape, scale_rule, "nearest", axis=-1, tensor_amax=x.float().abs().amax() * 3
     )
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in multiply")  # _floor_log2's a * 2**64 on huge a
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_mxfp4_ceil_rceil_edges_match_the_reference(rounding):
+    """Block maxima at 6 * 2**k and their FP32 neighbours, subnormal quotients included: the kernel's RCEIL
+    (bamax * fp32(1/6) > 2**e) equals the reference's, e.g. 0x01400001 keeps e = -127."""
+    k = np.concatenate([np.arange(-132, -118), np.arange(-4, 4), np.arange(118, 126)])
+    six = np.ldexp(np.float32(6), k).astype(np.float32).view(np.int32).astype(np.int64)
+    amax = torch.from_numpy((six[:, None] + np.arange(-2, 3)).ravel().astype(np.int32)).view(torch.float32)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(len(amax), 32, generator=g) * 2 - 1) * amax[:, None]
+    x[torch.arange(len(amax)), torch.randint(0, 32, (len(amax),), generator=g)] = amax
+    check_quantize(x.to(DEV), "mxfp4", None, "ceil", rounding, axis=-1)
+    q = quantize(x.to(DEV), "mxfp4", scale_rule="ceil", backend="triton")
+    assert q.scales.view(torch.uint8)[amax.view(torch.int32) == 0x01400001].tolist() == [[0]]
 
 
 def test_quantize_non_contiguous_and_1d():

@@ -110,6 +110,23 @@ def test_mxfp4_floor_rule_clips_and_ceil_does_not():
     assert averis.fake_quantize(x, "mxfp4", scale_rule="ceil")[0, 0].item() == 8.0
 
 
+def test_mxfp4_ceil_is_rceil_for_block_maxima_at_six_times_powers_of_two():
+    """Blocks whose maximum is 6 * 2**k or a few FP32 ULPs away, subnormal to huge: codes, scales and values
+    equal the reference's RCEIL; 0x01400001 (6 * 2**-127 + 1 ULP) keeps e = -127 and saturates."""
+    six = np.ldexp(np.float32(6), np.arange(-132, 126)).astype(np.float32).view(np.uint32).astype(np.int64)
+    amax = (six[:, None] + np.arange(-2, 3)).ravel().astype(np.uint32).view(np.float32)
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(-1, 1, (len(amax), 32)) * amax[:, None]).astype(np.float32)
+    x[np.arange(len(amax)), rng.integers(0, 32, len(amax))] = amax * rng.choice([-1, 1], len(amax))
+    q = averis.quantize(torch.from_numpy(x), "mxfp4", scale_rule="ceil")
+    codes, e, deq = mxfp4(x, "ceil")
+    assert np.array_equal(e2m1.unpack(q.codes).numpy(), codes)
+    assert np.array_equal(q.scales.view(torch.uint8).numpy().astype(np.int64)[:, 0], e[:, 0] + 127)
+    assert np.array_equal(q.dequantize().numpy().view(np.uint32), deq.view(np.uint32))
+    row = int(np.nonzero(amax.view(np.uint32) == 0x01400001)[0][0])
+    assert e[row, 0] == -127 and np.abs(deq[row]).max() == np.float32(6 * 2.0**-127)
+
+
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
 def test_any_axis_equals_moving_it_last(axis):
     x = torch.randn(32, 64, 96)

@@ -21,12 +21,13 @@ def common(tmp_path: Path) -> list[str]:
     return ["--no-progress", *(arg for s in sets for arg in ("--set", s))]
 
 
-def run(args: list[str], world: int = 1) -> None:
+def run(args: list[str], world: int = 1) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}"]
     cmd = [*(launcher if world > 1 else [sys.executable]), "-m", "averis", "train", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
 
 
 def losses(folder: Path) -> list[float]:

@@ -64,14 +64,19 @@ def mxfp4_scale_exponent(block_amax: torch.Tensor, rule: str = "floor") -> torch
     """Shared exponent (int32) of each MXFP4 block, clamped to the E8M0 range [-127, 127].
 
     ``floor`` (OCP): floor(log2(amax)) - 2; values in [6, 8) * 2**e saturate to 6.
-    ``ceil`` (round-up, cuBLAS "RCEIL"): the smallest e with amax <= 6 * 2**e, so
-    nothing saturates.  An all-zero block gets -127.
+    ``ceil`` (round-up, cuBLAS "RCEIL", torchao's ``_to_mx_rceil``): ceil(log2(q)) of the
+    FP32 quotient q = amax * fp32(1/6) (rounded to nearest, subnormal q included).  That is the
+    smallest e with amax <= 6 * 2**e for every FP32 amax but one: 0x01400001 (6 * 2**-127 + 1 ULP),
+    whose quotient rounds down to 2**-127, so it gets -127 and saturates, as in RCEIL.
+    An all-zero block gets -127.
     """
     amax = block_amax.float()
     _, frexp_exp = torch.frexp(amax)  # amax = m * 2**x, m in [0.5, 1): floor(log2 amax) = x - 1
     e = frexp_exp.to(torch.int32) - 1 - 2
     if rule == "ceil":
-        e = e + (amax > 6.0 * exp2_int(torch.clamp(e, min=-149, max=127))).to(torch.int32)
+        # amax / 6 lies in [2**(e-1), 2**(e+1)), so ceil(log2(q)) is e + 1 exactly when q > 2**e
+        q = amax * _INV_E2M1_MAX
+        e = e + (q > exp2_int(torch.clamp(e, min=-149, max=127))).to(torch.int32)
     elif rule != "floor":
         raise ValueError(f"unknown MXFP4 scale rule {rule!r}: use 'floor' (OCP) or 'ceil' (round-up)")
     e = torch.where(amax == 0, torch.full_like(e, E8M0_MIN_EXP), e)

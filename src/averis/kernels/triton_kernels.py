@@ -221,7 +221,8 @@ def _quantize_tile(
     else:
         e = _floor_log2(bamax) - 2
         if CEIL:
-            e = e + (bamax > 6.0 * _exp2_int(tl.minimum(tl.maximum(e, -149), 127))).to(tl.int32)
+            # RCEIL: ceil(log2(fp32(bamax * fp32(1/6)))), as scales.mxfp4_scale_exponent
+            e = e + (bamax * INV6 > _exp2_int(tl.minimum(tl.maximum(e, -149), 127))).to(tl.int32)
         e = tl.where(bamax == 0.0, -127, e)
         e = tl.minimum(tl.maximum(e, -127), 127)
         finite = bamax <= FP32_MAX

@@ -7,12 +7,16 @@
 
 A checkpoint is built in a ``.tmp-`` folder and renamed into place, then ``latest`` is
 rewritten (also by rename), so a crash at any point leaves the previous checkpoint intact.
+A checkpoint is removed marker first, so a kill half way leaves a folder that is never loaded;
+such leftovers (and dead ``.tmp-`` folders) older than the newest complete checkpoint are removed
+by the next save or resume.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +27,17 @@ from safetensors.torch import load_file, save_file
 MODEL_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.pt"
 COMPLETE = "complete"
+
+
+class CorruptCheckpoint(ValueError):
+    """A file of a complete checkpoint cannot be read (a resume falls back to an earlier checkpoint)."""
+
+
+def _reason(err: BaseException) -> str:
+    """One short line from a loader's error (torch.load's are paragraphs)."""
+    text = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    text = text.split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {text[:150]}" if text else type(err).__name__
 
 
 def step_dir(root: Path, step: int) -> Path:
@@ -62,7 +77,7 @@ def load_model_file(path: Path) -> dict[str, torch.Tensor]:
         with safe_open(str(path), "pt") as f:
             aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
     except (SafetensorError, OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"corrupt checkpoint file {path}: {err}") from err
+        raise CorruptCheckpoint(f"corrupt checkpoint file {path} ({_reason(err)})") from err
     for alias, name in aliases.items():
         state[alias] = state[name]
     return state
@@ -93,18 +108,55 @@ def is_complete(folder: Path) -> bool:
     return (folder / COMPLETE).is_file() and (folder / MODEL_FILE).is_file() and (folder / TRAINER_FILE).is_file()
 
 
-def latest(root: Path) -> Path | None:
-    """The newest complete checkpoint under root (the ``latest`` pointer first, else a scan)."""
+def step_of(folder: Path) -> int | None:
+    """N of a ``step_N`` or ``.tmp-step_N`` folder; None for other names."""
+    match = re.fullmatch(r"(?:\.tmp-)?step_(\d+)", Path(folder).name)
+    return int(match.group(1)) if match else None
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    """Every complete checkpoint under root, newest first: the ``latest`` pointer's, then by step."""
     root = Path(root)
+    found = sorted((p for p in root.glob("step_*") if step_of(p) is not None and is_complete(p)),
+                   key=step_of, reverse=True)
     pointer = root / "latest"
     if pointer.is_file():
         folder = root / pointer.read_text().strip()
-        if is_complete(folder):
-            return folder
-    for folder in sorted(root.glob("step_*"), reverse=True):
-        if is_complete(folder):
-            return folder
-    return None
+        if folder in found:
+            found.remove(folder)
+            found.insert(0, folder)
+    return found
+
+
+def latest(root: Path) -> Path | None:
+    """The newest complete checkpoint under root (the ``latest`` pointer first, else a scan)."""
+    found = complete_checkpoints(root)
+    return found[0] if found else None
+
+
+def remove(folder: Path) -> None:
+    """Delete a checkpoint folder, its ``complete`` marker first: a kill half way leaves no loadable half."""
+    (Path(folder) / COMPLETE).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def clean_leftovers(root: Path) -> list[Path]:
+    """Remove what killed saves and prunings left: step folders that are not complete and ``.tmp-``
+    folders, older than the newest complete checkpoint (newer ones are replaced when their step is
+    saved again). Returns the folders removed."""
+    root = Path(root)
+    done = [step_of(p) for p in complete_checkpoints(root)]
+    if not done:
+        return []
+    newest = max(done)
+    removed = []
+    for folder in sorted([*root.glob("step_*"), *root.glob(".tmp-step_*")]):
+        step = step_of(folder)
+        if step is not None and step < newest and folder.is_dir() and not (
+                folder.name.startswith("step_") and is_complete(folder)):
+            remove(folder)
+            removed.append(folder)
+    return removed
 
 
 def finalize(root: Path, step: int, keep: int) -> Path:
@@ -112,15 +164,16 @@ def finalize(root: Path, step: int, keep: int) -> Path:
     tmp, final = tmp_dir(root, step), step_dir(root, step)
     (tmp / COMPLETE).write_text(str(step))
     if final.exists():  # a re-run of the same step (e.g. after a resume): replace it
-        shutil.rmtree(final)
+        remove(final)
     os.replace(tmp, final)
     pointer_tmp = Path(root) / "latest.tmp"
     pointer_tmp.write_text(final.name)
     os.replace(pointer_tmp, Path(root) / "latest")
-    if keep > 0:
-        done = sorted(p for p in Path(root).glob("step_*") if is_complete(p))
-        for old in done[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+    if keep > 0:  # only older ones count: newer folders (a damaged one, another branch) never push this out
+        older = sorted((p for p in complete_checkpoints(root) if step_of(p) < step), key=step_of)
+        for old in older[:max(0, len(older) - (keep - 1))]:
+            remove(old)
+    clean_leftovers(root)
     return final
 
 
@@ -131,22 +184,26 @@ def save_rng(path: Path) -> None:
     torch.save(state, path)
 
 
-def load_rng(path: Path) -> None:
-    """Restore torch's RNG from path."""
+def read_rng(path: Path) -> dict:
+    """This rank's saved RNG state (for apply_rng); the caller has checked the number of ranks."""
     if not path.is_file():
-        raise ValueError(f"checkpoint {path.parent} has no {path.name}: it was written with another number of "
-                         f"ranks; resume with the same world size")
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as err:  # zip/pickle errors: all mean a damaged file
-        raise ValueError(f"corrupt checkpoint file {path}: {err}") from err
+        raise CorruptCheckpoint(f"checkpoint {path.parent} has no {path.name} (a damaged or half-deleted folder)")
+    return _torch_load(path)
+
+
+def apply_rng(state: dict) -> None:
+    """Restore torch's RNG (the quantizers' counters are buffers in the model state)."""
     torch.set_rng_state(state["torch_cpu"])
     if state["torch_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])
 
 
 def load_trainer_state(folder: Path) -> dict:
+    return _torch_load(Path(folder) / TRAINER_FILE)
+
+
+def _torch_load(path: Path) -> dict:
     try:
-        return torch.load(folder / TRAINER_FILE, weights_only=True)
+        return torch.load(path, weights_only=True)
     except Exception as err:  # pickle and zip errors have many types; all mean the same to the user
-        raise ValueError(f"corrupt checkpoint file {folder / TRAINER_FILE}: {err}") from err
+        raise CorruptCheckpoint(f"corrupt checkpoint file {path} ({_reason(err)})") from err

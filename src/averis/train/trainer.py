@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -53,7 +54,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.autocast_dtype = autocast_dtype(cfg.train.precision, self.device)
         resolve_recipe(cfg.recipe, cfg.train.seed)  # an unknown recipe fails now, not after tokenizing
-        resume_from = self._resume_point(resume)
+        resume_from = self._read_checkpoint(self._resume_candidates(resume))  # refusals come before tokenizing
         self.data = data or self._prepare_data()
         self.model = self._build_model()
         self.optimizer = make_optimizer(self.model, cfg, fused=self.device.type == "cuda" and self.dist.mode != "fsdp")
@@ -73,23 +74,56 @@ class Trainer:
                                     cfg.train.tensorboard, enabled=self.dist.is_main)
 
     # ---- setup -------------------------------------------------------------------------------------
-    def _resume_point(self, resume) -> Path | None:
-        """None (fresh), or the checkpoint folder to continue from; refuses to overwrite a run silently."""
+    def _resume_candidates(self, resume) -> list[Path]:
+        """The checkpoint folders to try, best first ([] = start fresh); refuses to overwrite a run silently."""
         root = self.out / "checkpoints"
         if resume in (None, False, ""):
             if ckpt.latest(root) is not None:
                 raise ValueError(f"{self.out} already holds a run with checkpoints: pass --resume to continue it, "
                                  f"or choose another --out")
-            return None
+            return []
+        if self.dist.is_main:
+            ckpt.clean_leftovers(root)  # what a kill during a save or a pruning left behind
         if resume in (True, "auto", "latest"):
-            return ckpt.latest(root)
+            found = ckpt.complete_checkpoints(root)
+            if not found and self.dist.is_main:
+                print(f"averis train: warning: no checkpoint in {root} to resume from: starting from step 1",
+                      file=sys.stderr)
+            return found
         folder = Path(resume)
-        if (folder / "checkpoints").is_dir():
-            folder = ckpt.latest(folder / "checkpoints") or folder
+        if (folder / "checkpoints").is_dir() and ckpt.complete_checkpoints(folder / "checkpoints"):
+            return ckpt.complete_checkpoints(folder / "checkpoints")
         if not ckpt.is_complete(folder):
             raise FileNotFoundError(f"no complete checkpoint at {resume} (expected a step_* folder with "
                                     f"{ckpt.MODEL_FILE}, {ckpt.TRAINER_FILE} and '{ckpt.COMPLETE}')")
-        return folder
+        return [folder]
+
+    def _read_checkpoint(self, candidates: list[Path]) -> tuple | None:
+        """(folder, trainer state, model state, RNG state) of the first candidate whose files all read.
+
+        A damaged checkpoint is skipped with a warning that names it and the one used instead (all ranks
+        agree); a checkpoint of another config or number of ranks is refused, not skipped."""
+        damaged: list[tuple[Path, str]] = []
+        for folder in candidates:
+            try:
+                state = ckpt.load_trainer_state(folder)
+                self._check_resumable(state, folder)
+                loaded = (folder, state, ckpt.load_model_file(folder / ckpt.MODEL_FILE),
+                          ckpt.read_rng(folder / f"rng_rank{self.dist.rank}.pt"))
+                error = None
+            except ckpt.CorruptCheckpoint as err:
+                loaded, error = None, str(err)
+            failed = torch.tensor([float(error is not None)], device=self.device)
+            if float(dist_utils.all_reduce_sum(failed, self.dist)[0]) == 0:
+                if damaged and self.dist.is_main:
+                    print(f"averis train: warning: {_damage(damaged)}; resuming from {folder} instead, the newest "
+                          f"complete checkpoint that reads", file=sys.stderr)
+                return loaded
+            damaged.append((folder, error or f"checkpoint {folder} cannot be read on another rank"))
+        if damaged:
+            raise ValueError(f"cannot resume: {_damage(damaged)}, and there is no earlier complete checkpoint to "
+                             f"fall back to: restore the file, or start a new --out")
+        return None
 
     def _prepare_data(self) -> PreparedData:
         cache = self.cfg.data.cache_dir or None
@@ -269,10 +303,8 @@ class Trainer:
                     get_optimizer_state_dict(self.model, self.optimizer, options=opts))
         return self.raw_model.state_dict(), self.optimizer.state_dict()
 
-    def _load(self, folder: Path) -> None:
-        state = ckpt.load_trainer_state(folder)
-        self._check_resumable(state, folder)
-        model_state = ckpt.load_model_file(folder / ckpt.MODEL_FILE)
+    def _load(self, loaded: tuple) -> None:
+        folder, state, model_state, rng = loaded
         ckpt.check_signature(state["signature"], ckpt.model_signature(self.raw_model.state_dict()), folder)
         if self.dist.mode == "fsdp":
             from torch.distributed.checkpoint.state_dict import (
@@ -290,19 +322,22 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.tokens_seen = state["step"], state["tokens_seen"]
         self.tracker.load(state["tracker"])
-        ckpt.load_rng(folder / f"rng_rank{self.dist.rank}.pt")
+        ckpt.apply_rng(rng)
         if self.dist.is_main:
             print(f"averis train: resumed from {folder} (step {self.step})")
 
     def _check_resumable(self, state: dict, folder: Path) -> None:
-        saved, now = state["config"], to_dict(self.cfg)
-        for key in _RESUME_MUST_MATCH:
-            if json.dumps(saved[key], sort_keys=True) != json.dumps(now[key], sort_keys=True):
-                raise ValueError(f"checkpoint {folder} was written with a different '{key}' config "
-                                 f"({_diff(saved[key], now[key])}); resume with the run's own config.yaml")
+        """One line that says what differs and what to do, for a checkpoint of another run or launch."""
         if state["world"] != self.dist.world:
             raise ValueError(f"checkpoint {folder} was written by {state['world']} rank(s), this run has "
                              f"{self.dist.world}: resume with the same number of processes")
+        saved, now = state["config"], to_dict(self.cfg)
+        for key in _RESUME_MUST_MATCH:
+            if json.dumps(saved[key], sort_keys=True) != json.dumps(now[key], sort_keys=True):
+                run_config = Path(folder).parent.parent / "config.yaml"
+                raise ValueError(f"checkpoint {folder} was written with a different '{key}' config "
+                                 f"({_diff(saved[key], now[key], key)}): resume with the run's own settings "
+                                 f"(--config {run_config}, without changing {key}), or choose another --out")
 
     # ---- helpers -----------------------------------------------------------------------------------
     def _autocast(self):
@@ -416,6 +451,28 @@ def make_optimizer(model: nn.Module, cfg: RunConfig, fused: bool = False) -> tor
                              fused=fused or None)
 
 
-def _diff(saved: dict, now: dict) -> str:
-    keys = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    return ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in keys[:4])
+def _damage(damaged: list[tuple[Path, str]]) -> str:
+    """Every damaged checkpoint's error, newest first, on one line."""
+    return "; ".join(error for _, error in damaged)
+
+
+def _diff(saved, now, prefix: str) -> str:
+    """The first differing keys of two config sections, dotted as --set takes them ('recipe' is a string)."""
+    a, b = _flatten(saved, prefix), _flatten(now, prefix)
+    keys = sorted(k for k in a.keys() | b.keys()
+                  if k not in a or k not in b or json.dumps(a[k], sort_keys=True) != json.dumps(b[k], sort_keys=True))
+
+    def show(flat: dict, k: str) -> str:
+        return repr(flat[k]) if k in flat else "(unset)"
+
+    more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
+    return ", ".join(f"{k}: {show(a, k)} -> {show(b, k)}" for k in keys[:4]) + more
+
+
+def _flatten(value, prefix: str) -> dict:
+    if isinstance(value, dict):
+        flat = {}
+        for k, v in value.items():
+            flat.update(_flatten(v, f"{prefix}.{k}"))
+        return flat
+    return {prefix: value}
