@@ -1,4 +1,4 @@
-"""Fused operand preparation for averis.nn.functional.prepare (mean split / RHT + quantize in one pass).
+"""Fused operand preparation for averis.qgemm.prepare (mean split / RHT + quantize in one pass).
 
 ``fused_operand`` returns ``(main, mu)`` equal bit for bit to what the unfused path computes
 (``mean_split`` -> ``hadamard16`` -> ``fake_quantize``), or None where it does not apply: where the
