@@ -1,12 +1,15 @@
 """averis: stable FP4 (NVFP4 / MXFP4) training of LLMs in PyTorch.
 
 Formats:   averis.quantize, averis.fake_quantize, averis.QuantizedTensor, averis.fp4_matmul
+Models:    averis.quantize_model, averis.dequantize_model, averis.quantization_disabled,
+           averis.load_pretrained (a Hugging Face model saved after quantize_model, quantized again)
 """
 
 from .formats import QuantizedTensor, fake_quantize, fp4_matmul, quantize
+from .models.hf import load_pretrained
 from .nn import dequantize_model, quantization_disabled, quantize_model
 
 __version__ = "0.1.0"
 
 __all__ = ["QuantizedTensor", "quantize", "fake_quantize", "fp4_matmul", "quantize_model", "dequantize_model",
-           "quantization_disabled", "__version__"]
+           "quantization_disabled", "load_pretrained", "__version__"]

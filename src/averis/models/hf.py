@@ -155,6 +155,87 @@ def causal_lm_from_config(config) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(config)
 
 
+# --------------------------------------------------------------------------- the recipe beside the weights
+RECIPE_KEY = "averis_recipe"  # the config.json entry; not "quantization_config", which transformers interprets
+
+
+def record_recipe(model: torch.nn.Module, recipe, quantized: list[str]) -> None:
+    """Write the recipe and the quantized layers' names into ``model.config`` (a transformers config).
+
+    quantize_model calls this, so that ``save_pretrained`` stores them in config.json and
+    :func:`load_pretrained` can quantize the reloaded model the same way.  Other models are left alone.
+    """
+    config = getattr(model, "config", None)
+    if not _is_hf_config(config):
+        return
+    import dataclasses
+    import json
+
+    from .. import __version__
+
+    record = {"recipe": dataclasses.asdict(recipe), "quantized": list(quantized), "averis_version": __version__}
+    setattr(config, RECIPE_KEY, json.loads(json.dumps(record)))  # plain JSON types, as config.json will hold
+
+
+def forget_recipe(model: torch.nn.Module) -> None:
+    """Remove what record_recipe wrote (dequantize_model calls this)."""
+    config = getattr(model, "config", None)
+    if _is_hf_config(config) and hasattr(config, RECIPE_KEY):
+        delattr(config, RECIPE_KEY)
+
+
+def saved_recipe(config):
+    """(Recipe, names of the quantized layers) recorded in a transformers config, or None if there is none."""
+    from .. import recipes
+
+    record = getattr(config, RECIPE_KEY, None)
+    if record is None:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("recipe"), dict):
+        raise ValueError(f"config.{RECIPE_KEY} is not a recipe record (a mapping with a 'recipe' mapping)")
+    try:
+        recipe = recipes.from_dict(record["recipe"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"config.{RECIPE_KEY} holds a recipe this version of averis cannot read (written by "
+                         f"averis {record.get('averis_version', '?')}): {err}") from None
+    return recipe, list(record.get("quantized", []))
+
+
+def load_pretrained(path: str | os.PathLike, recipe=None, *, model_class=None, report: bool = False, **kwargs):
+    """A Hugging Face model saved from ``averis.quantize_model``, quantized again with the recipe it was saved with.
+
+    ``path``: a folder written by ``save_pretrained`` (or a hub id); ``kwargs`` go to ``from_pretrained``
+    (``dtype``, ``device_map``, ...); ``model_class`` defaults to ``AutoModelForCausalLM``.  The recipe is
+    config.json's ``averis_recipe`` (quantize_model records it in ``model.config``); ``recipe=`` (a name or
+    a Recipe) overrides it, or quantizes a model saved without one.  With the saved recipe, the layers
+    quantized must be the ones recorded (else ValueError): the same layers stay in high precision.
+    """
+    from ..nn.convert import get_report, quantize_model
+
+    if model_class is None:
+        from transformers import AutoModelForCausalLM as model_class
+    model = model_class.from_pretrained(path, **kwargs)
+    expected = None
+    if recipe is None:
+        saved = saved_recipe(model.config)
+        if saved is None:
+            raise ValueError(f"{path} has no averis recipe (config.json has no {RECIPE_KEY}): it was not saved "
+                             f"from a model quantized with averis.quantize_model; pass recipe=NAME to quantize it")
+        recipe, expected = saved
+    quantize_model(model, recipe, report=report)
+    got = [name for name, _ in get_report(model).swapped]
+    if expected is not None and got != expected:
+        extra, lost = sorted(set(got) - set(expected)), sorted(set(expected) - set(got))
+        raise ValueError(f"{path}: the recipe quantizes other layers than the saved model had (now also "
+                         f"{extra[:3]}, no longer {lost[:3]}); was it saved from a sub-module, or another model?")
+    return model
+
+
+def _is_hf_config(config) -> bool:
+    transformers = sys.modules.get("transformers")  # a transformers config means transformers is imported
+    return transformers is not None and isinstance(config, transformers.PretrainedConfig)
+
+
 def corpus_text(name: str = "austen", max_chars: int | None = 200_000) -> str:
     """Text of one corpus file (e.g. "austen", "moby_dick", "linux_doc"), cut to max_chars."""
     from ..data.sources import corpus_files

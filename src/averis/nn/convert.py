@@ -44,6 +44,8 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
     (their forward may not be nn.Linear's), and layers whose in/out features do not divide into
     the recipe's blocks (one warning lists them).  report=True prints what was swapped and
     skipped; ``get_report(model)`` returns it.  Parameter names and state_dict keys are unchanged.
+    A Hugging Face model also gets ``model.config.averis_recipe`` (the recipe and the quantized layers),
+    so that ``save_pretrained`` keeps it and ``averis.load_pretrained`` quantizes the reloaded model again.
     """
     recipe = _recipes.get(recipe)
     if not isinstance(model, nn.Module):
@@ -75,6 +77,7 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
         warnings.warn(f"averis: {len(ragged)} layers kept in high precision because their sizes do not "
                       f"divide into {recipe.name} blocks: {'; '.join(ragged)}", stacklevel=2)
     object.__setattr__(model, _REPORT_ATTR, rep)
+    _hf_recipe().record_recipe(model, recipe, [name for name, _ in rep.swapped])  # config.json keeps it
     if report:
         print(rep)
     return model
@@ -89,6 +92,7 @@ def dequantize_model(model: nn.Module) -> nn.Module:
             module.__class__ = base
     if _REPORT_ATTR in model.__dict__:
         object.__delattr__(model, _REPORT_ATTR)
+    _hf_recipe().forget_recipe(model)
     return model
 
 
@@ -157,6 +161,12 @@ def set_rng_state(model: nn.Module, state: dict[str, dict[str, torch.Tensor]]) -
 
 
 # --------------------------------------------------------------------------- helpers
+def _hf_recipe():
+    from ..models import hf  # the recipe record in a Hugging Face model's config (save_pretrained keeps it)
+
+    return hf
+
+
 def _swap(module: nn.Module, state: LayerState) -> None:
     if isinstance(module, nn.Linear):
         QuantLinear.from_linear(module, state)
