@@ -136,14 +136,60 @@ def load_causal_lm(name_or_path: str, *, dtype: torch.dtype = torch.float32, dev
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs, **_dense_gguf(gguf_file))
     except OSError as err:
         if gguf_file or Path(folder).exists():
             raise  # a local file or folder that transformers cannot read: its own message says why
         reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise FileNotFoundError(f"no model at {folder}: not a local path, and as a Hugging Face hub id it "
                                 f"failed ({reason.rstrip('.')})") from err
+    if gguf_file:
+        _drop_gguf_quantizer(model)
     return model.to(device).eval(), tokenizer
+
+
+def _dense_gguf(gguf_file: str | None) -> dict:
+    """from_pretrained's arguments that unpack a GGUF file's weights into plain dense nn.Linear layers.
+
+    transformers 5 may keep them packed in GGUF blocks (its own linear modules, which quantize_model
+    skips); ``GgufConfig(dequantize=True)`` asks for dense ones.  transformers 4 always unpacks them.
+    """
+    if not gguf_file:
+        return {}
+    try:
+        from transformers import GgufConfig
+    except ImportError:
+        return {}
+    import inspect
+
+    if "dequantize" not in inspect.signature(GgufConfig).parameters:
+        return {}
+    return {"quantization_config": GgufConfig(dequantize=True)}
+
+
+def _drop_gguf_quantizer(model: torch.nn.Module) -> None:
+    """Make a model whose GGUF weights were unpacked an ordinary dense model again.
+
+    transformers 5 leaves its GGUF quantizer on it (``model.hf_quantizer``, ``config.quantization_config``)
+    although every weight is a dense tensor: its Trainer then refuses to train the model ("purely
+    quantized models") and ``save_pretrained`` to save it ("not serializable").  Kept when some module
+    still holds packed GGUF blocks.
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None:
+        return
+    method = getattr(quantizer.quantization_config, "quant_method", None)
+    if getattr(method, "value", method) != "gguf":
+        return
+    if any(type(m).__module__.startswith("transformers.integrations.gguf") for m in model.modules()):
+        return  # packed weights: the quantizer is still what runs them
+    if hasattr(quantizer, "remove_quantization_config"):
+        quantizer.remove_quantization_config(model)
+        return
+    del model.hf_quantizer
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
 
 
 def causal_lm_from_config(config) -> torch.nn.Module:
