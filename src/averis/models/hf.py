@@ -170,10 +170,11 @@ def _dense_gguf(gguf_file: str | None) -> dict:
 def _drop_gguf_quantizer(model: torch.nn.Module) -> None:
     """Make a model whose GGUF weights were unpacked an ordinary dense model again.
 
-    transformers 5 leaves its GGUF quantizer on it (``model.hf_quantizer``, ``config.quantization_config``)
-    although every weight is a dense tensor: its Trainer then refuses to train the model ("purely
-    quantized models") and ``save_pretrained`` to save it ("not serializable").  Kept when some module
-    still holds packed GGUF blocks.
+    transformers 5 (5.24 seen) leaves its GGUF quantizer on it (``model.hf_quantizer``,
+    ``config.quantization_config``) although every weight is a dense tensor, unless it was asked for
+    ``GgufConfig(dequantize=True)`` (see _dense_gguf; this is the fallback for versions without it): its
+    Trainer then refuses to train the model ("purely quantized models") and ``save_pretrained`` to save
+    it ("not serializable").  Kept when some module still holds packed GGUF blocks.
     """
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is None:
