@@ -15,6 +15,7 @@ from .. import recipes as _recipes
 from ..recipes.spec import GEMM_OPERANDS, Recipe
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 from .modules import QuantLinear, attach_state, detach_state, is_hf_conv1d, is_quantized, quant_conv1d_class
+from .pretrained import forget_recipe, record_recipe
 from .state import RNG_BUFFER, LayerState
 
 _REPORT_ATTR = "_averis_report"
@@ -45,6 +46,8 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
     the recipe's blocks (one warning lists them).  report=True prints what was swapped and
     skipped; ``get_report(model)`` returns it.  Parameter names are unchanged; each quantized layer adds
     its stochastic-rounding counter buffer ``averis_rng`` to the state_dict (``plain_state_dict`` drops them).
+    A Hugging Face model also gets ``model.config.averis_recipe`` (the recipe and the quantized layers),
+    so that ``save_pretrained`` keeps it and ``averis.load_pretrained`` quantizes the reloaded model again.
     """
     recipe = _recipes.get(recipe)
     if not isinstance(model, nn.Module):
@@ -76,6 +79,7 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
         warnings.warn(f"averis: {len(ragged)} layers kept in high precision because their sizes do not "
                       f"divide into {recipe.name} blocks: {'; '.join(ragged)}", stacklevel=2)
     object.__setattr__(model, _REPORT_ATTR, rep)
+    record_recipe(model, recipe, [name for name, _ in rep.swapped])  # config.json keeps it
     if report:
         print(rep)
     return model
@@ -90,6 +94,7 @@ def dequantize_model(model: nn.Module) -> nn.Module:
             module.__class__ = base
     if _REPORT_ATTR in model.__dict__:
         object.__delattr__(model, _REPORT_ATTR)
+    forget_recipe(model)
     return model
 
 
