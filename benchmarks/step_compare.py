@@ -7,9 +7,11 @@ measurement, the median per tree and the ratio of each tree to the first) and a 
 
     python3 benchmarks/step_compare.py --trees before=.carry/before,after=. \\
         --recipes bf16,nvfp4,nvidia,averis,averis_rht,metis --modes graph --rounds 2 --out DIR
+    python3 benchmarks/step_compare.py --trees "exact=.,folded=.:--fold-tensor-scales" ...   # one tree, two settings
     python3 benchmarks/step_compare.py --markdown DIR/step_compare_<device>.json   # the table again
 
-A tree is a folder holding ``src/averis`` and ``benchmarks/bench_step.py`` (e.g. ``git archive REV src
+A tree is ``name=folder`` or ``name=folder:extra bench_step arguments``; the folder holds ``src/averis`` and
+``benchmarks/bench_step.py`` (e.g. ``git archive REV src
 benchmarks | tar -x -C .carry/before``).  The commit comes from AVERIS_COMMIT or ``git rev-parse``.
 """
 
@@ -40,11 +42,12 @@ def commit() -> str:
         return "unknown"
 
 
-def run_one(tree: Path, recipe: str, args) -> dict:
+def run_one(tree: Path, extra: list[str], recipe: str, args) -> dict:
     """One bench_step.py run of one tree and recipe: its row (ms per step per mode, losses, errors)."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "benchmarks/bench_step.py", "--recipes", recipe, "--modes", args.modes,
-               "--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq), "--out", out]
+               "--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq), "--out", out,
+               *extra]
         env = {**os.environ, "PYTHONPATH": f"{tree.resolve() / 'src'}:{os.environ.get('PYTHONPATH', '')}"}
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
@@ -131,10 +134,11 @@ def main() -> int:
         return 0
     trees = []
     for item in args.trees.split(","):
-        name, _, folder = item.partition("=")
+        name, _, spec = item.partition("=")
+        folder, _, extra = spec.partition(":")
         if not (Path(folder) / "benchmarks" / "bench_step.py").is_file():
             sys.exit(f"--trees: {folder} has no benchmarks/bench_step.py (give name=folder of a source tree)")
-        trees.append({"name": name, "path": folder})
+        trees.append({"name": name, "path": folder, "args": extra.split()})
     res = {"device": None, "commit": commit(), "command": "python3 " + " ".join(sys.argv), "trees": trees,
            "recipes": args.recipes.split(","), "modes": args.modes.split(","), "rounds": args.rounds,
            "steps": args.steps, "batch": args.batch, "seq": args.seq, "runs": []}
@@ -143,7 +147,7 @@ def main() -> int:
         for rnd in range(args.rounds):
             order = trees if rnd % 2 == 0 else trees[::-1]
             for t in order:
-                row = run_one(Path(t["path"]), recipe, args)
+                row = run_one(Path(t["path"]), t["args"], recipe, args)
                 row.update(tree=t["name"], recipe=recipe, round=rnd)
                 res["device"] = res["device"] or row.get("device")
                 res["runs"].append(row)

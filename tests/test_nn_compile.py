@@ -66,7 +66,7 @@ def test_fprop_op_fake_declares_the_real_layouts(name, device):
 
     layer = averis.quantize_model(nn.Sequential(nn.Linear(64, 96, bias=False)), name)[0].to(device)
     x, w = torch.randn(256, 64, device=device) + 1, layer.weight.detach()
-    step = averis.formats.noise.step_seed(layer.averis_rng)
+    step = averis.formats.noise.step_seeds(layer.averis_rng)
     args = (layer.averis_state.key, torch.bfloat16, True)
     real = fprop_op(x, w, step, *args)
     with FakeTensorMode() as mode:

@@ -140,7 +140,7 @@ def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     dtype = compute_dtype(x)
     x2d = x.reshape(-1, x.shape[-1])
     grad_enabled = torch.is_grad_enabled()  # read here: inside forward it is always off
-    step = noise.step_seed(rng)
+    step = noise.step_seeds(rng)
     if grad_enabled:
         with torch.no_grad():
             rng[1:].add_(1)

@@ -3,11 +3,11 @@ stochastic-rounding counter (a buffer of the module, so in its state_dict).
 
 Reproducibility: each quantized layer holds the int64 buffer ``averis_rng`` = [seed, counter], seeded
 with ``layer_seed(recipe.seed, index)`` where index is the layer's position among the swapped layers.
-Every training forward derives one step seed from it (``formats.noise.step_seed``) and then advances
-the counter in place; every random draw of the layer's GEMMs (SR noise seeds, Metis sketches) comes
-from that step seed through a counter-based :class:`~averis.formats.noise.Stream` per draw site, in a
-fixed order.  So two runs with the same recipe and data are identical, a compiler that reorders dgrad
-and wgrad changes nothing, a checkpoint of the state_dict resumes bit for bit, and a CUDA graph
+Every training forward derives its step's seed table from it (``formats.noise.step_seeds``) and then
+advances the counter in place; every random draw of the layer's GEMMs (SR noise seeds, Metis sketches)
+comes from that table through a :class:`~averis.formats.noise.Stream` per draw site, in a fixed order.
+So two runs with the same recipe and data are identical, a compiler that reorders dgrad and wgrad
+changes nothing, a checkpoint of the state_dict resumes bit for bit, and a CUDA graph
 replays the counter's update like any other kernel.
 
 The custom ops (see ops.py) receive the recipe as its canonical JSON string (``recipe_key``), parsed
@@ -33,8 +33,8 @@ LANES = {"fprop": 0, "dgrad": 1, "wgrad_x": 2, "wgrad_dy": 3}
 
 
 def layer_seed(seed: int, index: int) -> int:
-    """The stochastic-rounding seed of layer ``index`` (distinct per layer, stable across runs)."""
-    return (int(seed) * 1_000_003 + int(index) * 7_919 + 1) % (2**63 - 1)
+    """The stochastic-rounding seed of layer ``index``: a hash of (recipe seed, index) in [0, 2**31)."""
+    return noise.splitmix64(noise.splitmix64(int(seed)) + int(index)) & noise.SEED_MASK
 
 
 def new_rng_buffer(recipe: Recipe, index: int, device: torch.device | None = None) -> torch.Tensor:
@@ -43,7 +43,7 @@ def new_rng_buffer(recipe: Recipe, index: int, device: torch.device | None = Non
 
 
 def stream(step: torch.Tensor, site: str) -> noise.Stream:
-    """The stream of one draw site ("fprop", "dgrad", "wgrad_x", "wgrad_dy") of a layer's step."""
+    """The stream of one draw site ("fprop", "dgrad", "wgrad_x", "wgrad_dy") of a layer's step seed table."""
     return noise.Stream(step, LANES[site])
 
 

@@ -58,6 +58,7 @@ _lock = threading.Lock()
 _backend = "auto"
 _fused = True
 _small_svd = "auto"
+_exact_gemm = True
 
 
 def check_backend(name: str) -> str:
@@ -75,30 +76,36 @@ def check_small_svd(method: str) -> str:
 class use_backend:  # noqa: N801 - a function to the caller, a class only to be a context manager too
     """Route the quantization ops to ``name`` ("auto", "torch" or "triton") from now on; as a context
     manager, until the block ends (then the settings before this call are back).  ``fused``: use the
-    fused operand kernels; ``small_svd``: the Metis r x r SVD ("auto", "jacobi" or "svd"); None keeps
-    the current value.  See the module docstring."""
+    fused operand kernels; ``small_svd``: the Metis r x r SVD ("auto", "jacobi" or "svd"); ``exact_gemm``:
+    the quantized layers' GEMMs apply the NVFP4 tensor scales to the FP32 accumulator, as FP4 tensor cores
+    do (True, the default), or fold them into the BF16 operands (False: each value rounded once more, about
+    half of the BF16 outputs differ from the hardware's; no FP32 epilogue); None keeps the current value.
+    See the module docstring."""
 
-    def __init__(self, name: str, *, fused: bool | None = None, small_svd: str | None = None):
-        global _backend, _fused, _small_svd
+    def __init__(self, name: str, *, fused: bool | None = None, small_svd: str | None = None,
+                 exact_gemm: bool | None = None):
+        global _backend, _fused, _small_svd, _exact_gemm
         check_backend(name)
         if small_svd is not None:
             check_small_svd(small_svd)
         with _lock:
-            self._previous = (_backend, _fused, _small_svd)
+            self._previous = (_backend, _fused, _small_svd, _exact_gemm)
             _backend = name
             _fused = _fused if fused is None else bool(fused)
             _small_svd = _small_svd if small_svd is None else small_svd
+            _exact_gemm = _exact_gemm if exact_gemm is None else bool(exact_gemm)
 
     def __enter__(self) -> use_backend:
         return self
 
     def __exit__(self, *exc) -> None:
-        global _backend, _fused, _small_svd
+        global _backend, _fused, _small_svd, _exact_gemm
         with _lock:
-            _backend, _fused, _small_svd = self._previous
+            _backend, _fused, _small_svd, _exact_gemm = self._previous
 
     def __repr__(self) -> str:
-        return f"use_backend({_backend!r}, fused={_fused!r}, small_svd={_small_svd!r})"
+        return (f"use_backend({_backend!r}, fused={_fused!r}, small_svd={_small_svd!r}, "
+                f"exact_gemm={_exact_gemm!r})")
 
 
 def current_backend() -> str:
@@ -109,6 +116,11 @@ def current_backend() -> str:
 def fused_setting() -> bool:
     """Whether the fused operand kernels may run (where the backend resolves to Triton)."""
     return _fused
+
+
+def exact_gemm_setting() -> bool:
+    """Whether the quantized operands keep their NVFP4 tensor scale apart for the GEMM's epilogue."""
+    return _exact_gemm
 
 
 def small_svd_setting() -> str:

@@ -35,9 +35,9 @@ def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, has_signs: boo
 
 
 def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None,
-                  stats=None):
+                  stats=None, unscaled: bool = True):
     """(code x block scale in out_dtype (float32), NVFP4 tensor scale or None, mean with keepdim or None)
-    from one fused pass, or None.
+    from one fused pass, or None.  unscaled=False: the values with the tensor scale applied, and None for it.
 
     stats: the source's SourceStats (averis.qgemm.operand) for this layer call: X and dY each enter two
     GEMMs (fprop + wgrad, dgrad + wgrad) with the same mean over tokens, so their statistics pass runs
@@ -62,14 +62,16 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
         if stats is not None:
             mu, residual_amax = stats.mean, stats.residual_amax
     if has_had:
-        main, scale = launchers.fake_quantize(
-            src, qspec, axis, generator, False, None, out_dtype or torch.float32, mu=mu, signs=signs, unscaled=True
+        main = launchers.fake_quantize(
+            src, qspec, axis, generator, False, None, out_dtype or torch.float32, mu=mu, signs=signs,
+            unscaled=unscaled,
         )
     else:
-        main, scale = launchers.fake_quantize(
+        main = launchers.fake_quantize(
             src, qspec, axis, generator, True, residual_amax if qspec.fmt == "nvfp4" else None,
-            out_dtype or torch.float32, mu=mu, unscaled=True,
+            out_dtype or torch.float32, mu=mu, unscaled=unscaled,
         )
+    main, scale = main if unscaled else (main, None)
     if tokens_last:
         main = main.T  # tokens-major: the kernels write along the source rows (nn.functional.wgrad_x_tokens_major)
     if mu is not None:

@@ -44,11 +44,13 @@ def qgemm(a: QOperand, b: QOperand, out_dtype: torch.dtype, *, backend: str = "e
         return av @ bv.T  # FP32 accumulation, one rounding: nothing to add in the epilogue
     else:
         acc = mm_fp32(av, bv.T)
+        if terms is None:  # acc x scale in FP32, rounded once as it is written: one pass
+            return torch.mul(acc, scale, out=torch.empty_like(acc, dtype=out_dtype))
         if scale is not None:
             acc = acc.mul_(scale)
-    if terms is not None:
-        acc = acc.add_(terms)
-    return acc.to(out_dtype)
+    if terms is None:
+        return acc.to(out_dtype)
+    return torch.add(acc, terms, out=torch.empty_like(acc, dtype=out_dtype))
 
 
 def mm_fp32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

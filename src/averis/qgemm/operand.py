@@ -20,6 +20,7 @@ from ..formats import QuantizedTensor
 from ..recipes.spec import OperandSpec, Recipe
 from ..transforms import hadamard16, pad_to_multiple
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
+from .backend import exact_gemm_setting
 from .fused import fused_operand
 from .lowrank import lowrank_split
 from .ops import fake_quantize, fake_quantize_unscaled, mean_split, quantize, quantize_mean, tensor_amax
@@ -102,7 +103,9 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
     if spec.format == "none":
         return QOperand(a, length)
     mu = scale = packed_q = None
-    fused = None if packed else fused_operand(a, spec, recipe, mean_axis, generator, signs, out_dtype, stats)
+    unscaled = exact_gemm_setting() or packed
+    fused = None if packed else fused_operand(a, spec, recipe, mean_axis, generator, signs, out_dtype, stats,
+                                              unscaled=unscaled)
     if fused is not None:
         values, scale, mu = fused
     else:
@@ -123,8 +126,10 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
             if packed:
                 packed_q = quantize(a, spec.format, **options)
                 values, scale = packed_q.dequantize(out_dtype or a.dtype, tensor_scale=False), packed_q.tensor_scale
-            else:
+            elif unscaled:
                 values, scale = fake_quantize_unscaled(a, spec.format, out_dtype=out_dtype, **options)
+            else:
+                values = fake_quantize(a, spec.format, out_dtype=out_dtype, **options)
     op = QOperand(values, length, scale=scale, signs=signs if spec.has_hadamard else None, packed=packed_q)
     if mu is not None:
         # the mean vector runs along the rows' other axis: R for a row mean, P for a reduction mean
