@@ -132,13 +132,15 @@ def test_nvidia_matches_hand_written_reference():
 
 def test_each_gemm_quantizes_along_its_reduction_axis(monkeypatch):
     seen = []
-    real = operand.fake_quantize_unscaled
+    def spy_on(real):
+        def spy(t, fmt, **kw):
+            seen.append((t.shape[kw["axis"]], kw["rounding"], kw["block_shape"]))
+            return real(t, fmt, **kw)
 
-    def spy(t, fmt, **kw):
-        seen.append((t.shape[kw["axis"]], kw["rounding"], kw["block_shape"]))
-        return real(t, fmt, **kw)
+        return spy
 
-    monkeypatch.setattr(operand, "fake_quantize_unscaled", spy)
+    for fn in ("fake_quantize", "fake_quantize_unscaled"):  # tensor scale folded in (default) or kept apart
+        monkeypatch.setattr(operand, fn, spy_on(getattr(operand, fn)))
     m, k, n = 32, 64, 96
     _, q = _pair("nvidia", k=k, n=n)
     _run(q, _inputs((m, k)), _inputs((m, n), seed=2))

@@ -56,8 +56,9 @@ def _layouts(outs):
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+@pytest.mark.parametrize("exact_gemm", [False, True])
 @pytest.mark.parametrize("name", [n for n in averis.recipes.list() if n != "bf16"])
-def test_fprop_op_fake_declares_the_real_layouts(name, device):
+def test_fprop_op_fake_declares_the_real_layouts(name, device, exact_gemm):
     """Inductor asserts the fake implementation's strides on the real outputs (a mismatch fails a compiled
     run): each output's shape, strides and dtype must agree, for every recipe, the fused CUDA path included."""
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -68,7 +69,8 @@ def test_fprop_op_fake_declares_the_real_layouts(name, device):
     x, w = torch.randn(256, 64, device=device) + 1, layer.weight.detach()
     step = averis.formats.noise.step_seeds(layer.averis_rng)
     args = (layer.averis_state.key, torch.bfloat16, True)
-    real = fprop_op(x, w, step, *args)
-    with FakeTensorMode() as mode:
-        fake = fprop_op(mode.from_tensor(x), mode.from_tensor(w), mode.from_tensor(step), *args)
+    with averis.use_backend("auto", exact_gemm=exact_gemm):
+        real = fprop_op(x, w, step, *args)
+        with FakeTensorMode() as mode:
+            fake = fprop_op(mode.from_tensor(x), mode.from_tensor(w), mode.from_tensor(step), *args)
     assert _layouts(fake) == _layouts(real)

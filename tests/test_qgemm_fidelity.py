@@ -1,6 +1,8 @@
-"""The emulated GEMM equals the FP4 tensor core: a quantized layer's BF16 output against the exact FP4 GEMM
-(``fp4_matmul(..., exact=True)``: exact block dots, block scales, FP32 accumulation, tensor scales in the
-epilogue) rounded once to BF16.  They may differ only by FP32 accumulation order."""
+"""The emulated GEMM equals the FP4 tensor core (``use_backend(exact_gemm=True)``): a quantized layer's BF16
+output against the exact FP4 GEMM (``fp4_matmul(..., exact=True)``: exact block dots, block scales, FP32
+accumulation, tensor scales in the epilogue) rounded once to BF16.  They may differ only by FP32
+accumulation order.  The default folds the tensor scales into the BF16 operands (faster; see
+docs/architecture.md)."""
 
 import pytest
 import torch
@@ -28,7 +30,7 @@ def test_emulated_layer_output_is_the_exact_fp4_gemm_rounded_once(device, recipe
     layer = averis.quantize_model(nn.Sequential(nn.Linear(512, 384, bias=False)), recipe)[0]
     layer = layer.to(device=device, dtype=torch.bfloat16)
     x = (torch.randn(256, 512, device=device) * 3 + 0.5).bfloat16()
-    with torch.no_grad():
+    with torch.no_grad(), averis.use_backend("auto", exact_gemm=True):
         y = layer(x)
     fmt = "nvfp4" if recipe == "nvfp4" else "mxfp4"
     qx = quantize(x, fmt, axis=-1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from ..qgemm import LayerStats, QOperand, fused_applies, prepare, qgemm
+from ..qgemm.backend import exact_gemm_setting
 from ..recipes.spec import Recipe
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 
@@ -70,12 +71,14 @@ def wgrad_x_operand(x: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generat
 
 def wgrad_x_layout(recipe: Recipe, tokens: int) -> tuple[int, bool, bool, bool]:
     """(length of wgrad_x_operand's values along the tokens, has a mean, is in the Hadamard domain, has a
-    tensor scale)."""
+    tensor scale apart: NVFP4 under ``use_backend(exact_gemm=True)``).  A compiled graph keeps the
+    setting it was traced with."""
     spec = recipe.wgrad_x
     if spec.format == "none":
         return tokens, False, False, False
     padded = -(-tokens // HADAMARD_BLOCK) * HADAMARD_BLOCK if spec.has_hadamard else tokens
-    return padded, spec.has_mean, spec.has_hadamard, spec.format == "nvfp4" and spec.transform != "lowrank"
+    has_scale = spec.format == "nvfp4" and spec.transform != "lowrank" and exact_gemm_setting()
+    return padded, spec.has_mean, spec.has_hadamard, has_scale
 
 
 def wgrad_x_tokens_major(x: torch.Tensor, recipe: Recipe) -> bool:
