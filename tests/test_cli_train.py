@@ -101,6 +101,80 @@ def test_report_gap_arithmetic(tmp_path):
     assert "| fp4 | 2 | 20 |" in summary["markdown"] and "+2.00 ± 1.41" in summary["markdown"]
 
 
+def paired_runs(root: Path, gaps: dict[str, list[float]]) -> None:
+    """bf16 at 2.0 on seeds 0, 1, 2; each recipe gaps[recipe][seed] percent above it, every step."""
+    for seed in range(3):
+        fake_run(root / "bf16" / f"seed{seed}", "bf16", seed, [2.0] * 20, {10: 2.0, 20: 2.0})
+    for recipe, per_seed in gaps.items():
+        for seed, gap in enumerate(per_seed):
+            loss = 2.0 * (1 + gap / 100)
+            fake_run(root / recipe / f"seed{seed}", recipe, seed, [loss] * 20, {10: loss, 20: loss})
+
+
+def test_report_paired_statistics(tmp_path):
+    """Seeds spread the gaps by 4 points, but 'good' is 0.4-0.6 below nvfp4 on every seed: resolved
+    by pairing (mean -0.5, sd 0.1, t(0.975, 2) = 4.303: interval -0.5 ± 0.248), while 'mixed' is not."""
+    paired_runs(tmp_path, {"nvfp4": [1.0, 3.0, 5.0], "good": [0.5, 2.6, 4.4], "mixed": [1.5, 2.7, 5.1]})
+    summary = write_report(tmp_path, plots=False, meta={"device": "CPU", "commit": "abc1234"})
+    rows = {r["recipe"]: r for r in summary["rows"]}
+    assert rows["good"]["gap_final"]["std"] > 1.9  # unpaired, the seeds hide the difference
+    (pair,) = summary["paired"]
+    assert pair["against"] == "nvfp4" and [r["recipe"] for r in pair["rows"]] == ["good", "mixed"]
+    good, mixed = pair["rows"]
+    for metric in ("final", "last10"):
+        st = good[metric]
+        assert st["by_seed"] == {0: pytest.approx(-0.5), 1: pytest.approx(-0.4), 2: pytest.approx(-0.6)}
+        assert st["mean"] == pytest.approx(-0.5) and st["std"] == pytest.approx(0.1) and st["n"] == 3
+        half = 4.302652729749 * 0.1 / 3 ** 0.5
+        assert (st["ci_low"], st["ci_high"]) == (pytest.approx(-0.5 - half), pytest.approx(-0.5 + half))
+        assert st["lower"] == 3 and st["resolved"] and st["verdict"] == "lower"
+        assert mixed[metric]["lower"] == 1 and mixed[metric]["higher"] == 2
+        assert not mixed[metric]["resolved"] and mixed[metric]["verdict"] == "not resolved"
+    text = summary["markdown"]
+    assert text.startswith("# Recipe comparison\n\ndevice: CPU; commit: abc1234\n")
+    assert "## Paired against nvfp4" in text
+    assert "| good | 3 | 0: -0.50, 1: -0.40, 2: -0.60 | -0.50 | [-0.75, -0.25] | 3/3 lower | lower |" in text
+    assert "| mixed | 3 | 0: +0.50, 1: -0.30, 2: +0.10 | +0.10 | [" in text and "1/3 lower | not resolved |" in text
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["meta"] == {"device": "CPU", "commit": "abc1234"}
+    assert saved["paired"][0]["rows"][0]["final"]["verdict"] == "lower"
+
+
+def test_report_paired_against_option(tmp_path, capsys):
+    paired_runs(tmp_path, {"nvfp4": [1.0, 3.0, 5.0], "good": [0.5, 2.6, 4.4]})
+    assert main(["report", str(tmp_path), "--no-plots", "--paired-against", "good,nvfp4",
+                 "--meta", "device=NVIDIA H100 80GB HBM3", "--meta", "commit=1d967eb"]) == 0
+    text = capsys.readouterr().out
+    assert "device: NVIDIA H100 80GB HBM3; commit: 1d967eb" in text
+    assert "## Paired against good" in text and "## Paired against nvfp4" in text
+    assert "| nvfp4 | 3 | 0: +0.50, 1: +0.40, 2: +0.60 | +0.50 | [+0.25, +0.75] | 0/3 lower | higher |" in text
+    assert main(["report", str(tmp_path), "--no-plots", "--paired-against", ""]) == 0
+    assert "Paired" not in capsys.readouterr().out
+    assert main(["report", str(tmp_path), "--no-plots", "--paired-against", "nvidia"]) == 2
+    assert "cannot pair against 'nvidia'" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--no-plots", "--meta", "device"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_report_single_seed_pairs_are_not_resolved(tmp_path):
+    for recipe, factor in (("bf16", 1.0), ("nvfp4", 1.02), ("averis", 1.01)):
+        fake_run(tmp_path / recipe, recipe, 0, [2.0 * factor] * 10, {10: 2.0 * factor})
+    (pair,) = write_report(tmp_path, plots=False)["paired"]
+    st = pair["rows"][0]["final"]
+    assert st["mean"] == pytest.approx(-1.0) and st["ci_low"] is None
+    assert st["lower"] == 1 and not st["resolved"] and st["verdict"] == "not resolved (one seed)"
+
+
+def test_t_quantile_matches_the_tables():
+    from averis.train.report import t_quantile
+
+    for df, value in ((1, 12.7062047), (2, 4.3026527), (4, 2.7764451), (9, 2.2621572), (29, 2.0452296),
+                      (100, 1.9839715), (10_000, 1.9602012)):
+        assert t_quantile(0.975, df) == pytest.approx(value, abs=1e-6)
+    assert t_quantile(0.025, 3) == pytest.approx(-3.1824463, abs=1e-6)
+    assert t_quantile(0.995, 5) == pytest.approx(4.0321430, abs=1e-6)
+
+
 def test_loss_plot_zoom_keeps_the_validation_dots(tmp_path, monkeypatch):
     """Training loss ~3 after the first steps, validation 2.5: the y-range must reach down to 2.5."""
     import averis.train.report as report

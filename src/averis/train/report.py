@@ -9,6 +9,12 @@ and ``averis compare`` write them).  Runs are grouped by recipe and paired with 
              (the training loss at the last matched step when there is no validation)
     last10 = mean gap of the training loss over the last 10% of matched steps
 Seeds give mean ± sample standard deviation (n shown).
+
+Paired statistics: when two recipes ran the same seeds (same initial weights and batches), the
+per-seed difference of their gaps (recipe minus a reference recipe, ``paired``, by default
+nvfp4) removes most of the seed-to-seed spread.  For each recipe: the differences, their mean, a 95%
+Student-t interval (exact quantile, no SciPy) and how many seeds are lower; a difference is
+*resolved* only when the interval excludes 0.
 """
 
 from __future__ import annotations
@@ -100,7 +106,104 @@ def stats(values: list[float]) -> dict:
     return {"mean": sum(values) / len(values), "std": std, "n": len(values)}
 
 
-def summarize(runs: list[Run], baseline: str = "bf16") -> dict:
+def t_quantile(p: float, df: int) -> float:
+    """Quantile of Student's t distribution (df >= 1): bisection on its CDF, to ~1e-12."""
+    if not 0.0 < p < 1.0 or df < 1:
+        raise ValueError(f"t_quantile needs 0 < p < 1 and df >= 1, got p={p}, df={df}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    low, high = 0.0, 1.0
+    while _t_cdf(high, df) < p:
+        low, high = high, 2.0 * high
+    for _ in range(200):
+        mid = 0.5 * (low + high)
+        if _t_cdf(mid, df) < p:
+            low = mid
+        else:
+            high = mid
+        if high - low <= 1e-13 * max(1.0, high):
+            break
+    return 0.5 * (low + high)
+
+
+def _t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for t >= 0: 1 - I_x(df/2, 1/2) / 2 with x = df / (df + t^2)."""
+    return 1.0 - 0.5 * _betainc(0.5 * df, 0.5, df / (df + t * t))
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b) by its continued fraction (modified Lentz)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1.0) / (a + b + 2.0):  # the fraction converges fast on this side only
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 500):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return front * f
+
+
+def paired_stats(diffs: dict[int, float], level: float = 0.95) -> dict:
+    """Per-seed differences -> mean, sd, n, the t-interval, the sign count and a verdict."""
+    by_seed = {s: d for s, d in sorted(diffs.items()) if d is not None and math.isfinite(d)}
+    values = list(by_seed.values())
+    n = len(values)
+    out = {"by_seed": by_seed, "n": n, "mean": None, "std": None, "ci_low": None, "ci_high": None,
+           "level": level, "lower": sum(v < 0 for v in values), "higher": sum(v > 0 for v in values),
+           "resolved": False, "verdict": "no shared seeds"}
+    if not n:
+        return out
+    mean = sum(values) / n
+    out["mean"] = mean
+    if n < 2:
+        out["std"], out["verdict"] = 0.0, "not resolved (one seed)"
+        return out
+    std = statistics.stdev(values)
+    half = t_quantile(0.5 + level / 2, n - 1) * std / math.sqrt(n)
+    out.update(std=std, ci_low=mean - half, ci_high=mean + half)
+    out["resolved"] = out["ci_low"] > 0 or out["ci_high"] < 0
+    out["verdict"] = ("lower" if mean < 0 else "higher") if out["resolved"] else "not resolved"
+    return out
+
+
+def paired_against(rows: list[dict], against: str, baseline: str, level: float = 0.95) -> dict:
+    """Every recipe's per-seed gaps minus those of recipe `against`, on the seeds both ran."""
+    ref = next((r for r in rows if r["recipe"] == against), None)
+    if ref is None or "gap_final_by_seed" not in ref:
+        names = ", ".join(r["recipe"] for r in rows if r["recipe"] != baseline)
+        raise ValueError(f"cannot pair against {against!r}: it is not among the runs' recipes with a gap "
+                         f"to {baseline} ({names or 'none'})")
+    out = []
+    for row in rows:
+        if row["recipe"] in (against, baseline) or "gap_final_by_seed" not in row:
+            continue
+        entry = {"recipe": row["recipe"]}
+        for metric in ("final", "last10"):
+            mine, theirs = row[f"gap_{metric}_by_seed"], ref[f"gap_{metric}_by_seed"]
+            entry[metric] = paired_stats({s: mine[s] - theirs[s] for s in set(mine) & set(theirs)}, level)
+        entry["seeds"] = sorted(entry["final"]["by_seed"])
+        out.append(entry)
+    return {"against": against, "level": level, "rows": out}
+
+
+def summarize(runs: list[Run], baseline: str = "bf16", paired: str | list[str] | None = None,
+              meta: dict | None = None) -> dict:
+    """The report's numbers.  paired: the reference recipe(s) of the paired statistics (None: nvfp4
+    when it ran and shares seeds with another recipe; [] for none)."""
     by_recipe: dict[str, list[Run]] = {}
     for r in runs:
         by_recipe.setdefault(r.recipe, []).append(r)
@@ -124,7 +227,15 @@ def summarize(runs: list[Run], baseline: str = "bf16") -> dict:
             row["gap_last10_by_seed"] = {r.seed: p["last10"] for r, p in zip(group, pairs)}
             row["gap_final_on"] = "val" if all(p["final_is_val"] for p in pairs) else "train"
         rows.append(row)
-    return {"baseline": baseline if bases else None, "rows": rows,
+    if isinstance(paired, str):
+        paired = [p for p in paired.split(",") if p]
+    if paired is None:
+        paired = ["nvfp4"] if bases and "nvfp4" in by_recipe and baseline != "nvfp4" else []
+    if paired and not bases:
+        raise ValueError(f"paired statistics compare gaps to the baseline {baseline!r}, and no run has that recipe")
+    pairs = [paired_against(rows, ref, baseline) for ref in paired]
+    return {"meta": dict(meta or {}), "baseline": baseline if bases else None, "rows": rows,
+            "paired": [p for p in pairs if any(r["final"]["n"] for r in p["rows"])],
             "runs": [{"recipe": r.recipe, "seed": r.seed, "path": str(r.path), "status": r.status} for r in runs]}
 
 
@@ -144,9 +255,37 @@ def _fmt(s: dict, digits: int = 4, signed: bool = False) -> str:
     return text
 
 
+def _signed(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:+.{digits}f}"
+
+
+def paired_markdown(pair: dict) -> list[str]:
+    ref, level = pair["against"], pair["level"]
+    lines = [f"## Paired against {ref}", "",
+             f"Per seed: the recipe's gap % minus {ref}'s gap % on the same seed (percentage points of the "
+             f"baseline's loss; negative: closer to the baseline than {ref}). Mean and {level:.0%} Student-t "
+             "interval over the shared seeds; *resolved* only when the interval excludes 0.", ""]
+    for metric, label in (("final", "gap % final"), ("last10", "gap % last 10%")):
+        lines += [f"**{label}, recipe - {ref}**", "",
+                  f"| recipe | n | per seed | mean | {level:.0%} interval | seeds lower | reading |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for row in pair["rows"]:
+            st = row[metric]
+            if not st["n"]:
+                continue
+            per_seed = ", ".join(f"{s}: {_signed(v)}" for s, v in st["by_seed"].items())
+            interval = f"[{_signed(st['ci_low'])}, {_signed(st['ci_high'])}]" if st["ci_low"] is not None else "-"
+            lines.append(f"| {row['recipe']} | {st['n']} | {per_seed} | {_signed(st['mean'])} | {interval} | "
+                         f"{st['lower']}/{st['n']} lower | {st['verdict']} |")
+        lines.append("")
+    return lines
+
+
 def markdown(summary: dict, title: str = "Recipe comparison") -> str:
     base = summary["baseline"]
     lines = [f"# {title}", ""]
+    if summary.get("meta"):
+        lines += ["; ".join(f"{k}: {v}" for k, v in summary["meta"].items()), ""]
     if base:
         lines += [f"Loss gap vs **{base}** in percent, (L_recipe - L_{base}) / L_{base} at matched steps: "
                   "*final* at the last common evaluation (validation loss), *last 10%* averaged over the last "
@@ -161,7 +300,9 @@ def markdown(summary: dict, title: str = "Recipe comparison") -> str:
                      f"{f'{tps:,.0f}' if tps else '-'} |")
     if any(r["unfinished"] for r in summary["rows"]):
         lines += ["", "Some runs are unfinished (stopped or still running): their numbers are for the steps done."]
-    return "\n".join(lines) + "\n"
+    for pair in summary.get("paired", []):
+        lines += [""] + paired_markdown(pair)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def smooth(values: list[float], fraction: float = 0.02) -> list[float]:
@@ -237,12 +378,16 @@ def _save(fig, path: Path) -> Path:
 
 
 def write_report(root: str | Path, out: str | Path | None = None, baseline: str = "bf16",
-                 plots: bool = True) -> dict:
-    """Discover runs under root; write report.md, report.json and PNGs into out (default root)."""
+                 plots: bool = True, paired: str | list[str] | None = None, meta: dict | None = None) -> dict:
+    """Discover runs under root; write report.md, report.json and PNGs into out (default root).
+
+    paired: reference recipe(s) of the paired statistics (default nvfp4 when present); meta: notes
+    (device, commit, ...) written at the top of report.md and under "meta" in report.json.
+    """
     runs = discover(root)
+    summary = summarize(runs, baseline, paired, meta)
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarize(runs, baseline)
     text = markdown(summary)
     (out / "report.md").write_text(text)
     (out / "report.json").write_text(json.dumps(summary, indent=1))
