@@ -7,7 +7,8 @@ import pytest
 from averis import recipes
 from averis.recipes import OperandSpec, Recipe
 
-NAMES = ["bf16", "nvfp4", "nvidia", "metis", "averis", "averis_rht", "mxfp4", "mxfp4_averis"]
+NAMES = ["bf16", "nvfp4", "nvidia", "nvidia_notail", "metis", "averis", "averis_tail", "averis_rht", "mxfp4",
+         "mxfp4_averis"]
 
 
 def test_builtin_names():
@@ -43,6 +44,41 @@ def test_builtin_contents():
     assert recipes.get("mxfp4").fprop_x.block == 32
     assert not recipes.get("bf16").quantizes and recipes.get("nvfp4").quantizes
     assert "lm_head" in recipes.get("nvfp4").high_precision
+
+
+@pytest.mark.parametrize("child, parent, tail", [("nvidia_notail", "nvidia", 0.0), ("averis_tail", "averis", 0.15)])
+def test_tail_recipes_differ_from_their_parents_only_in_the_tail(child, parent, tail):
+    """averis_tail / nvidia_notail separate the quantization method from NVIDIA's BF16 last blocks."""
+    a, b = recipes.get(child).to_dict(), recipes.get(parent).to_dict()
+    assert a.pop("name") == child and b.pop("name") == parent
+    assert a.pop("keep_last_fraction") == tail and b.pop("keep_last_fraction") == 0.15 - tail
+    a.pop("description"), b.pop("description")
+    assert a == b
+    assert recipes.get("averis_tail").keep_last_fraction == recipes.get("nvidia").keep_last_fraction
+
+
+def test_tail_recipes_keep_the_same_blocks_as_nvidia():
+    import warnings
+
+    from torch import nn
+
+    import averis
+    from averis.nn import get_report
+
+    class Blocks(nn.Module):  # 20 blocks: round(0.15 * 20) = 3 last blocks kept
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList(nn.ModuleDict({"up": nn.Linear(32, 64), "down": nn.Linear(64, 32)})
+                                        for _ in range(20))
+
+    def kept(name):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = averis.quantize_model(Blocks(), name)
+        return sorted({int(n.split(".")[1]) for n, _ in get_report(model).skipped if n.startswith("layers.")})
+
+    assert kept("nvidia") == kept("averis_tail") == [17, 18, 19]
+    assert kept("nvidia_notail") == kept("averis") == []
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -22,18 +22,28 @@ def _uniform(name: str, fmt: str, description: str, *, weight_block=None, act_tr
 
 
 def _build() -> dict[str, Recipe]:
+    nvidia = _uniform("nvidia", "nvfp4", "NVIDIA NVFP4 recipe: 16x16 weight tiles, 1x16 activations/gradients, "
+                      "16-point RHT on both wgrad operands, SR on gradients, last ~15% of blocks in BF16",
+                      weight_block=(16, 16), wgrad_transform="hadamard", keep_last_fraction=0.15)
+    averis = _uniform("averis", "nvfp4", "Averis: vanilla NVFP4 with the mean-residual split of activations and "
+                      "gradients in every GEMM, the mean in BF16", act_transform="mean", grad_transform="mean")
+    # The same two recipes with the BF16 tail swapped, to separate the quantization method from the tail
+    tail = nvidia.keep_last_fraction
+    nvidia_notail = nvidia.replace(name="nvidia_notail", keep_last_fraction=0.0,
+                                   description="NVIDIA's recipe without its BF16 tail: every block in FP4")
+    averis_tail = averis.replace(name="averis_tail", keep_last_fraction=tail,
+                                 description=f"Averis with NVIDIA's BF16 tail: the last ~{tail:.0%} of blocks in BF16")
     recipes = [
         Recipe(name="bf16", fprop_x=HP, fprop_w=HP, dgrad_dy=HP, dgrad_w=HP, wgrad_dy=HP, wgrad_x=HP,
                description="no quantization: every GEMM in the input dtype (BF16 under autocast)"),
         _uniform("nvfp4", "nvfp4", "vanilla NVFP4: 1x16 blocks everywhere, nearest forward, SR on gradients"),
-        _uniform("nvidia", "nvfp4", "NVIDIA NVFP4 recipe: 16x16 weight tiles, 1x16 activations/gradients, "
-                 "16-point RHT on both wgrad operands, SR on gradients, last ~15% of blocks in BF16",
-                 weight_block=(16, 16), wgrad_transform="hadamard", keep_last_fraction=0.15),
+        nvidia,
+        nvidia_notail,
         _uniform("metis", "nvfp4", "Metis: vanilla NVFP4 with a rank-16 randomized-SVD split (2 power "
                  "iterations) of activations and gradients in every GEMM",
                  act_transform="lowrank", grad_transform="lowrank"),
-        _uniform("averis", "nvfp4", "Averis: vanilla NVFP4 with the mean-residual split of activations and "
-                 "gradients in every GEMM, the mean in BF16", act_transform="mean", grad_transform="mean"),
+        averis,
+        averis_tail,
         _uniform("averis_rht", "nvfp4", "Averis + NVIDIA's 16-point RHT on the wgrad operands",
                  act_transform="mean", grad_transform="mean", wgrad_transform="mean_hadamard"),
         _uniform("mxfp4", "mxfp4", "vanilla MXFP4: 1x32 blocks, E8M0 scales (OCP floor rule), nearest "
