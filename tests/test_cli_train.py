@@ -131,7 +131,7 @@ def test_report_paired_statistics(tmp_path):
         assert mixed[metric]["lower"] == 1 and mixed[metric]["higher"] == 2
         assert not mixed[metric]["resolved"] and mixed[metric]["verdict"] == "not resolved"
     text = summary["markdown"]
-    assert text.startswith("# Recipe comparison\n\ndevice: CPU; commit: abc1234\n")
+    assert text.startswith("# Recipe comparison\n\n- device: CPU\n- commit: abc1234\n\n")
     assert "## Paired against nvfp4" in text
     assert "| good | 3 | 0: -0.50, 1: -0.40, 2: -0.60 | -0.50 | [-0.75, -0.25] | 3/3 lower | lower |" in text
     assert "| mixed | 3 | 0: +0.50, 1: -0.30, 2: +0.10 | +0.10 | [" in text and "1/3 lower | not resolved |" in text
@@ -145,7 +145,7 @@ def test_report_paired_against_option(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--no-plots", "--paired-against", "good,nvfp4",
                  "--meta", "device=NVIDIA H100 80GB HBM3", "--meta", "commit=1d967eb"]) == 0
     text = capsys.readouterr().out
-    assert "device: NVIDIA H100 80GB HBM3; commit: 1d967eb" in text
+    assert "- device: NVIDIA H100 80GB HBM3\n- commit: 1d967eb\n" in text
     assert "## Paired against good" in text and "## Paired against nvfp4" in text
     assert "| nvfp4 | 3 | 0: +0.50, 1: +0.40, 2: +0.60 | +0.50 | [+0.25, +0.75] | 0/3 lower | higher |" in text
     assert main(["report", str(tmp_path), "--no-plots", "--paired-against", ""]) == 0

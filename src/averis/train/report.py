@@ -285,7 +285,7 @@ def markdown(summary: dict, title: str = "Recipe comparison") -> str:
     base = summary["baseline"]
     lines = [f"# {title}", ""]
     if summary.get("meta"):
-        lines += ["; ".join(f"{k}: {v}" for k, v in summary["meta"].items()), ""]
+        lines += [f"- {k}: {v}" for k, v in summary["meta"].items()] + [""]
     if base:
         lines += [f"Loss gap vs **{base}** in percent, (L_recipe - L_{base}) / L_{base} at matched steps: "
                   "*final* at the last common evaluation (validation loss), *last 10%* averaged over the last "
@@ -301,7 +301,7 @@ def markdown(summary: dict, title: str = "Recipe comparison") -> str:
     if any(r["unfinished"] for r in summary["rows"]):
         lines += ["", "Some runs are unfinished (stopped or still running): their numbers are for the steps done."]
     for pair in summary.get("paired", []):
-        lines += [""] + paired_markdown(pair)
+        lines += ([""] if lines[-1] else []) + paired_markdown(pair)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
