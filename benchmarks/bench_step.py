@@ -248,8 +248,8 @@ def main():
     ap.add_argument("--seq", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--no-compile", action="store_true")
-    ap.add_argument("--fold-tensor-scales", action="store_true",
-                    help="averis.use_backend(exact_gemm=False): the NVFP4 tensor scales folded into the BF16 operands")
+    ap.add_argument("--exact-gemm", action="store_true",
+                    help="averis.use_backend(exact_gemm=True): the tensor scales in the GEMM's FP32 epilogue")
     ap.add_argument("--profile", action="store_true", help="torch.profiler summary of the eager steps")
     ap.add_argument("--tokens", type=Path, help="token folder (train.bin, val.bin) for the trainer check")
     ap.add_argument("--trainer-recipes", default="nvfp4,averis")
@@ -260,10 +260,10 @@ def main():
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
         return 0
-    if args.fold_tensor_scales:
+    if args.exact_gemm:
         import averis
 
-        averis.use_backend("auto", exact_gemm=False)
+        averis.use_backend("auto", exact_gemm=True)
     if not torch.cuda.is_available():
         sys.exit("bench_step.py needs a CUDA GPU (use --markdown JSON to print an existing result)")
     import triton
@@ -271,7 +271,7 @@ def main():
     dev = torch.cuda.get_device_name()
     res = {"device": dev, "torch": torch.__version__, "triton": triton.__version__, "model": "qwen3 'bench' preset",
            "batch": args.batch, "seq": args.seq, "compile": not args.no_compile, "steps": args.steps,
-           "exact_gemm": not args.fold_tensor_scales, "rows": []}
+           "exact_gemm": args.exact_gemm, "rows": []}
     path = args.out / f"step_{re.sub(r'[^A-Za-z0-9]+', '_', dev).strip('_').lower()}.json"
     args.out.mkdir(parents=True, exist_ok=True)
     modes = args.modes.split(",")

@@ -7,7 +7,7 @@ measurement, the median per tree and the ratio of each tree to the first) and a 
 
     python3 benchmarks/step_compare.py --trees before=.carry/before,after=. \\
         --recipes bf16,nvfp4,nvidia,averis,averis_rht,metis --modes graph --rounds 2 --out DIR
-    python3 benchmarks/step_compare.py --trees "exact=.,folded=.:--fold-tensor-scales" ...   # one tree, two settings
+    python3 benchmarks/step_compare.py --trees "folded=.,exact=.:--exact-gemm" ...   # one tree, two settings
     python3 benchmarks/step_compare.py --markdown DIR/step_compare_<device>.json   # the table again
 
 A tree is ``name=folder`` or ``name=folder:extra bench_step arguments``; the folder holds ``src/averis`` and

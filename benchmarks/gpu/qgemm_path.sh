@@ -9,7 +9,7 @@ case "${1:-tests}" in
   tests)
     python3 -m pytest -q -p no:cacheprovider tests/test_nn_gpu.py tests/test_qgemm_fidelity.py tests/test_nn_compile.py \
       tests/test_backend.py tests/test_nn.py 2>&1 | tail -25 | tee "$OUT/gpu_tests.txt"
-    bash benchmarks/gpu/bg.sh start compare python3 benchmarks/step_compare.py --trees before=.carry/before,after=. \
+    bash benchmarks/gpu/bg.sh start compare python3 benchmarks/step_compare.py --trees "before=.carry/before,after=.,exact=.:--exact-gemm" \
       --recipes "${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht,metis}" --modes graph --rounds 2 --out /tmp/compare
     ;;
   collect)

@@ -78,8 +78,9 @@ class use_backend:  # noqa: N801 - a function to the caller, a class only to be 
     manager, until the block ends (then the settings before this call are back).  ``fused``: use the
     fused operand kernels; ``small_svd``: the Metis r x r SVD ("auto", "jacobi" or "svd"); ``exact_gemm``:
     the quantized layers' GEMMs apply the NVFP4 tensor scales to the FP32 accumulator, as FP4 tensor cores
-    do (True, the default), or fold them into the BF16 operands (False: each value rounded once more, about
-    half of the BF16 outputs differ from the hardware's; no FP32 epilogue); None keeps the current value.
+    do (True), or fold them into the BF16 operands (False, the default: each value rounded once more, about
+    half of the BF16 outputs differ from the hardware's; no FP32 epilogue, faster on the GPU); None keeps
+    the current value.
     See the module docstring."""
 
     def __init__(self, name: str, *, fused: bool | None = None, small_svd: str | None = None,

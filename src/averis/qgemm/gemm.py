@@ -6,10 +6,13 @@ the two NVFP4 tensor scales applied to the FP32 accumulator in the epilogue, the
 FP32, one rounding to ``out_dtype``.
 
 Backends (``backend=``):
-- "emulated" (default, the training path): one GEMM of the BF16 values with an FP32 accumulator
-  (cuBLAS ``mm(..., out_dtype=float32)`` on CUDA, an FP32 matmul on the CPU, where BF16 values convert
-  exactly), then the epilogue.  Operands without tensor scales and mean terms (BF16, MXFP4) take the
-  plain GEMM, whose one rounding is the same.
+- "emulated" (default, the training path).  Under ``use_backend(exact_gemm=True)``: one GEMM of the BF16
+  values with an FP32 result (cuBLAS ``mm(..., out_dtype=float32)`` on CUDA, an FP32 matmul on the CPU,
+  where BF16 values convert exactly), then the epilogue; operands without tensor scales and mean terms
+  (BF16, MXFP4) take the plain GEMM, whose one rounding is the same.  By default (exact_gemm=False) the
+  operands come with their tensor scales folded in (``prepare``), and the GEMM rounds to ``out_dtype``
+  with the mean terms added by ``addmm`` (rounded to ``out_dtype`` first): the emulation before the
+  exact epilogue, which measured faster on the GPU (docs/architecture.md).
 - "exact": the reference of the hardware, ``averis.formats.fp4_matmul(exact=True)`` on the packed
   operands (``prepare(..., packed=True)``): block dots in K order.
 Designed, not built (docs/architecture.md): "grouped" (MoE: ``offs`` over the rows of A, one weight per
@@ -24,6 +27,7 @@ import torch
 from ..formats import fp4_matmul
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 from ..transforms.hadamard import hadamard_matrix
+from .backend import exact_gemm_setting
 from .operand import QOperand
 
 GEMM_BACKENDS = ("emulated", "exact")
@@ -35,7 +39,10 @@ def qgemm(a: QOperand, b: QOperand, out_dtype: torch.dtype, *, backend: str = "e
         raise ValueError(f"unknown GEMM backend {backend!r}: use one of {', '.join(GEMM_BACKENDS)}")
     av, bv = a.values.to(out_dtype), b.values.to(out_dtype)
     scale = _scale_product(a.scale, b.scale)
-    terms = _mean_terms(a, b, av, bv)
+    exact = scale is not None or backend == "exact" or exact_gemm_setting()
+    terms = _mean_terms(a, b, av, bv, exact)
+    if not exact:  # the folded emulation: one GEMM that rounds to out_dtype, the terms in its epilogue
+        return av @ bv.T if terms is None else torch.addmm(terms.to(out_dtype), av, bv.T)
     if backend == "exact":
         if a.packed is None or b.packed is None:
             raise ValueError("the exact GEMM needs packed operands: prepare them with packed=True")
@@ -68,17 +75,23 @@ def _scale_product(sa: torch.Tensor | None, sb: torch.Tensor | None) -> torch.Te
     return sa if sb is None else sa * sb
 
 
-def _mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor) -> torch.Tensor | None:
+def _mm(a: torch.Tensor, b: torch.Tensor, exact: bool) -> torch.Tensor:
+    """a @ b in FP32: with an FP32 result (exact), or rounded to the inputs' dtype first (the folded
+    emulation: the cheaper GEMV)."""
+    return mm_fp32(a, b) if exact else (a @ b).float()
+
+
+def _mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor, exact: bool) -> torch.Tensor | None:
     """The rank-one mean terms in FP32 (None without a mean), each with the tensor scale of the quantized
     operand it multiplies."""
     terms = None
     if a.row_mean is not None:  # fprop / dgrad: + 1 (mu Q(B)^T), a row broadcast over the tokens
-        terms = _scaled(mm_fp32(a.row_mean.to(av.dtype), bv.T), b.scale)
+        terms = _scaled(_mm(a.row_mean.to(av.dtype), bv.T, exact), b.scale)
     if b.row_mean is not None:
-        t = _scaled(mm_fp32(av, b.row_mean.to(bv.dtype).T), a.scale)
+        t = _scaled(_mm(av, b.row_mean.to(bv.dtype).T, exact), a.scale)
         terms = t if terms is None else terms + t
     if a.red_mean is not None or b.red_mean is not None:
-        t = _reduction_mean_terms(a, b, av, bv)
+        t = _reduction_mean_terms(a, b, av, bv, exact)
         terms = t if terms is None else terms + t
     return terms
 
@@ -87,23 +100,24 @@ def _scaled(t: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
     return t if scale is None else t * scale
 
 
-def _reduction_mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor) -> torch.Tensor:
+def _reduction_mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor, exact: bool) -> torch.Tensor:
     """The wgrad rank-one terms mu_A colsum(Q(B_R)) + colsum(Q(A_R)) mu_B + l mu_A mu_B, as one rank-2
     product in FP32: [mu_A, colsum(Q(A_R))] [colsum(Q(B_R)) + l mu_B, mu_B]^T.  The token sums are of
     the values the GEMM multiplies, times their tensor scales."""
     if b.red_mean is None:
-        return a.red_mean.float() @ token_sum(b, bv).T
+        return a.red_mean.float() @ token_sum(b, bv, exact).T
     if a.red_mean is None:
-        return token_sum(a, av) @ b.red_mean.float().T
+        return token_sum(a, av, exact) @ b.red_mean.float().T
     mu_a, mu_b = a.red_mean.float(), b.red_mean.float()
-    left = torch.cat([mu_a, token_sum(a, av)], dim=1)
-    right = torch.cat([token_sum(b, bv) + a.length * mu_b, mu_b], dim=1)
+    left = torch.cat([mu_a, token_sum(a, av, exact)], dim=1)
+    right = torch.cat([token_sum(b, bv, exact) + a.length * mu_b, mu_b], dim=1)
     return left @ right.T
 
 
-def token_sum(op: QOperand, values: torch.Tensor) -> torch.Tensor:
+def token_sum(op: QOperand, values: torch.Tensor, exact: bool = True) -> torch.Tensor:
     """Sum of the operand over its tokens (the reduction axis), in the original domain, FP32 (P x 1): a GEMV
-    with an FP32 result (a column reduction over the transposed operand is several times slower)."""
+    (a column reduction over the transposed operand is several times slower), with an FP32 result where
+    ``exact``, else rounded to the values' dtype first."""
     if op.signs is None:
         values, weights = values[:, : op.length], values.new_ones(op.length, 1)
     else:
@@ -111,4 +125,4 @@ def token_sum(op: QOperand, values: torch.Tensor) -> torch.Tensor:
         # M's column sums (exact in BF16: multiples of 1/4); the zero padding is summed, as the GEMM does
         lanes = hadamard_matrix(op.signs).sum(dim=0)
         weights = lanes.repeat(values.shape[-1] // HADAMARD_BLOCK).reshape(-1, 1).to(values.dtype)
-    return _scaled(mm_fp32(values, weights), op.scale)
+    return _scaled(_mm(values, weights, exact), op.scale)
