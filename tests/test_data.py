@@ -149,6 +149,29 @@ def test_corpus_is_found_through_the_environment(tmp_path, monkeypatch):
         corpus_dir()
 
 
+def test_without_the_corpus_defaults_fall_back_to_the_bundled_text(tmp_path, monkeypatch, capsys):
+    """A fresh clone has no ../shared: AVERIS_CORPUS=none stands for it. What only defaults to the corpus reads
+    the bundled text (saying so, on one line); what names the corpus fails with a clear error."""
+    from averis.cli import main
+    from averis.data.sources import CorpusNotFound, corpus_or_bundled
+
+    monkeypatch.setenv("AVERIS_CORPUS", "none")
+    with pytest.raises(CorpusNotFound, match="AVERIS_CORPUS=none"):
+        corpus_dir()
+    path, label = corpus_or_bundled("moby_dick")
+    assert path.name == "moby_dick.txt.xz" and label == "bundled moby_dick"
+    assert corpus_or_bundled("kjv")[1] == "bundled austen"  # not bundled: the first bundled text
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "reading the bundled moby_dick text instead" in err
+    out = tmp_path / "tok"
+    assert main(["data", "tokenize", "--out", str(out), "--tokenizer", "byte", "--max-chars", "5000",
+                 "--no-progress"]) == 0
+    assert "tokenizing the bundled text instead" in capsys.readouterr().err
+    assert json.loads((out / "train.json").read_text())["source"] == "bundled"
+    assert main(["data", "tokenize", "--out", str(tmp_path / "t2"), "--names", "kjv", "--no-progress"]) == 2
+    assert "AVERIS_CORPUS=none" in capsys.readouterr().err
+
+
 def test_hf_source_without_datasets_says_what_to_install(monkeypatch):
     import importlib.util
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 
@@ -12,7 +13,8 @@ def tokenize(args) -> int:
     from ..train.config import load_config
 
     sets = [f"data.{kv}" for kv in args.overrides]
-    sets += [f"data.source={args.source}", f"data.tokenizer={args.tokenizer}", f"data.vocab_size={args.vocab_size}",
+    sets += [f"data.source={args.source or _default_source(args.names)}", f"data.tokenizer={args.tokenizer}",
+             f"data.vocab_size={args.vocab_size}",
              f"data.val_fraction={args.val_fraction}", f"data.max_chars={args.max_chars}"]
     if args.names:
         sets.append(f"data.names=[{args.names}]")
@@ -24,6 +26,20 @@ def tokenize(args) -> int:
         raise ValueError(f"{out} already holds token files: pass --force to rebuild them")
     build(cfg, out, progress=not args.no_progress)
     return info_of(out)
+
+
+def _default_source(names: str | None) -> str:
+    """The offline corpus where it is on this machine, else the bundled text (one line on stderr says so)."""
+    from ..data.sources import CorpusNotFound, corpus_dir
+
+    if names:
+        return "corpus"  # named corpus files: a missing corpus is an error, not a reason to read something else
+    try:
+        corpus_dir()
+        return "corpus"
+    except CorpusNotFound as err:
+        print(f"averis data: {err}; tokenizing the bundled text instead", file=sys.stderr)
+        return "bundled"
 
 
 def info_of(folder: Path) -> int:
@@ -78,7 +94,8 @@ def register(sub) -> None:
 
     t = dsub.add_parser("tokenize", help="text -> train.bin / val.bin (uint16/uint32 + JSON header) in --out")
     t.add_argument("--out", required=True)
-    t.add_argument("--source", default="corpus", help="bundled | corpus | files | hf:<dataset>")
+    t.add_argument("--source", help="bundled | corpus | files | hf:<dataset> (default: corpus, or the bundled "
+                                    "text where the corpus is absent)")
     t.add_argument("--names", help="corpus subset, comma-separated (e.g. austen,kjv)")
     t.add_argument("--paths", nargs="*", help="files or folders for --source files")
     t.add_argument("--tokenizer", default="bpe", help="bpe | byte | tokenizer.json | pretrained name")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from . import UserError
-from .analyze import add_text_args
+from .analyze import add_text_args, text_source
 
 
 def run(args) -> int:
@@ -32,10 +32,11 @@ def run(args) -> int:
         recipes.get(n)  # unknown names fail before the model loads
     torch.manual_seed(args.seed)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    text, text_label = text_source(args)
     model, tokenizer, label = load_model(args.model, device=device)
     batches = text_batches(tokenizer, tokens=args.tokens, seq_len=args.seq_len, batch_size=args.batch_size,
-                           paths=args.text, corpus=args.corpus)
-    meta = {"model": label, "text": ", ".join(args.text) if args.text else f"corpus {args.corpus}",
+                           paths=text)
+    meta = {"model": label, "text": text_label,
             "tokens": args.tokens, "seq_len": args.seq_len, "batch_size": args.batch_size, "device": device}
     print(f"averis fidelity: {label}, {args.tokens} tokens in {len(batches)} batches of "
           f"{args.batch_size} x {args.seq_len}", file=sys.stderr)
