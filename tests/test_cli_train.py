@@ -31,11 +31,13 @@ def test_train_command(tmp_path, capsys):
 
 
 def test_train_in_a_log_prints_progress_lines(tmp_path, capsys):
-    """Not a terminal (capsys): progress comes as plain lines every log_every steps, no carriage returns."""
+    """Not a terminal (capsys): progress comes as plain lines at step 1 (a log shows at once that training
+    runs) and every log_every steps, no carriage returns."""
     code = main(["train", "--out", str(tmp_path / "run"), "--max-steps", "4", *sets(tmp_path, "train.log_every=2")])
     captured = capsys.readouterr()
     lines = [ln for ln in captured.out.splitlines() if ln.startswith("bf16: step")]
-    assert code == 0 and [ln.split(" | ")[0] for ln in lines] == ["bf16: step 2/4 (50%)", "bf16: step 4/4 (100%)"]
+    assert code == 0 and [ln.split(" | ")[0] for ln in lines] == ["bf16: step 1/4 (25%)", "bf16: step 2/4 (50%)",
+                                                                   "bf16: step 4/4 (100%)"]
     assert "val " in lines[-1] and "tok/s" in lines[0] and "\r" not in captured.out + captured.err  # no tqdm bar
     assert "tokenizing: chars 60,000/60,000 (100%)" in captured.out
 

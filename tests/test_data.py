@@ -193,6 +193,20 @@ def test_prepare_builds_once_then_reuses_the_cache(tmp_path):
     assert data.tokenizer().decode(np.asarray(data.train.tokens[:9])) == "some text"
 
 
+def test_tokenizing_into_a_log_says_what_it_does_without_blank_lines(tmp_path, capfd):
+    """Not a terminal: a line before the BPE is trained, progress lines, a summary; the BPE trainer's own
+    progress bars (written by Rust straight to the file descriptor) left blank lines in a log."""
+    cfg = DataConfig(source="bundled", max_chars=30_000, vocab_size=300)
+    prepare(cfg, tmp_path / "cache", progress=True)
+    captured = capfd.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert lines[0] == "data: training a 300-token byte-level BPE on the bundled text (austen, moby_dick, " \
+                       "shakespeare), first 30,000 characters"
+    assert lines[1].startswith("tokenizing: chars 30,000/30,000 (100%)")
+    assert lines[-1].startswith("data: ") and "validation tokens in" in lines[-1]
+    assert "" not in [ln.strip() for ln in lines] and "\r" not in captured.out + captured.err
+
+
 def test_hf_dataset_rows_are_read_from_the_text_field(monkeypatch):
     import importlib.machinery
     import sys
