@@ -177,19 +177,21 @@ def test_t_quantile_matches_the_tables():
     assert t_quantile(0.995, 5) == pytest.approx(4.0321430, abs=1e-6)
 
 
-def test_loss_plot_zoom_keeps_the_validation_dots(tmp_path, monkeypatch):
-    """Training loss ~3 after the first steps, validation 2.5: the y-range must reach down to 2.5."""
+def test_loss_plot_zoom_keeps_the_validation_dots_and_says_it_clips_the_first_steps(tmp_path, monkeypatch):
+    """Training loss ~3 after the first steps, validation 2.5: the y-range must reach down to 2.5; the first
+    steps (6.0) lie above it, and the title says so."""
     import averis.train.report as report
 
     for recipe, shift in (("bf16", 0.0), ("fp4", 0.1)):
         fake_run(tmp_path / recipe, recipe, 0, [6.0] * 5 + [3.0 + shift] * 45, {25: 2.5 + shift, 50: 2.5 + shift})
     figures = []
     real_save = report._save
-    monkeypatch.setattr(report, "_save", lambda fig, path: (figures.append((path.name, fig.axes[0].get_ylim())),
-                                                               real_save(fig, path))[1])
+    monkeypatch.setattr(report, "_save", lambda fig, path: (figures.append(
+        (path.name, (fig.axes[0].get_ylim(), fig.axes[0].get_title()))), real_save(fig, path))[1])
     write_report(tmp_path)
-    low, high = dict(figures)["loss_curves.png"]
+    (low, high), title = dict(figures)["loss_curves.png"]
     assert low < 2.5 and 3.1 < high < 6.0
+    assert "the first steps (loss up to 6.00) are above the top" in title
 
 
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path, capsys):
