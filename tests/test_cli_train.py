@@ -220,3 +220,17 @@ def test_several_overrides_after_one_set(tmp_path, capsys):
             "--set", "train.max_steps=2", "train.eval_every=2"]
     assert main(args) == 0
     assert '"step": 2' in capsys.readouterr().out
+
+
+def test_recipe_files_work_on_the_command_line_and_unknown_names_say_how(tmp_path, capsys):
+    recipe = tmp_path / "my_fp4.yaml"
+    recipe.write_text("base: nvfp4\nactivations: {transform: mean}\n")
+    args = ["train", "--recipe", str(recipe), "--out", str(tmp_path / "run"), "--max-steps", "2", "--no-progress",
+            *sets(tmp_path)]
+    assert main(args) == 0
+    assert '"recipe": "' + str(recipe) in capsys.readouterr().out
+    assert main(["train", "--recipe", "nvfp5", "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown recipe 'nvfp5'" in err and "--recipe path/to/recipe.yaml" in err and "averis.recipes" not in err
+    assert main(["train", "--recipe", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r3")]) == 2
+    assert "none.yaml does not exist" in capsys.readouterr().err

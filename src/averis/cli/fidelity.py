@@ -27,9 +27,7 @@ def run(args) -> int:
         raise UserError(f"--tokens ({args.tokens}) must be a multiple of --seq-len ({args.seq_len})")
     if args.forward_only and args.no_anchor:
         raise UserError("--forward-only with --no-anchor leaves nothing to measure")
-    names = args.recipes or recipes.list()
-    for n in names:
-        recipes.get(n)  # unknown names fail before the model loads
+    chosen = [recipes.resolve(n) for n in args.recipes or recipes.list()]  # unknown names fail before the model loads
     torch.manual_seed(args.seed)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     text, text_label = text_source(args)
@@ -46,7 +44,7 @@ def run(args) -> int:
             print(f"  forward only, {r['label']}: loss +{r['increase_pct']:.2f}%", file=sys.stderr)
     result = None
     if not args.forward_only:
-        result = recipe_fidelity(model, batches, names, include=args.include, exclude=args.exclude,
+        result = recipe_fidelity(model, batches, chosen, include=args.include, exclude=args.exclude,
                                  verbose=True)
     out = write_fidelity(Path(args.out), meta, anchor, result, plots=not args.no_plots)
     print(f"averis fidelity: -> {out}/fidelity.md", file=sys.stderr)
@@ -59,7 +57,8 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="smollm2-135m, a .gguf file, a Hugging Face folder or hub id, "
                                                   "or an averis checkpoint")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--recipes", nargs="+", metavar="NAME", help="recipes to measure (default: all built-in)")
+    p.add_argument("--recipes", nargs="+", metavar="NAME", help="recipes to measure: built-in names or recipe "
+                                                               "files (default: all built-in)")
     add_text_args(p)
     p.add_argument("--forward-only", action="store_true", help="only the forward-only NVFP4 anchor")
     p.add_argument("--no-anchor", action="store_true", help="skip the forward-only anchor")
