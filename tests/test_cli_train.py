@@ -234,3 +234,35 @@ def test_recipe_files_work_on_the_command_line_and_unknown_names_say_how(tmp_pat
     assert "unknown recipe 'nvfp5'" in err and "--recipe path/to/recipe.yaml" in err and "averis.recipes" not in err
     assert main(["train", "--recipe", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r3")]) == 2
     assert "none.yaml does not exist" in capsys.readouterr().err
+
+
+def test_compare_defaults_to_bf16_nvfp4_averis_side_by_side_and_passes_their_progress_on(tmp_path, capsys):
+    """The main job: with no --recipes, bf16, nvfp4 and averis; on a CPU all three at once as processes with
+    one thread each (no run slows to a crawl on busy cores), and their progress lines come through here."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "--out", str(out), "--max-steps", "3", *sets(tmp_path, "train.log_every=2")]) == 0
+    text = capsys.readouterr().out
+    first = text.splitlines()[0]
+    assert first.startswith("averis compare: bf16, nvfp4, averis on the qwen3 tiny model, 3 steps of 4 x 32 tokens")
+    assert "3 runs to train, 3 side by side" in first
+    for recipe in ("bf16", "nvfp4", "averis"):
+        assert f"{recipe}: step 1/3 (33%) | loss " in text and f"{recipe}: step 3/3 (100%)" in text
+        assert yaml.safe_load((out / recipe / "config.yaml").read_text())["train"]["threads"] >= 1
+    assert '{"status"' not in text  # the runs' closing summaries stay in their train.log; the table says it
+    assert "| averis | 1 | 3 |" in text and "| nvfp4 | 1 | 3 |" in text
+
+
+def test_runs_side_by_side_and_threads_by_default(monkeypatch):
+    import averis.train.trainer as trainer
+    from averis.train.compare import auto_jobs
+    from averis.train.trainer import cpu_threads
+
+    assert [auto_jobs(n, cuda=False, cores=2) for n in (1, 3, 4, 9)] == [1, 3, 2, 2]
+    assert [auto_jobs(n, cuda=True) for n in (1, 3, 9)] == [1, 3, 4]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(trainer, "available_cores", lambda: 2)
+    assert [cpu_threads(0, p) for p in (1, 3)] == [1, 1]  # one core spare: waiting threads never spin on it
+    monkeypatch.setattr(trainer, "available_cores", lambda: 16)
+    assert [cpu_threads(0, p) for p in (1, 3, 20)] == [15, 5, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cpu_threads(0, 3) == 2 and cpu_threads(4, 3) == 4

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections import deque
@@ -49,6 +50,8 @@ class Trainer:
         self.cfg, self.callbacks = cfg, list(callbacks)
         self.out = Path(cfg.out)
         self.device = pick_device(cfg.train.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(cfg.train.threads))
         self.dist = dist_utils.init(cfg.train.distributed, self.device.type)
         if self.device.type == "cuda" and self.dist.world > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -431,6 +434,21 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device={name} but CUDA is not available: use train.device=cpu or auto")
     return device
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_threads(requested: int = 0, processes: int = 1) -> int:
+    """Threads for each of `processes` CPU runs: `requested`, else $OMP_NUM_THREADS, else the cores but one
+    shared out (at least one each). OpenMP threads that wait for a core another process holds spin instead of
+    sleeping: with every core taken, a run on a shared machine slows to a crawl; a spare core prevents it."""
+    if requested > 0:
+        return requested
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
+    return max(1, (available_cores() - 1) // max(1, processes))
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
