@@ -222,6 +222,28 @@ def test_several_overrides_after_one_set(tmp_path, capsys):
     assert '"step": 2' in capsys.readouterr().out
 
 
+def test_every_command_has_a_description_and_every_argument_a_help():
+    """`averis COMMAND --help` must say what the command does and what each argument means."""
+    import argparse
+
+    from averis.cli import build_parser
+
+    missing = []
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    if not sub.description:
+                        missing.append(f"{name} {sub_name}: description")
+                    walk(sub, f"{name} {sub_name}")
+            elif not action.help and action.dest != "help":
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "averis")
+    assert missing == []
+
+
 def test_recipe_files_work_on_the_command_line_and_unknown_names_say_how(tmp_path, capsys):
     recipe = tmp_path / "my_fp4.yaml"
     recipe.write_text("base: nvfp4\nactivations: {transform: mean}\n")

@@ -91,7 +91,7 @@ def add_text_args(p) -> None:
     p.add_argument("--seq-len", type=int, default=512, help="sequence length of each row (default 512)")
     p.add_argument("--batch-size", type=int, default=1, help="sequences per forward pass (default 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (stochastic rounding; default 0)")
 
 
 def register(sub) -> None:
@@ -106,8 +106,9 @@ def register(sub) -> None:
     p.add_argument("--grads", action="store_true", help="also analyze output gradients (LM loss backward)")
     p.add_argument("--include", help="regex: only linear layers whose name matches")
     p.add_argument("--exclude", help="regex: skip linear layers whose name matches")
-    p.add_argument("--formats", nargs="+", default=["nvfp4", "mxfp4"])
+    p.add_argument("--formats", nargs="+", default=["nvfp4", "mxfp4"],
+                   help="FP4 formats of the quantization-error measurement (default nvfp4 mxfp4)")
     p.add_argument("--no-quant", action="store_true", help="skip the FP4 quantization measurements")
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--verbose", "-v", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="only the tables, no PNG plots")
+    p.add_argument("--verbose", "-v", action="store_true", help="a line per layer as it is measured")
     p.set_defaults(func=run)

@@ -64,5 +64,5 @@ def register(sub) -> None:
     p.add_argument("--no-anchor", action="store_true", help="skip the forward-only anchor")
     p.add_argument("--include", help="regex: only linear layers whose name matches")
     p.add_argument("--exclude", default="lm_head", help="regex: layers to leave out (default lm_head)")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="only the tables, no PNG plot")
     p.set_defaults(func=run, forward_only=False)
