@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ..data.prepare import prepare
+from . import checkpoint as ckpt
 from .config import RunConfig, save_config
 from .quant import resolve_recipe
 from .trainer import Trainer, available_cores, cpu_threads, pick_device
@@ -97,7 +98,7 @@ def compare(base: RunConfig, recipes: list[str], seeds: list[int], out: str | Pa
         if c is None:
             break
         print(f"averis compare: training {c.recipe} seed {c.train.seed} -> {c.out}")
-        results.append(Trainer(c, callbacks=callbacks, resume="auto").fit())
+        results.append(Trainer(c, callbacks=callbacks, resume="auto" if _has_checkpoint(c) else None).fit())
     return results
 
 
@@ -121,7 +122,7 @@ def _within(cfg: RunConfig, deadline: float | None) -> RunConfig | None:
 def _run_parallel(configs: list[RunConfig], jobs: int, deadline: float | None = None,
                   child_args: list[str] | tuple = (), relay_prefix: bool = False,
                   out: Path | None = None) -> list[dict]:
-    """Each run as `python -m averis train --config OUT/run/config.yaml --resume`, `jobs` at a time; the
+    """Each run as `python -m averis train --config OUT/run/config.yaml [--resume]`, `jobs` at a time; the
     lines each writes to its train.log are passed on here as they come (prefixed by the run's folder with
     several seeds, where the recipe alone does not say which run a line is from)."""
     pending, running, results = list(configs), [], []
@@ -137,8 +138,8 @@ def _run_parallel(configs: list[RunConfig], jobs: int, deadline: float | None = 
             log = open(Path(cfg.out) / "train.log", "a")
             prefix = f"[{Path(cfg.out).relative_to(out) if out else cfg.out}] " if relay_prefix else ""
             relay = _Relay(Path(cfg.out) / "train.log", log.tell(), prefix)
-            cmd = [sys.executable, "-m", "averis", "train", "--config", str(cfg_path), "--resume",
-                   *child_args]
+            resume = ["--resume"] if _has_checkpoint(cfg) else []
+            cmd = [sys.executable, "-m", "averis", "train", "--config", str(cfg_path), *resume, *child_args]
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env(cfg))
             running.append((cfg, proc, log, relay))
             print(f"averis compare: started {cfg.recipe} seed {cfg.train.seed} -> {cfg.out} (log: train.log)",
@@ -176,6 +177,11 @@ class _Relay:
         for line in lines:
             if line.strip() and not line.startswith(self.QUIET):
                 print(self.prefix + line, flush=True)
+
+
+def _has_checkpoint(cfg: RunConfig) -> bool:
+    """Resume only what has a checkpoint: a first run would be warned that there is nothing to resume."""
+    return ckpt.latest(Path(cfg.out) / "checkpoints") is not None
 
 
 def _child_env(cfg: RunConfig) -> dict:
