@@ -194,6 +194,17 @@ def test_loss_plot_zoom_keeps_the_validation_dots_and_says_it_clips_the_first_st
     assert "the first steps (loss up to 6.00) are above the top" in title
 
 
+def test_report_speed_is_the_median_over_the_run(tmp_path):
+    """Speeds are of the last steps: a run that ended alone on the machine must not look twice as fast."""
+    fake_run(tmp_path / "bf16", "bf16", 0, [2.0] * 5, {5: 2.0})
+    lines = [json.loads(ln) for ln in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    for rec, speed in zip(lines, (500.0, 520.0, 510.0, 530.0, 1100.0)):
+        rec["tokens_per_s"] = speed
+    (tmp_path / "bf16" / "metrics.jsonl").write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    (row,) = write_report(tmp_path, plots=False)["rows"]
+    assert row["tokens_per_s"]["mean"] == 520.0
+
+
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no runs under" in capsys.readouterr().err

@@ -71,7 +71,9 @@ def load_run(folder: Path) -> Run:
     summary = folder / "summary.json"
     if summary.is_file() and run.status != "diverged":
         run.status = json.loads(summary.read_text()).get("status", "unknown")
-    run.tokens_per_s = speeds[-1] if speeds else None
+    # the median over the run: each record's speed is of its last 20 steps, and the last ones can be alone on the
+    # machine (side by side, a run that finishes late had the cores to itself)
+    run.tokens_per_s = statistics.median(speeds) if speeds else None
     return run
 
 
