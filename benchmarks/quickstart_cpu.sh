@@ -22,7 +22,8 @@ t1=$(date +%s.%N)
 averis compare --out runs/quickstart 2>&1 | tee "$work/compare.log"
 t2=$(date +%s.%N)
 stat2=$(head -1 /proc/stat)
-ours=$(times | tail -1)
+times > "$work/times"  # not $(times): a command substitution's subshell has no children of its own
+ours=$(tail -1 "$work/times")
 mkdir -p "$results"
 cp runs/quickstart/report.md runs/quickstart/loss_curves.png runs/quickstart/gap_curves.png "$work/compare.log" \
    "$results/"
