@@ -125,6 +125,23 @@ def test_fidelity_cli_on_a_checkpoint(tmp_path):
     assert (out / "fidelity_layers.csv").is_file() and (out / "fidelity.png").is_file()
 
 
+def test_default_text_without_the_corpus_is_the_bundled_text(tmp_path, monkeypatch, capsys):
+    """On a fresh clone (no ../shared; AVERIS_CORPUS=none stands for it) analyze and fidelity read the bundled
+    text of the --corpus name, say so on one line of stderr, and the report names what was read."""
+    monkeypatch.setenv("AVERIS_CORPUS", "none")
+    folder = write_checkpoint(tiny_config(tmp_path), 1, seed=0)
+    assert main(["fidelity", str(folder), "--out", str(tmp_path / "fid"), "--forward-only", "--tokens", "64",
+                 "--seq-len", "32", "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert [ln for ln in err.splitlines() if "bundled" in ln] == [
+        "averis: the offline corpus is switched off (AVERIS_CORPUS=none); reading the bundled austen text instead"]
+    assert json.loads((tmp_path / "fid" / "fidelity.json").read_text())["meta"]["text"] == "bundled austen"
+    assert main(["analyze", str(folder), "--out", str(tmp_path / "an"), "--tokens", "64", "--seq-len", "32",
+                 "--no-quant", "--no-plots", "--corpus", "moby_dick"]) == 0
+    assert "bundled moby_dick" in capsys.readouterr().err
+    assert json.loads((tmp_path / "an" / "stats.json").read_text())["meta"]["text"] == "bundled moby_dick"
+
+
 def test_callback_records_and_leaves_training_unchanged(tmp_path):
     """The callback's backward draws stochastic-rounding noise: it must restore the generators."""
     def run(name, callbacks):

@@ -31,11 +31,13 @@ def test_train_command(tmp_path, capsys):
 
 
 def test_train_in_a_log_prints_progress_lines(tmp_path, capsys):
-    """Not a terminal (capsys): progress comes as plain lines every log_every steps, no carriage returns."""
+    """Not a terminal (capsys): progress comes as plain lines at step 1 (a log shows at once that training
+    runs) and every log_every steps, no carriage returns."""
     code = main(["train", "--out", str(tmp_path / "run"), "--max-steps", "4", *sets(tmp_path, "train.log_every=2")])
     captured = capsys.readouterr()
     lines = [ln for ln in captured.out.splitlines() if ln.startswith("bf16: step")]
-    assert code == 0 and [ln.split(" | ")[0] for ln in lines] == ["bf16: step 2/4 (50%)", "bf16: step 4/4 (100%)"]
+    assert code == 0 and [ln.split(" | ")[0] for ln in lines] == ["bf16: step 1/4 (25%)", "bf16: step 2/4 (50%)",
+                                                                   "bf16: step 4/4 (100%)"]
     assert "val " in lines[-1] and "tok/s" in lines[0] and "\r" not in captured.out + captured.err  # no tqdm bar
     assert "tokenizing: chars 60,000/60,000 (100%)" in captured.out
 
@@ -175,19 +177,32 @@ def test_t_quantile_matches_the_tables():
     assert t_quantile(0.995, 5) == pytest.approx(4.0321430, abs=1e-6)
 
 
-def test_loss_plot_zoom_keeps_the_validation_dots(tmp_path, monkeypatch):
-    """Training loss ~3 after the first steps, validation 2.5: the y-range must reach down to 2.5."""
+def test_loss_plot_zoom_keeps_the_validation_dots_and_says_it_clips_the_first_steps(tmp_path, monkeypatch):
+    """Training loss ~3 after the first steps, validation 2.5: the y-range must reach down to 2.5; the first
+    steps (6.0) lie above it, and the title says so."""
     import averis.train.report as report
 
     for recipe, shift in (("bf16", 0.0), ("fp4", 0.1)):
         fake_run(tmp_path / recipe, recipe, 0, [6.0] * 5 + [3.0 + shift] * 45, {25: 2.5 + shift, 50: 2.5 + shift})
     figures = []
     real_save = report._save
-    monkeypatch.setattr(report, "_save", lambda fig, path: (figures.append((path.name, fig.axes[0].get_ylim())),
-                                                               real_save(fig, path))[1])
+    monkeypatch.setattr(report, "_save", lambda fig, path: (figures.append(
+        (path.name, (fig.axes[0].get_ylim(), fig.axes[0].get_title()))), real_save(fig, path))[1])
     write_report(tmp_path)
-    low, high = dict(figures)["loss_curves.png"]
+    (low, high), title = dict(figures)["loss_curves.png"]
     assert low < 2.5 and 3.1 < high < 6.0
+    assert "the first steps (loss up to 6.00) are above the top" in title
+
+
+def test_report_speed_is_the_median_over_the_run(tmp_path):
+    """Speeds are of the last steps: a run that ended alone on the machine must not look twice as fast."""
+    fake_run(tmp_path / "bf16", "bf16", 0, [2.0] * 5, {5: 2.0})
+    lines = [json.loads(ln) for ln in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    for rec, speed in zip(lines, (500.0, 520.0, 510.0, 530.0, 1100.0)):
+        rec["tokens_per_s"] = speed
+    (tmp_path / "bf16" / "metrics.jsonl").write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    (row,) = write_report(tmp_path, plots=False)["rows"]
+    assert row["tokens_per_s"]["mean"] == 520.0
 
 
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path, capsys):
@@ -216,3 +231,72 @@ def test_several_overrides_after_one_set(tmp_path, capsys):
             "--set", "train.max_steps=2", "train.eval_every=2"]
     assert main(args) == 0
     assert '"step": 2' in capsys.readouterr().out
+
+
+def test_every_command_has_a_description_and_every_argument_a_help():
+    """`averis COMMAND --help` must say what the command does and what each argument means."""
+    import argparse
+
+    from averis.cli import build_parser
+
+    missing = []
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    if not sub.description:
+                        missing.append(f"{name} {sub_name}: description")
+                    walk(sub, f"{name} {sub_name}")
+            elif not action.help and action.dest != "help":
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "averis")
+    assert missing == []
+
+
+def test_recipe_files_work_on_the_command_line_and_unknown_names_say_how(tmp_path, capsys):
+    recipe = tmp_path / "my_fp4.yaml"
+    recipe.write_text("base: nvfp4\nactivations: {transform: mean}\n")
+    args = ["train", "--recipe", str(recipe), "--out", str(tmp_path / "run"), "--max-steps", "2", "--no-progress",
+            *sets(tmp_path)]
+    assert main(args) == 0
+    assert '"recipe": "' + str(recipe) in capsys.readouterr().out
+    assert main(["train", "--recipe", "nvfp5", "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown recipe 'nvfp5'" in err and "--recipe path/to/recipe.yaml" in err and "averis.recipes" not in err
+    assert main(["train", "--recipe", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r3")]) == 2
+    assert "none.yaml does not exist" in capsys.readouterr().err
+
+
+def test_compare_defaults_to_bf16_nvfp4_averis_side_by_side_and_passes_their_progress_on(tmp_path, capsys):
+    """The main job: with no --recipes, bf16, nvfp4 and averis; on a CPU all three at once as processes with
+    one thread each (no run slows to a crawl on busy cores), and their progress lines come through here."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "--out", str(out), "--max-steps", "3", *sets(tmp_path, "train.log_every=2")]) == 0
+    text = capsys.readouterr().out
+    first = text.splitlines()[0]
+    assert first.startswith("averis compare: bf16, nvfp4, averis on the qwen3 tiny model, 3 steps of 4 x 32 tokens")
+    assert "3 runs to train, 3 side by side" in first
+    for recipe in ("bf16", "nvfp4", "averis"):
+        assert f"{recipe}: step 1/3 (33%) | loss " in text and f"{recipe}: step 3/3 (100%)" in text
+        assert yaml.safe_load((out / recipe / "config.yaml").read_text())["train"]["threads"] >= 1
+    assert '{"status"' not in text  # the runs' closing summaries stay in their train.log; the table says it
+    assert "warning" not in text  # first runs are not resumed: nothing to warn about
+    assert "| averis | 1 | 3 |" in text and "| nvfp4 | 1 | 3 |" in text
+
+
+def test_runs_side_by_side_and_threads_by_default(monkeypatch):
+    import averis.train.trainer as trainer
+    from averis.train.compare import auto_jobs
+    from averis.train.trainer import cpu_threads
+
+    assert [auto_jobs(n, cuda=False, cores=2) for n in (1, 3, 4, 9)] == [1, 3, 2, 2]
+    assert [auto_jobs(n, cuda=True) for n in (1, 3, 9)] == [1, 3, 4]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(trainer, "available_cores", lambda: 2)
+    assert [cpu_threads(0, p) for p in (1, 3)] == [1, 1]  # one core spare: waiting threads never spin on it
+    monkeypatch.setattr(trainer, "available_cores", lambda: 16)
+    assert [cpu_threads(0, p) for p in (1, 3, 20)] == [15, 5, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cpu_threads(0, 3) == 2 and cpu_threads(4, 3) == 4

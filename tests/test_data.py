@@ -149,6 +149,29 @@ def test_corpus_is_found_through_the_environment(tmp_path, monkeypatch):
         corpus_dir()
 
 
+def test_without_the_corpus_defaults_fall_back_to_the_bundled_text(tmp_path, monkeypatch, capsys):
+    """A fresh clone has no ../shared: AVERIS_CORPUS=none stands for it. What only defaults to the corpus reads
+    the bundled text (saying so, on one line); what names the corpus fails with a clear error."""
+    from averis.cli import main
+    from averis.data.sources import CorpusNotFound, corpus_or_bundled
+
+    monkeypatch.setenv("AVERIS_CORPUS", "none")
+    with pytest.raises(CorpusNotFound, match="AVERIS_CORPUS=none"):
+        corpus_dir()
+    path, label = corpus_or_bundled("moby_dick")
+    assert path.name == "moby_dick.txt.xz" and label == "bundled moby_dick"
+    assert corpus_or_bundled("kjv")[1] == "bundled austen"  # not bundled: the first bundled text
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "reading the bundled moby_dick text instead" in err
+    out = tmp_path / "tok"
+    assert main(["data", "tokenize", "--out", str(out), "--tokenizer", "byte", "--max-chars", "5000",
+                 "--no-progress"]) == 0
+    assert "tokenizing the bundled text instead" in capsys.readouterr().err
+    assert json.loads((out / "train.json").read_text())["source"] == "bundled"
+    assert main(["data", "tokenize", "--out", str(tmp_path / "t2"), "--names", "kjv", "--no-progress"]) == 2
+    assert "AVERIS_CORPUS=none" in capsys.readouterr().err
+
+
 def test_hf_source_without_datasets_says_what_to_install(monkeypatch):
     import importlib.util
 
@@ -168,6 +191,20 @@ def test_prepare_builds_once_then_reuses_the_cache(tmp_path):
     again = prepare(cfg, tmp_path / "cache", progress=False)
     assert again.train.path == data.train.path and os.stat(again.train.path).st_mtime_ns == stamp
     assert data.tokenizer().decode(np.asarray(data.train.tokens[:9])) == "some text"
+
+
+def test_tokenizing_into_a_log_says_what_it_does_without_blank_lines(tmp_path, capfd):
+    """Not a terminal: a line before the BPE is trained, progress lines, a summary; the BPE trainer's own
+    progress bars (written by Rust straight to the file descriptor) left blank lines in a log."""
+    cfg = DataConfig(source="bundled", max_chars=30_000, vocab_size=300)
+    prepare(cfg, tmp_path / "cache", progress=True)
+    captured = capfd.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert lines[0] == "data: training a 300-token byte-level BPE on the bundled text (austen, moby_dick, " \
+                       "shakespeare), first 30,000 characters"
+    assert lines[1].startswith("tokenizing: chars 30,000/30,000 (100%)")
+    assert lines[-1].startswith("data: ") and "validation tokens in" in lines[-1]
+    assert "" not in [ln.strip() for ln in lines] and "\r" not in captured.out + captured.err
 
 
 def test_hf_dataset_rows_are_read_from_the_text_field(monkeypatch):

@@ -60,3 +60,28 @@ def test_bad_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="must be a mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+def test_configs_tiny_yaml_is_the_built_in_default_written_out():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+    assert cfg == RunConfig(out="runs/tiny")
+
+
+def test_the_built_in_default_is_larger_on_a_gpu_unless_a_config_or_the_cpu_is_named(monkeypatch, tmp_path):
+    import torch
+
+    from averis.cli import build_parser
+    from averis.cli._runargs import config_from_args
+
+    def cfg(*argv):
+        return config_from_args(build_parser().parse_args(["train", *argv]))
+
+    assert cfg().model.preset == "tiny"  # no GPU here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu = cfg("--max-steps", "7")
+    assert (gpu.model.preset, gpu.train.batch_size, gpu.train.max_steps) == ("small", 16, 7)
+    assert cfg("--device", "cpu").model.preset == "tiny"
+    (tmp_path / "c.yaml").write_text("train:\n  max_steps: 5\n")
+    assert cfg("--config", str(tmp_path / "c.yaml")).model.preset == "tiny"

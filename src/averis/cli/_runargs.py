@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from ..train.config import RunConfig, load_config
+from ..train.config import GPU_DEFAULTS, RunConfig, load_config
 
 
 def add_run_args(p) -> None:
-    p.add_argument("--config", help="YAML or TOML run config (default: the built-in tiny demo)")
+    p.add_argument("--config", help="YAML or TOML run config (default: the built-in demo, a tiny model on the "
+                                    "bundled text; on a GPU the small model, 16 sequences a step)")
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="dotted overrides: --set optim.lr=3e-4 train.batch_size=8 (repeatable)")
-    p.add_argument("--max-steps", type=int, help="= train.max_steps")
-    p.add_argument("--seed", type=int, help="= train.seed")
-    p.add_argument("--device", help="= train.device (auto, cpu, cuda)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (train.max_steps)")
+    p.add_argument("--seed", type=int, help="initial weights, batch order and rounding noise (train.seed)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device; auto: a GPU when there is one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_analyze_args(p)
 
@@ -40,7 +41,13 @@ def config_from_args(args, **extra: object) -> RunConfig:
             overrides.append(f"{key}={value}")
     if args.no_progress:
         overrides.append("train.progress=false")
-    return load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides)
+    if args.config is None:
+        from ..train.trainer import pick_device
+
+        if pick_device(cfg.train.device).type == "cuda":
+            cfg = load_config(None, overrides, base=GPU_DEFAULTS)  # the built-in default, larger on a GPU
+    return cfg
 
 
 def callbacks_from_args(args) -> list:

@@ -19,6 +19,7 @@ def run(args) -> int:
     from ..analysis.text import text_batches
 
     _check_args(args)
+    text, text_label = text_source(args)
     out = Path(args.out)
     results = []
     labels_seen: set[str] = set()
@@ -29,11 +30,11 @@ def run(args) -> int:
             raise UserError(f"{spec} comes without a tokenizer: cannot turn text into tokens")
         label = _unique(label, labels_seen)
         batches = text_batches(tokenizer, tokens=args.tokens, seq_len=args.seq_len, batch_size=args.batch_size,
-                               paths=args.text, corpus=args.corpus)
+                               paths=text)
         result = analyze_model(model, batches, grads=args.grads, max_tokens=args.max_tokens, include=args.include,
                                exclude=args.exclude, formats=tuple(args.formats), quantize=not args.no_quant,
                                device=args.device, seed=args.seed, verbose=args.verbose)
-        meta = {"model": label, "source": spec, "text": ", ".join(args.text) if args.text else f"corpus {args.corpus}",
+        meta = {"model": label, "source": spec, "text": text_label,
                 "tokens": args.tokens, "seq_len": args.seq_len, "batch_size": args.batch_size}
         target = out if len(args.models) == 1 else out / label
         write_report(result, target, meta, plots=not args.no_plots)
@@ -71,14 +72,26 @@ def _unique(label: str, seen: set[str]) -> str:
     return label
 
 
+def text_source(args) -> tuple[list[str], str]:
+    """The text files to read and how the report names them: --text, else the --corpus file (the bundled
+    text of that name where the offline corpus is absent)."""
+    if args.text:
+        return list(args.text), ", ".join(args.text)
+    from ..data.sources import corpus_or_bundled
+
+    path, label = corpus_or_bundled(args.corpus)
+    return [str(path)], label
+
+
 def add_text_args(p) -> None:
     p.add_argument("--text", nargs="+", metavar="FILE", help="text files (.txt or .txt.xz); default: the corpus")
-    p.add_argument("--corpus", default="austen", help="offline corpus file to read when no --text (default austen)")
+    p.add_argument("--corpus", default="austen", help="offline corpus file to read when no --text (default austen; "
+                                                      "without the corpus, the bundled text of that name)")
     p.add_argument("--tokens", type=int, default=2048, help="tokens of text to run (default 2048)")
     p.add_argument("--seq-len", type=int, default=512, help="sequence length of each row (default 512)")
     p.add_argument("--batch-size", type=int, default=1, help="sequences per forward pass (default 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (stochastic rounding; default 0)")
 
 
 def register(sub) -> None:
@@ -93,8 +106,9 @@ def register(sub) -> None:
     p.add_argument("--grads", action="store_true", help="also analyze output gradients (LM loss backward)")
     p.add_argument("--include", help="regex: only linear layers whose name matches")
     p.add_argument("--exclude", help="regex: skip linear layers whose name matches")
-    p.add_argument("--formats", nargs="+", default=["nvfp4", "mxfp4"])
+    p.add_argument("--formats", nargs="+", default=["nvfp4", "mxfp4"],
+                   help="FP4 formats of the quantization-error measurement (default nvfp4 mxfp4)")
     p.add_argument("--no-quant", action="store_true", help="skip the FP4 quantization measurements")
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--verbose", "-v", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="only the tables, no PNG plots")
+    p.add_argument("--verbose", "-v", action="store_true", help="a line per layer as it is measured")
     p.set_defaults(func=run)

@@ -41,8 +41,11 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="quantize tensors and print error statistics per FP4 format")
-    p.add_argument("--tokens", type=int, default=1024)
-    p.add_argument("--channels", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("demo", help="quantize tensors and print error statistics per FP4 format",
+                       description="Quantize random tensors (Gaussian, heavy-tailed, and Gaussian plus a per-channel "
+                                   "mean, as LLM activations carry) in every FP4 format and print the relative error "
+                                   "of each: what removing the mean does, in a second.")
+    p.add_argument("--tokens", type=int, default=1024, help="rows of each tensor (default 1024)")
+    p.add_argument("--channels", type=int, default=512, help="columns of each tensor (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the tensors (default 0)")
     p.set_defaults(func=run)

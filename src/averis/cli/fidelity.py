@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from . import UserError
-from .analyze import add_text_args
+from .analyze import add_text_args, text_source
 
 
 def run(args) -> int:
@@ -27,15 +27,14 @@ def run(args) -> int:
         raise UserError(f"--tokens ({args.tokens}) must be a multiple of --seq-len ({args.seq_len})")
     if args.forward_only and args.no_anchor:
         raise UserError("--forward-only with --no-anchor leaves nothing to measure")
-    names = args.recipes or recipes.list()
-    for n in names:
-        recipes.get(n)  # unknown names fail before the model loads
+    chosen = [recipes.resolve(n) for n in args.recipes or recipes.list()]  # unknown names fail before the model loads
     torch.manual_seed(args.seed)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    text, text_label = text_source(args)
     model, tokenizer, label = load_model(args.model, device=device)
     batches = text_batches(tokenizer, tokens=args.tokens, seq_len=args.seq_len, batch_size=args.batch_size,
-                           paths=args.text, corpus=args.corpus)
-    meta = {"model": label, "text": ", ".join(args.text) if args.text else f"corpus {args.corpus}",
+                           paths=text)
+    meta = {"model": label, "text": text_label,
             "tokens": args.tokens, "seq_len": args.seq_len, "batch_size": args.batch_size, "device": device}
     print(f"averis fidelity: {label}, {args.tokens} tokens in {len(batches)} batches of "
           f"{args.batch_size} x {args.seq_len}", file=sys.stderr)
@@ -45,7 +44,7 @@ def run(args) -> int:
             print(f"  forward only, {r['label']}: loss +{r['increase_pct']:.2f}%", file=sys.stderr)
     result = None
     if not args.forward_only:
-        result = recipe_fidelity(model, batches, names, include=args.include, exclude=args.exclude,
+        result = recipe_fidelity(model, batches, chosen, include=args.include, exclude=args.exclude,
                                  verbose=True)
     out = write_fidelity(Path(args.out), meta, anchor, result, plots=not args.no_plots)
     print(f"averis fidelity: -> {out}/fidelity.md", file=sys.stderr)
@@ -58,11 +57,12 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="smollm2-135m, a .gguf file, a Hugging Face folder or hub id, "
                                                   "or an averis checkpoint")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--recipes", nargs="+", metavar="NAME", help="recipes to measure (default: all built-in)")
+    p.add_argument("--recipes", nargs="+", metavar="NAME", help="recipes to measure: built-in names or recipe "
+                                                               "files (default: all built-in)")
     add_text_args(p)
     p.add_argument("--forward-only", action="store_true", help="only the forward-only NVFP4 anchor")
     p.add_argument("--no-anchor", action="store_true", help="skip the forward-only anchor")
     p.add_argument("--include", help="regex: only linear layers whose name matches")
     p.add_argument("--exclude", default="lm_head", help="regex: layers to leave out (default lm_head)")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="only the tables, no PNG plot")
     p.set_defaults(func=run, forward_only=False)

@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +54,12 @@ def prepare(cfg, cache_root: str | Path | None = None, progress: bool = True) ->
     root = Path(cache_root) if cache_root else default_cache_root()
     folder = root / f"{_slug(cfg.source)}-{data_key(cfg)}"
     if not (folder / "done").is_file():
+        start = time.time()
         build(cfg, folder, progress)
+        if progress:
+            counts = json.loads((folder / "done").read_text())
+            print(f"data: {counts['train_tokens']:,} training and {counts['val_tokens']:,} validation tokens in "
+                  f"{folder} ({time.time() - start:.0f} s; later runs reuse them)", flush=True)
     return _load(folder)
 
 
@@ -96,8 +103,18 @@ def build(cfg, folder: Path, progress: bool = True) -> None:
 
 def make_tokenizer(cfg, progress: bool = True):
     if cfg.tokenizer == "bpe":
-        return train_bpe(_docs(cfg), cfg.vocab_size, show_progress=progress)
+        if progress:
+            print(f"data: training a {cfg.vocab_size:,}-token byte-level BPE on the {_describe(cfg)}", flush=True)
+        # the trainer's own bars only on a terminal: in a log file they leave blank lines
+        return train_bpe(_docs(cfg), cfg.vocab_size, show_progress=progress and sys.stderr.isatty())
     return tokenizer_from_name(cfg.tokenizer)
+
+
+def _describe(cfg) -> str:
+    what = {"bundled": "bundled text (" + ", ".join(sources.BUNDLED_NAMES) + ")",
+            "corpus": "offline corpus" + (f" ({', '.join(cfg.names)})" if cfg.names else ""),
+            "files": "given files"}.get(cfg.source, cfg.source)
+    return what + (f", first {cfg.max_chars:,} characters" if cfg.max_chars else "")
 
 
 def _docs(cfg):
@@ -106,7 +123,10 @@ def _docs(cfg):
 
 
 def _total_chars(cfg) -> int | None:
-    """Only for the progress bar's total: uncompressed sizes are unknown for .xz, so None there."""
+    """Only for the progress bar's total: uncompressed sizes are unknown for .xz, so None there (the bundled
+    text is small enough to count)."""
     if cfg.max_chars:
         return cfg.max_chars
+    if cfg.source == "bundled":
+        return sum(len(doc) for doc in _docs(cfg))
     return None

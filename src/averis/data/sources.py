@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import lzma
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +22,19 @@ def bundled_files() -> list[Path]:
     return [BUNDLED_DIR / f"{name}.txt.xz" for name in BUNDLED_NAMES]
 
 
+class CorpusNotFound(FileNotFoundError):
+    """The offline corpus is not on this machine (or AVERIS_CORPUS=none hides it): commands that only default
+    to it fall back to the bundled text."""
+
+
 def corpus_dir() -> Path:
-    """The offline corpus: $AVERIS_CORPUS, else shared/data/corpus beside the repo or the cwd (or a parent)."""
+    """The offline corpus: $AVERIS_CORPUS, else shared/data/corpus beside the repo or the cwd (or a parent).
+
+    AVERIS_CORPUS=none hides it, as on a fresh clone without ../shared (CI runs the tests so once).
+    """
     env = os.environ.get("AVERIS_CORPUS")
+    if env == "none":
+        raise CorpusNotFound("the offline corpus is switched off (AVERIS_CORPUS=none)")
     if env:
         if not Path(env).is_dir() or not any(Path(env).glob("*.txt.xz")):
             raise FileNotFoundError(f"AVERIS_CORPUS={env} is not a folder of *.txt.xz files")
@@ -34,7 +45,7 @@ def corpus_dir() -> Path:
         for candidate in (base / "shared" / "data" / "corpus", base / "data" / "corpus"):
             if candidate.is_dir() and any(candidate.glob("*.txt.xz")):
                 return candidate
-    raise FileNotFoundError("the offline corpus was not found: set AVERIS_CORPUS to a folder of *.txt.xz "
+    raise CorpusNotFound("the offline corpus was not found: set AVERIS_CORPUS to a folder of *.txt.xz "
                             "files, or rebuild it with `averis data build-corpus --out DIR`")
 
 
@@ -56,6 +67,20 @@ def corpus_text(name: str = "austen", max_chars: int | None = 200_000) -> str:
     (path,) = corpus_files([name])  # a clear error names the files there are
     with lzma.open(path, "rt", encoding="utf-8") as f:
         return f.read(max_chars) if max_chars else f.read()
+
+
+def corpus_or_bundled(name: str) -> tuple[Path, str]:
+    """The corpus file `name` and a label ("corpus austen"); where the corpus is absent, the bundled file of
+    that name (else the first bundled one) and one line on stderr saying so: a default must work on a fresh clone."""
+    try:
+        (path,) = corpus_files([name])
+        return path, f"corpus {name}"
+    except CorpusNotFound as err:
+        path = BUNDLED_DIR / f"{name}.txt.xz"
+        path = path if path.is_file() else bundled_files()[0]
+        label = f"bundled {path.name.removesuffix('.txt.xz')}"
+        print(f"averis: {err}; reading the {label} text instead", file=sys.stderr)
+        return path, label
 
 
 def read_text(path: Path) -> str:

@@ -7,7 +7,6 @@ Recipes are applied after the model is built and before torch.compile / DDP / FS
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 from torch import nn
 
@@ -30,10 +29,7 @@ def resolve_recipe(name: str, seed: int):
         raise ValueError(f"recipe {name!r} needs averis.recipes, which this installation lacks (only bf16 runs)")
     from .. import recipes
 
-    if Path(name).suffix in (".yaml", ".yml", ".toml"):
-        recipe = recipes.load(name)
-    else:
-        recipe = recipes.get(name)
+    recipe = recipes.resolve(name)
     if not recipe.quantizes:
         return None
     # the run's seed drives the stochastic rounding and the Hadamard signs, so seeds differ in noise

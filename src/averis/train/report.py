@@ -71,7 +71,9 @@ def load_run(folder: Path) -> Run:
     summary = folder / "summary.json"
     if summary.is_file() and run.status != "diverged":
         run.status = json.loads(summary.read_text()).get("status", "unknown")
-    run.tokens_per_s = speeds[-1] if speeds else None
+    # the median over the run: each record's speed is of its last 20 steps, and the last ones can be alone on the
+    # machine (side by side, a run that finishes late had the cores to itself)
+    run.tokens_per_s = statistics.median(speeds) if speeds else None
     return run
 
 
@@ -327,22 +329,28 @@ def plot(runs: list[Run], summary: dict, out: Path) -> list[Path]:
         by_recipe.setdefault(r.recipe, []).append(r)
     written = []
     fig, ax = plt.subplots(figsize=(8, 5))
-    tails = []
+    tails, plotted = [], []
     for k, (recipe, group) in enumerate(sorted(by_recipe.items())):
         color = f"C{k % 10}"
         curve = mean_curve([r.train for r in group])
         steps, smoothed = list(curve), smooth(list(curve.values()))
         ax.plot(steps, smoothed, color=color, label=f"{recipe} (n={len(group)})")
         tails += smoothed[len(smoothed) // 10:]
+        plotted += smoothed
         val = mean_curve([r.val for r in group if r.val]) if all(r.val for r in group) else {}
         if val:
             ax.plot(list(val), list(val.values()), "o", color=color, markersize=3)
             cut = steps[len(steps) // 10] if steps else 0
             tails += [v for s, v in val.items() if s >= cut]  # the validation dots stay inside the zoom
+            plotted += list(val.values())
+    title = "training loss (smoothed; dots: validation)"
     if tails:  # zoom past the first 10% of steps, where the recipes differ
         low, high = min(tails), max(tails)
-        ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
-    ax.set(xlabel="step", ylabel="loss", title="training loss (smoothed; dots: validation)")
+        bottom, top = low - 0.05 * (high - low), high + 0.05 * (high - low)
+        ax.set_ylim(bottom, top)
+        if max(plotted) > top:  # say so: a reader must not take the top of the plot for the start of training
+            title += f"\nzoomed in: the first steps (loss up to {max(plotted):.2f}) are above the top"
+    ax.set(xlabel="step", ylabel="loss", title=title)
     ax.legend()
     ax.grid(alpha=0.3)
     written.append(_save(fig, out / "loss_curves.png"))

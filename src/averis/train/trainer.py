@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import torch
@@ -24,7 +26,7 @@ from torch import nn
 
 from ..data.batching import WindowSampler, eval_starts
 from ..data.prepare import PreparedData, prepare
-from ..progress import progress_bar
+from ..progress import WINDOW, progress_bar
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .config import RunConfig, save_config, to_dict
@@ -48,6 +50,8 @@ class Trainer:
         self.cfg, self.callbacks = cfg, list(callbacks)
         self.out = Path(cfg.out)
         self.device = pick_device(cfg.train.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(cfg.train.threads))
         self.dist = dist_utils.init(cfg.train.distributed, self.device.type)
         if self.device.type == "cuda" and self.dist.world > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -153,13 +157,15 @@ class Trainer:
         self._call("on_train_start", self)
         bar = self._progress_bar()
         start_time, start_step = time.time(), self.step
+        recent = deque([(start_time, start_step)], maxlen=WINDOW + 1)  # tokens/s of the last steps, not since the start
         status, reason = "done", ""
         last_val = None
         try:
             while self.step < cfg.max_steps:
                 metrics = self.train_step()
-                metrics["tokens_per_s"] = (self.step - start_step) * self.tokens_per_step / max(
-                    1e-9, time.time() - start_time)
+                recent.append((time.time(), self.step))
+                metrics["tokens_per_s"] = (self.step - recent[0][1]) * self.tokens_per_step / max(
+                    1e-9, recent[-1][0] - recent[0][0])
                 if self._due(cfg.eval_every) or self.step == cfg.max_steps:
                     last_val = self.evaluate()
                     if last_val is not None:
@@ -373,11 +379,12 @@ class Trainer:
     def _update_bar(self, bar, m: dict) -> None:
         if bar is None:
             return
-        if m["step"] % self.cfg.train.log_every == 0 or "val_loss" in m or m["step"] == self.cfg.train.max_steps:
-            post = {"loss": f"{m['loss']:.4f}", "tok/s": f"{m['tokens_per_s']:,.0f}"}
-            if "val_loss" in m:
-                post["val"] = f"{m['val_loss']:.4f}"
-            bar.set_postfix(post, refresh=False)
+        post = {"loss": f"{m['loss']:.4f}", "tok/s": f"{m['tokens_per_s']:,.0f}"}
+        if "val_loss" in m:
+            self._last_val = f"{m['val_loss']:.4f}"
+        if getattr(self, "_last_val", None):
+            post["val"] = self._last_val  # the latest validation, until the next one
+        bar.set_postfix(post, refresh=False)
         bar.update(1)  # after the postfix: a plain progress line prints this step's numbers
 
     def _summary(self, status: str, reason: str, val_loss, seconds: float) -> dict:
@@ -427,6 +434,21 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device={name} but CUDA is not available: use train.device=cpu or auto")
     return device
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_threads(requested: int = 0, processes: int = 1) -> int:
+    """Threads for each of `processes` CPU runs: `requested`, else $OMP_NUM_THREADS, else the cores but one
+    shared out (at least one each). OpenMP threads that wait for a core another process holds spin instead of
+    sleeping: with every core taken, a run on a shared machine slows to a crawl; a spare core prevents it."""
+    if requested > 0:
+        return requested
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
+    return max(1, (available_cores() - 1) // max(1, processes))
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
