@@ -4,9 +4,9 @@ Sub-runs go to OUT/<recipe>/ (one seed) or OUT/<recipe>/seed<k>/ (several seeds)
 sub-runs are skipped and unfinished ones resumed, so an interrupted comparison (or one cut into
 pieces by train.time_limit_s) is completed by running the same command again.  With jobs > 1 the
 sub-runs are separate processes running side by side, each writing OUT/<run>/train.log, whose lines
-this process passes on.  By default (auto_jobs) a CPU runs every run at once with one thread each
-(OpenMP threads that wait for a core another process holds spin, and a run slows to a crawl), and
-a GPU a few at a time (several small runs fill it better than one).
+this process passes on.  By default (auto_jobs) a CPU runs every run at once, sharing all cores but
+one (one thread each on two cores: OpenMP threads that wait for a core another process holds spin,
+and a run slows to a crawl), and a GPU a few at a time (several small runs fill it better than one).
 """
 
 from __future__ import annotations
