@@ -225,3 +225,22 @@ def test_hf_dataset_rows_are_read_from_the_text_field(monkeypatch):
     assert calls == [("json", "validation", ["a.jsonl"])]
     with pytest.raises(ValueError, match="no column 'body'"):
         list(documents("hf:json", hf_text_field="body"))
+
+
+def test_the_token_cache_key_changes_with_the_tokens_version_and_the_bundled_text(monkeypatch, tmp_path):
+    """A cache folder written by code that tokenized differently must not be reused (a stale folder once gave
+    the README's quickstart different losses at the same commit)."""
+    import importlib
+
+    prep = importlib.import_module("averis.data.prepare")  # the module: averis.data.prepare is also a function
+
+    cfg = DataConfig(source="bundled")
+    key = prep.data_key(cfg)
+    monkeypatch.setattr(prep, "TOKENS_VERSION", prep.TOKENS_VERSION + 1)
+    assert prep.data_key(cfg) != key
+    monkeypatch.setattr(prep, "TOKENS_VERSION", prep.TOKENS_VERSION - 1)
+    assert prep.data_key(cfg) == key
+    other = tmp_path / "austen.txt.xz"
+    other.write_bytes(b"not the bundled text")
+    monkeypatch.setattr(prep.sources, "bundled_files", lambda: [other])
+    assert prep.data_key(cfg) != key

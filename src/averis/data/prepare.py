@@ -37,13 +37,23 @@ def default_cache_root() -> Path:
     return Path(os.environ.get("AVERIS_CACHE", Path.home() / ".cache" / "averis")) / "tokens"
 
 
+# Bump when the code changes the tokens it makes from the same text and settings: a cache folder is keyed
+# by it, so an upgraded averis never reads tokens an older one wrote (the bundled text's tokenizing changed
+# in this session and a cached folder kept giving the old tokens).
+TOKENS_VERSION = 2
+
+
 def data_key(cfg) -> str:
-    """Hash of everything that changes the tokens (file sizes and mtimes stand in for file contents)."""
+    """Hash of everything that changes the tokens (file sizes and mtimes stand in for file contents; the
+    bundled text's sizes, since an install sets its mtimes)."""
     fields = {k: getattr(cfg, k) for k in ("source", "paths", "names", "tokenizer", "vocab_size", "max_chars",
                                            "val_fraction", "split_seed", "hf_split", "hf_text_field", "hf_config")}
+    fields["tokens_version"] = TOKENS_VERSION
     if cfg.source == "files":
         fields["files"] = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
                            for p in sources.expand_paths(cfg.paths)]
+    if cfg.source == "bundled":
+        fields["bundled"] = [(p.name, p.stat().st_size) for p in sources.bundled_files()]
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
