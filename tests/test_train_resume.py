@@ -206,3 +206,18 @@ def test_ranks_agree_to_fall_back_when_one_rank_cannot_read_its_file(tmp_path):
     log = run(["--out", str(out), "--max-steps", "5", "--resume", *common(tmp_path)], world=2)
     assert "resuming from" in log and "step_00000002" in log and "(step 2)" in log
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5]
+
+
+def test_a_checkpoint_from_before_the_sr_counters_resumes_with_a_warning():
+    """Checkpoints written before the quantizers' averis_rng buffers existed lack those entries: they resume
+    (fresh counters) with a warning, while any other missing tensor is still refused."""
+    from pathlib import Path
+
+    from averis.train.checkpoint import check_signature
+
+    saved = {"layers.0.q.weight": [4, 4]}
+    current = {"layers.0.q.weight": [4, 4], "layers.0.q.averis_rng": [2]}
+    with pytest.warns(UserWarning, match="predates the quantizers' SR counters"):
+        check_signature(saved, current, Path("ckpt"))
+    with pytest.raises(ValueError, match="the checkpoint lacks"):
+        check_signature(saved, {**current, "layers.0.k.weight": [4, 4]}, Path("ckpt"))

@@ -18,11 +18,14 @@ import json
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from ..nn.state import RNG_BUFFER
 
 MODEL_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.pt"
@@ -88,7 +91,17 @@ def model_signature(state: dict[str, torch.Tensor]) -> dict[str, list[int]]:
 
 
 def check_signature(saved: dict[str, list[int]], current: dict[str, list[int]], where: Path) -> None:
-    """A clear error when a checkpoint was written by a model of another shape (or recipe layout)."""
+    """A clear error when a checkpoint was written by a model of another shape (or recipe layout).
+
+    A checkpoint written before the quantized layers kept their stochastic-rounding counter as a buffer
+    lacks the ``averis_rng`` entries: it still resumes (with fresh counters, so not bit for bit), with a
+    warning."""
+    counters = sorted(n for n in set(current) - set(saved) if n.rpartition(".")[2] == RNG_BUFFER)
+    if counters and len(counters) == len(set(current) - set(saved)):
+        warnings.warn(f"averis: checkpoint {where} predates the quantizers' SR counters ({len(counters)} layers): "
+                      f"they restart from their seeds, so the resumed run will not repeat the original bit for bit",
+                      stacklevel=2)
+        current = {n: v for n, v in current.items() if n not in set(counters)}
     missing = sorted(set(current) - set(saved))
     extra = sorted(set(saved) - set(current))
     wrong = sorted(n for n in set(saved) & set(current) if saved[n] != current[n])
