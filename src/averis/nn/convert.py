@@ -16,7 +16,7 @@ from ..recipes.spec import GEMM_OPERANDS, Recipe
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 from .modules import QuantLinear, attach_state, detach_state, is_hf_conv1d, is_quantized, quant_conv1d_class
 from .pretrained import forget_recipe, record_recipe
-from .state import RNG_BUFFER, LayerState
+from .state import RNG_BUFFER, LayerState, is_rng_key
 
 _REPORT_ATTR = "_averis_report"
 
@@ -127,7 +127,7 @@ def quantization_disabled(model: nn.Module):
 def plain_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A quantized model's state_dict without the quantizers' ``averis_rng`` counters: what the
     unquantized model loads with ``strict=True``."""
-    return {k: v for k, v in state_dict.items() if k.rpartition(".")[2] != RNG_BUFFER}
+    return {k: v for k, v in state_dict.items() if not is_rng_key(k)}
 
 
 @contextlib.contextmanager

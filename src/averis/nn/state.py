@@ -37,6 +37,11 @@ def layer_seed(seed: int, index: int) -> int:
     return noise.splitmix64(noise.splitmix64(int(seed)) + int(index)) & noise.SEED_MASK
 
 
+def is_rng_key(name: str) -> bool:
+    """Whether a state_dict key is a quantized layer's ``averis_rng`` counter."""
+    return name.rpartition(".")[2] == RNG_BUFFER
+
+
 def new_rng_buffer(recipe: Recipe, index: int, device: torch.device | None = None) -> torch.Tensor:
     """A fresh ``averis_rng`` buffer: [layer seed, counter 0]."""
     return torch.tensor([layer_seed(recipe.seed, index), 0], dtype=torch.int64, device=device)

@@ -80,26 +80,30 @@ def fake_quantize(
     Equals ``quantize(x, fmt, **options).dequantize().to(out_dtype or x.dtype)`` bit for bit.  out_dtype
     (e.g. the BF16 a GEMM consumes) saves the caller a cast pass over an FP32 input.
     """
-    out_dtype = check_out_dtype(out_dtype) or x.dtype
-    impl = dispatch().fake_quantize if resolve(x, backend) else fake_quantize_spec
-    spec = make_spec(fmt, block_shape, rounding, scale_rule)
-    axis = check_input(x, spec, axis, pad, check_finite, generator)
-    return impl(x, spec, axis, generator, pad, tensor_amax, out_dtype)
+    return _fake_quantize(x, fmt, False, axis=axis, block_shape=block_shape, rounding=rounding, generator=generator,
+                          scale_rule=scale_rule, backend=backend, pad=pad, check_finite=check_finite,
+                          tensor_amax=tensor_amax, out_dtype=out_dtype)
 
 
-def fake_quantize_unscaled(x: torch.Tensor, fmt: str, *, axis: int = -1, block_shape=None, rounding: str = "nearest",
-                           generator=None, scale_rule: str | None = None, backend: str | None = None,
-                           pad: bool = False, check_finite: bool = True, tensor_amax: torch.Tensor | None = None,
-                           out_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(code x block scale in ``out_dtype``, NVFP4 tensor decode scale or None): ``fake_quantize`` with the
-    tensor scale kept apart, for a GEMM that applies it to its FP32 accumulator (what FP4 tensor cores do).
-    values.float() * scale equals ``fake_quantize(x, ..., out_dtype=torch.float32)`` bit for bit."""
+def fake_quantize_unscaled(x: torch.Tensor, fmt: str, **options) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(code x block scale in ``out_dtype``, NVFP4 tensor decode scale or None): ``fake_quantize`` (same
+    options) with the tensor scale kept apart, for a GEMM that applies it to its FP32 accumulator (what FP4
+    tensor cores do).  values.float() * scale equals ``fake_quantize(x, ..., out_dtype=torch.float32)`` bit
+    for bit."""
+    return _fake_quantize(x, fmt, True, **options)
+
+
+def _fake_quantize(x: torch.Tensor, fmt: str, unscaled: bool, *, axis: int = -1, block_shape=None,
+                   rounding: str = "nearest", generator=None, scale_rule: str | None = None,
+                   backend: str | None = None, pad: bool = False, check_finite: bool = True,
+                   tensor_amax: torch.Tensor | None = None, out_dtype: torch.dtype | None = None):
     out_dtype = check_out_dtype(out_dtype) or x.dtype
     spec = make_spec(fmt, block_shape, rounding, scale_rule)
     axis = check_input(x, spec, axis, pad, check_finite, generator)
     if resolve(x, backend):
-        return dispatch().fake_quantize(x, spec, axis, generator, pad, tensor_amax, out_dtype, unscaled=True)
-    return fake_quantize_unscaled_spec(x, spec, axis, generator, pad, tensor_amax, out_dtype)
+        return dispatch().fake_quantize(x, spec, axis, generator, pad, tensor_amax, out_dtype, unscaled=unscaled)
+    reference = fake_quantize_unscaled_spec if unscaled else fake_quantize_spec
+    return reference(x, spec, axis, generator, pad, tensor_amax, out_dtype)
 
 
 def tensor_amax(x: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:

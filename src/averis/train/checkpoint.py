@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..nn.state import RNG_BUFFER
+from ..nn.state import is_rng_key
 
 MODEL_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.pt"
@@ -96,13 +96,12 @@ def check_signature(saved: dict[str, list[int]], current: dict[str, list[int]], 
     A checkpoint written before the quantized layers kept their stochastic-rounding counter as a buffer
     lacks the ``averis_rng`` entries: it still resumes (with fresh counters, so not bit for bit), with a
     warning."""
-    counters = sorted(n for n in set(current) - set(saved) if n.rpartition(".")[2] == RNG_BUFFER)
-    if counters and len(counters) == len(set(current) - set(saved)):
-        warnings.warn(f"averis: checkpoint {where} predates the quantizers' SR counters ({len(counters)} layers): "
+    missing = sorted(set(current) - set(saved))
+    if missing and all(is_rng_key(n) for n in missing):
+        warnings.warn(f"averis: checkpoint {where} predates the quantizers' SR counters ({len(missing)} layers): "
                       f"they restart from their seeds, so the resumed run will not repeat the original bit for bit",
                       stacklevel=2)
-        current = {n: v for n, v in current.items() if n not in set(counters)}
-    missing = sorted(set(current) - set(saved))
+        missing = []
     extra = sorted(set(saved) - set(current))
     wrong = sorted(n for n in set(saved) & set(current) if saved[n] != current[n])
     if missing or extra or wrong:
