@@ -11,8 +11,8 @@ case "${1:-tests}" in
   tests)
     CUDA_VISIBLE_DEVICES=$GPU python3 -m pytest -q -p no:cacheprovider -p no:logging --tb=short -rfE \
       tests/test_nn_gpu.py tests/test_qgemm_fidelity.py tests/test_nn_compile.py tests/test_backend.py tests/test_nn.py \
-      > "$OUT/gpu_tests.txt" 2>&1
-    tail -5 "$OUT/gpu_tests.txt"
+      > /tmp/gpu_tests.txt 2>&1
+    tail -5 /tmp/gpu_tests.txt; cp /tmp/gpu_tests.txt "$OUT"/ 2>/dev/null
     ;;
   compare)
     CUDA_VISIBLE_DEVICES=$GPU python3 benchmarks/step_compare.py --trees "${TREES:-before=.carry/before,after=.}" \
@@ -21,6 +21,7 @@ case "${1:-tests}" in
     ;;
   collect)
     bash benchmarks/gpu/bg.sh watch "${WAIT:-540}" ${JOBS:-compare}
+    cp /tmp/gpu_tests.txt /tmp/bg/*.log "$OUT"/ 2>/dev/null
     for d in /tmp/compare_*; do for f in "$d"/*; do cp "$f" "$OUT/${d##*/}_${f##*/}"; done; done
     ;;
 esac
