@@ -362,3 +362,23 @@ def test_fp32_input_quantized_straight_into_the_gemm_dtype(fmt, block, rule, out
         got = fake_quantize(x, fmt, backend="triton", generator=torch.Generator(DEV).manual_seed(3),
                             out_dtype=out_dtype, **opts)
         assert_bits_equal(got, want.to(out_dtype), f"{fmt} {block} axis {axis} -> {out_dtype}")
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (1300, 16)])  # one partial block; several blocks
+def test_sketch_noise_kernel_equals_reference(shape):
+    """Metis's Gaussian sketch from a layer's stream: the kernel's two uniform draws (one launch) give the
+    reference's bits, and so does the whole routed normal_noise (the Box-Muller tail is shared)."""
+    from averis.formats import noise
+    from averis.kernels import dispatch
+    from averis.qgemm.ops import normal_noise
+
+    table = noise.step_seeds(torch.tensor([12345, 7], device=DEV))
+    s1, s2 = table[1, 0:1], table[1, 1:2]
+    n = shape[0] * shape[1]
+    u1, u2 = dispatch.uniform_pair(n, s1, s2)
+    assert_bits_equal(u1, 1.0 - noise.uniform_noise((n,), s1), "1 - u1")
+    assert_bits_equal(u2, noise.uniform_noise((n,), s2), "u2")
+    ref = noise.normal(shape, noise.Stream(table, 1), torch.device(DEV))
+    routed = normal_noise(shape, noise.Stream(table, 1), torch.device(DEV), backend="triton")
+    assert_bits_equal(routed, ref, "normal")
+    assert torch.isfinite(ref).all() and ref.std() > 0.5

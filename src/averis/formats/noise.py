@@ -95,7 +95,12 @@ def normal(shape: tuple[int, ...], generator: torch.Generator | Stream | None, d
         n *= s
     u1 = 1.0 - uniform_noise((n,), generator.next_seed())  # (0, 1]: log is finite
     u2 = uniform_noise((n,), generator.next_seed())
-    return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * torch.pi) * u2)).reshape(shape)
+    return box_muller(u1, u2).reshape(shape)
+
+
+def box_muller(u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
+    """Standard normal float32 values from u1 in (0, 1] and u2 in [0, 1) (the one formula every backend uses)."""
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * torch.pi) * u2)
 
 
 def lowbias32(x: torch.Tensor) -> torch.Tensor:

@@ -17,16 +17,21 @@ import os
 
 import torch
 
+# Looked up once, at import: torch.compile cannot trace importlib (a routed call inside a compiled
+# function asks available() while it is traced).
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+_KERNELS_PRESENT = importlib.util.find_spec("averis.kernels.dispatch") is not None
+
 
 def triton_installed() -> bool:
-    return importlib.util.find_spec("triton") is not None
+    return _TRITON_INSTALLED
 
 
 def kernels_present() -> bool:
-    return importlib.util.find_spec("averis.kernels.dispatch") is not None
+    return _KERNELS_PRESENT
 
 
 def available(x: torch.Tensor) -> bool:
-    if not (triton_installed() and kernels_present()):
+    if not (_TRITON_INSTALLED and _KERNELS_PRESENT):
         return False
     return x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"

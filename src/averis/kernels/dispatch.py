@@ -338,6 +338,16 @@ def fake_quantize(
     return _fq(x, spec, axis, generator, pad, tensor_amax, mu=mu, signs=signs, out_dtype=out_dtype, unscaled=unscaled)
 
 
+def uniform_pair(n: int, seed1: torch.Tensor, seed2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1 - uniform_noise(n, seed1), uniform_noise(n, seed2)) in one launch: the integer hash of
+    averis.formats.noise, so bit for bit the reference's (the Box-Muller tail stays in PyTorch)."""
+    u1 = torch.empty(n, dtype=torch.float32, device=seed1.device)
+    u2 = torch.empty_like(u1)
+    block = 1024
+    K.uniform_pair_kernel[(triton.cdiv(n, block),)](u1, u2, seed1, seed2, n, BLOCK=block, **_LAUNCH)
+    return u1, u2
+
+
 # --------------------------------------------------------------------------- Averis
 def column_stats(x: torch.Tensor, chunk: int, group: int):
     """(sum, max, min, mean, residual amax) of the columns of a 2D tensor in one read, summed in chunks of

@@ -595,3 +595,15 @@ def column_stats_kernel(
         res = _fmax_nan(gmx - mu, mu - gmn)
         res = tl.where(cm, res, 0.0)
         tl.atomic_max(ramax_ptr, tl.max(res.to(tl.int32, bitcast=True) & 0x7FFFFFFF, axis=0))
+
+
+@triton.jit
+def uniform_pair_kernel(u1_ptr, u2_ptr, seed1_ptr, seed2_ptr, n, BLOCK: tl.constexpr):
+    """formats.noise.normal's two uniform draws in one launch: 1 - noise(seed1), noise(seed2) (both exact)."""
+    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m = idx < n
+    nidx = idx.to(tl.uint32)
+    s1 = tl.load(seed1_ptr).to(tl.uint32)
+    s2 = tl.load(seed2_ptr).to(tl.uint32)
+    tl.store(u1_ptr + idx, 1.0 - _uniform(nidx, s1), mask=m)
+    tl.store(u2_ptr + idx, _uniform(nidx, s2), mask=m)

@@ -5,17 +5,20 @@ error check synchronizes the device with the host).
 The two do not give the same bits, so the choice is explicit: ``small_svd`` here, or the switch's
 (``averis.use_backend(..., small_svd=)``): "auto" takes Jacobi where the backend resolves to Triton and
 r <= 32, else torch.linalg.svd; "jacobi" / "svd" force one.  If the Triton kernel fails to compile
-under "auto", a warning says so and torch.linalg.svd is used from then on.
+under "auto", a warning says so and torch.linalg.svd is used from then on.  The sketch's Gaussian noise
+is routed too (``ops.normal_noise``: its uniform draws from one kernel, the same bits).
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
 
 from ..transforms import lowrank as _lowrank
 from .backend import check_small_svd, resolve, small_svd_setting
+from .ops import normal_noise
 
 JACOBI_MAX_RANK = 32        # the Triton kernel holds the r x r matrix in registers
 _jacobi_broken = False       # set if the Triton kernel failed to compile: fall back to torch.linalg.svd
@@ -57,10 +60,12 @@ def small_svd_function(method: str | None = None, backend: str | None = None):
 def randomized_svd(x: torch.Tensor, rank: int, power_iters: int = 2, generator: torch.Generator | None = None, *,
                    small_svd: str | None = None, backend: str | None = None):
     """averis.transforms.randomized_svd with the routed r x r SVD (see the module docstring)."""
-    return _lowrank.randomized_svd(x, rank, power_iters, generator, small_svd_function(small_svd, backend))
+    return _lowrank.randomized_svd(x, rank, power_iters, generator, small_svd_function(small_svd, backend),
+                                   functools.partial(normal_noise, backend=backend))
 
 
 def lowrank_split(x: torch.Tensor, rank: int, power_iters: int = 2, generator: torch.Generator | None = None, *,
                   small_svd: str | None = None, backend: str | None = None):
     """averis.transforms.lowrank_split with the routed r x r SVD (see the module docstring)."""
-    return _lowrank.lowrank_split(x, rank, power_iters, generator, small_svd_function(small_svd, backend))
+    return _lowrank.lowrank_split(x, rank, power_iters, generator, small_svd_function(small_svd, backend),
+                                  functools.partial(normal_noise, backend=backend))

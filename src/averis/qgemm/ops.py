@@ -9,10 +9,12 @@ averis.kernels.dispatch.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
 from ..formats import fake_quantize as reference_fake_quantize
+from ..formats import noise
 from ..formats.quantize import (
     QuantizedTensor,
     check_input,
@@ -111,6 +113,17 @@ def tensor_amax(x: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
     if resolve(x, backend):
         return dispatch().amax(x)
     return x.detach().abs().amax().float()
+
+
+def normal_noise(shape: tuple[int, ...], generator, device: torch.device, *,
+                 backend: str | None = None) -> torch.Tensor:
+    """averis.formats.noise.normal with its two uniform draws from one kernel on the Triton path (the hash is
+    integer arithmetic, so the same bits); the Box-Muller tail is the reference's own PyTorch."""
+    if not isinstance(generator, noise.Stream) or not resolve(generator.table, backend):
+        return noise.normal(shape, generator, device)
+    n = math.prod(shape)
+    u1, u2 = dispatch().uniform_pair(n, generator.next_seed(), generator.next_seed())
+    return noise.box_muller(u1, u2).reshape(shape)
 
 
 def column_stats(x: torch.Tensor, *, backend: str | None = None, chunk: int | None = None) -> _mean.ColumnStats:

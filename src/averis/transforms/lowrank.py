@@ -35,10 +35,12 @@ from ..formats import noise
 _FLOOR = 1e-290              # added to every shift: an all-zero Gram matrix still factors (R = 1e-145 I)
 
 SmallSVD = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Normal = Callable[[tuple[int, ...], object, torch.device], torch.Tensor]  # (shape, generator, device) -> noise
 
 
 def randomized_svd(x: torch.Tensor, rank: int, power_iters: int = 2,
-                   generator: torch.Generator | None = None, small_svd: SmallSVD | None = None):
+                   generator: torch.Generator | None = None, small_svd: SmallSVD | None = None,
+                   normal: Normal | None = None):
     """(U (m x r), S (r), V (n x r)) approximating the top-r SVD of the 2D tensor x, in float32.
 
     A Gaussian sketch (drawn from ``generator``) refined by ``power_iters`` power iterations,
@@ -46,16 +48,18 @@ def randomized_svd(x: torch.Tensor, rank: int, power_iters: int = 2,
     have orthonormal columns, S is descending and non-negative (see the module docstring for
     rank-deficient inputs).  small_svd: ``a -> (Us, Ws)`` with a = Us diag(sigma) Ws^T for the
     r x r FP64 factor (default ``torch_small_svd``); no host synchronization on CUDA other than
-    its own.
+    its own.  normal: ``(shape, generator, device) -> float32 noise`` for the sketch (default
+    ``noise.normal``; averis.qgemm passes its routed twin, the same bits from fewer kernels).
     """
     with torch.autocast(x.device.type, enabled=False):  # FP32 products, FP64 Gram matrices and factors
-        return _randomized_svd_fp32(x.float(), rank, power_iters, generator, small_svd or torch_small_svd)
+        return _randomized_svd_fp32(x.float(), rank, power_iters, generator, small_svd or torch_small_svd,
+                                    normal or noise.normal)
 
 
 def lowrank_split(x: torch.Tensor, rank: int, power_iters: int = 2, generator: torch.Generator | None = None,
-                  small_svd: SmallSVD | None = None):
+                  small_svd: SmallSVD | None = None, normal: Normal | None = None):
     """(U, S, V, residual) with residual = x - U diag(S) V^T (float32)."""
-    u, s, v = randomized_svd(x, rank, power_iters, generator, small_svd)
+    u, s, v = randomized_svd(x, rank, power_iters, generator, small_svd, normal)
     with torch.autocast(x.device.type, enabled=False):
         return u, s, v, x.float() - (u * s) @ v.T
 
@@ -80,10 +84,11 @@ def _cholesky_qr(y: torch.Tensor, passes: int):
     return q, rr
 
 
-def _randomized_svd_fp32(xf: torch.Tensor, rank: int, power_iters: int, generator, small_svd: SmallSVD):
+def _randomized_svd_fp32(xf: torch.Tensor, rank: int, power_iters: int, generator, small_svd: SmallSVD,
+                         normal: Normal):
     m, n = xf.shape
     r = min(rank, m, n)
-    omega = noise.normal((n, r), generator, xf.device)
+    omega = normal((n, r), generator, xf.device)
     y = xf @ omega
     for _ in range(power_iters):
         q, _ = _cholesky_qr(y.double(), 1)
