@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -151,11 +152,13 @@ def child_env(cpu: bool) -> dict:
 
 
 def run_mode(args, workdir: Path, mode: str, world: int, graphed: bool, jobs: list[str], rows: list[dict]) -> None:
-    """Launch the worker for one mode until its jobs are done (a launch that dies is retried once on the rest)."""
+    """Launch the worker for one mode over its jobs.  A launch that exits with an error is relaunched on the
+    jobs after the one it died in (that one gets an error row); a launch that times out is not retried."""
     rows_file = workdir / f"rows-{mode}-{int(graphed)}.jsonl"
-    for attempt in range(2):
+    failed_jobs: dict[str, str] = {}
+    while True:
         have = {(r["preset"], r["recipe"]) for r in read_rows(rows_file)}
-        todo = [j for j in jobs if tuple(j.split(":")) not in have]
+        todo = [j for j in jobs if tuple(j.split(":")) not in have and j not in failed_jobs]
         if not todo:
             break
         cmd = [*launcher(world, args.cpu_smoke), __file__, "worker", "--mode", mode, "--jobs", ",".join(todo),
@@ -164,22 +167,24 @@ def run_mode(args, workdir: Path, mode: str, world: int, graphed: bool, jobs: li
                "--tokens-per-step", str(args.tokens_per_step)]
         cmd += ["--graphed"] * graphed + ["--compile"] * args.compile + ["--cpu"] * args.cpu_smoke
         log(f"== {mode}{' graphed' if graphed else ''} on {world} {'process' if world == 1 else 'processes'}: "
-            f"{len(todo)} configuration(s)" + (" (retry)" if attempt else ""))
+            f"{len(todo)} configuration(s)")
         try:
             done = subprocess.run(cmd, env=child_env(args.cpu_smoke), timeout=args.mode_timeout)
-            failed = done.returncode != 0 and f"exit status {done.returncode}"
         except subprocess.TimeoutExpired:
-            failed = f"timed out after {args.mode_timeout:.0f} s"
-        if failed:
-            log(f"   launch failed ({failed})")
+            log(f"   timed out after {args.mode_timeout:.0f} s: the rest of this mode is skipped")
+            failed_jobs.update({j: f"timed out after {args.mode_timeout:.0f} s" for j in todo})
+            continue
+        if done.returncode != 0:
+            have = {(r["preset"], r["recipe"]) for r in read_rows(rows_file)}
+            dead = next(j for j in todo if tuple(j.split(":")) not in have)
+            log(f"   failed (exit status {done.returncode}) in {dead}: see the log above; going on without it")
+            failed_jobs[dead] = f"worker failed (exit status {done.returncode}): see the log"
     got = read_rows(rows_file)
-    have = {(r["preset"], r["recipe"]) for r in got}
     rows += got
-    for job in jobs:
+    for job, why in failed_jobs.items():
         preset, recipe = job.split(":")
-        if (preset, recipe) not in have:
-            rows.append({"recipe": recipe, "preset": preset, "mode": mode, "world_size": world, "graphed": graphed,
-                         "error": "no result (the worker failed or timed out: see the log above)"})
+        rows.append({"recipe": recipe, "preset": preset, "mode": mode, "world_size": world, "graphed": graphed,
+                     "error": why})
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -207,6 +212,7 @@ def loss_check(args, workdir: Path, recipes: list[str], world: int) -> dict:
     for recipe in recipes:
         for w in ([1, world] if recipe != GLOBAL_MEAN else [world]):
             name = f"{recipe}-x{w}"
+            shutil.rmtree(workdir / "loss" / name, ignore_errors=True)  # a previous run in a reused --workdir
             sets = [*common, f"train.grad_accum={world // w}"]
             cmd = [*launcher(w, args.cpu_smoke), "-m", "averis", "train", "--no-progress", "--recipe",
                    recipe_arg(recipe, str(workdir)), "--out", str(workdir / "loss" / name),
@@ -397,6 +403,8 @@ def drive(args) -> int:
               "tokens_per_step": args.tokens_per_step, "seq_len": args.seq_len, "steps": args.steps,
               "warmup": args.warmup, "compile": args.compile, "part_commands": previous.get("part_commands", {})}
     if "speed" in parts:
+        for stale in workdir.glob("rows-*.jsonl"):  # a previous run's rows in a reused --workdir
+            stale.unlink()
         rows: list[dict] = []
         run_mode(args, workdir, "one", 1, not args.cpu_smoke, jobs, rows)
         if world > 1:
@@ -458,7 +466,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--loss-steps", type=int, default=200)
     p.add_argument("--compile", action="store_true", help="torch.compile the model (slower start)")
     p.add_argument("--no-eager-ddp", action="store_true", help="skip the eager DDP rows (saves ~1 minute)")
-    p.add_argument("--mode-timeout", type=float, default=420, help="seconds before a launch is killed")
+    p.add_argument("--mode-timeout", type=float, default=300, help="seconds before a launch is killed")
     p.add_argument("--cpu-smoke", action="store_true", help="CPU plumbing check: gloo, 2 processes, tiny, 2 steps")
     return drive(p.parse_args(argv))
 
