@@ -48,19 +48,22 @@ class GraphedStep:
     the stacked micro-batches (accum, batch, seq).  Capture happens on the first call, after
     ``warmup`` eager passes (torch.compile, Triton JIT and cuBLAS initialise there).
     sync(last) -> the context each micro-batch's forward and backward run in (DDP: gradient sync only on
-    the last one); stream: the stream to warm up and capture on (DDP: the one it was built on).
+    the last one); stream: the stream to warm up and capture on (DDP: the one it was built on);
+    capture_error_mode: torch.cuda.graph's ("thread_local" under DDP: the NCCL watchdog thread queries
+    events while this one captures, which "global" forbids to every thread).
     """
 
     def __init__(self, model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  device: torch.device, warmup: int = 2,
                  sync: Callable[[bool], contextlib.AbstractContextManager] = _no_context,
-                 stream: torch.cuda.Stream | None = None):
+                 stream: torch.cuda.Stream | None = None, capture_error_mode: str = "global"):
         if device.type != "cuda":
             raise ValueError(f"train.cuda_graph needs a CUDA device, this run is on {device}: set "
                              f"train.cuda_graph=false")
         self.model, self.loss_fn = model, loss_fn  # model: the module holding the quantized layers
         self.device, self.warmup, self.sync = device, warmup, sync
         self.stream = stream or torch.cuda.Stream(device)
+        self.capture_error_mode = capture_error_mode
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_x = self.static_y = self.static_loss = None
         self.grads: list[tuple[nn.Parameter, torch.Tensor]] = []
@@ -111,7 +114,8 @@ class GraphedStep:
         graph = torch.cuda.CUDAGraph()
         try:
             # capture records the draws, replays make them
-            with rng_kept(self.model), torch.cuda.graph(graph, stream=side):
+            with rng_kept(self.model), torch.cuda.graph(graph, stream=side,
+                                                        capture_error_mode=self.capture_error_mode):
                 self.static_loss = self._body()
         except RuntimeError as err:  # e.g. a host sync or a CPU->GPU copy somewhere in the model's step
             raise RuntimeError(f"train.cuda_graph: the training step cannot be captured in a CUDA graph ({err}); "

@@ -234,7 +234,8 @@ class Trainer:
         if self.dist.mode != "ddp":
             return GraphedStep(self.raw_model, self.loss, self.device, stream=self.graph_stream)
         return GraphedStep(self.raw_model, self.loss, self.device, warmup=DDP_WARMUP, stream=self.graph_stream,
-                           sync=lambda last: dist_utils.grad_sync(self.model, self.dist, sync=last))
+                           sync=lambda last: dist_utils.grad_sync(self.model, self.dist, sync=last),
+                           capture_error_mode="thread_local")
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self._autocast():
