@@ -21,12 +21,12 @@ def common(tmp_path: Path) -> list[str]:
     return ["--no-progress", *(arg for s in sets for arg in ("--set", s))]
 
 
-def run(args: list[str], world: int = 1) -> str:
+def run(args: list[str], world: int = 1, ok: bool = True) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}"]
     cmd = [*(launcher if world > 1 else [sys.executable]), "-m", "averis", "train", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert (done.returncode == 0) == ok, done.stdout[-2000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
 
@@ -49,3 +49,11 @@ def test_ddp_and_fsdp2_match_one_process_and_fsdp2_resumes(tmp_path):
     assert fsdp == pytest.approx(single, rel=1e-5)  # ... and the FSDP2 run went through a resume at step 1
     summary = json.loads((tmp_path / "fsdp" / "summary.json").read_text())
     assert summary["world"] == 2 and summary["step"] == 4
+
+
+@pytest.mark.slow
+def test_cuda_graph_under_fsdp2_is_refused_in_one_line(tmp_path):
+    out = run(["--out", str(tmp_path / "fsdp"), "--max-steps", "1", "--set", "train.distributed=fsdp",
+               "--set", "train.cuda_graph=true", *common(tmp_path)], world=2, ok=False)
+    assert "train.cuda_graph does not run under FSDP2" in out
+    assert not (tmp_path / "cache").exists(), "refused before tokenizing"

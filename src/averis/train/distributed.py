@@ -1,4 +1,11 @@
-"""One-machine data parallelism: DDP or FSDP2 (``fully_shard``) under torchrun; gloo on CPU, NCCL on CUDA."""
+"""Data parallelism under torchrun (one machine or several): DDP or FSDP2 (``fully_shard``); gloo on CPU,
+NCCL on CUDA.
+
+CUDA graphs (``train.cuda_graph``, see graph.py) run under DDP: NCCL collectives can be captured, and the
+DDP reducer's work is the same every step once its buckets are rebuilt (after the first iteration) and its
+runtime statistics stop being sampled (iterations 1 to 10), hence ``graph.DDP_WARMUP`` eager iterations
+before the capture.  FSDP2 cannot be captured: see ``graph_unsupported``.
+"""
 
 from __future__ import annotations
 
@@ -27,32 +34,74 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init(mode: str, device_kind: str) -> DistInfo:
+def init(mode: str, device_kind: str, cuda_graph: bool = False) -> DistInfo:
     """Start the process group when torchrun launched several processes (mode auto -> ddp)."""
     several = launched_by_torchrun() or (dist.is_initialized() and dist.get_world_size() > 1)
     if mode == "none" or not several:
         return DistInfo()
     if not dist.is_initialized():
+        if cuda_graph and device_kind == "cuda":
+            # PyTorch's CUDA-graph notes for DDP: the NCCL watchdog's error handling must be off while a
+            # collective is captured (read when the process group starts; a value the user set is kept)
+            os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "0")
         dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
     local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
     return DistInfo(dist.get_rank(), dist.get_world_size(), local, "ddp" if mode == "auto" else mode)
 
 
-def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
+def wrap(model: nn.Module, info: DistInfo, device: torch.device,
+         stream: torch.cuda.Stream | None = None) -> nn.Module:
+    """The model under DDP or FSDP2 (as is for one process).
+
+    stream: the CUDA stream a graphed step captures on; DDP is built on it, because the reducer keeps
+    the parameters' gradient accumulators, and autograd runs each accumulator on the stream current
+    when it was made: made on another stream, the captured backward would reach outside the capture."""
     if info.mode == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        if stream is None:
+            # gradient_as_bucket_view: .grad are views of the all-reduce buckets (no copy back, no second
+            # copy of the gradients in memory; the same values)
+            return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            wrapped = DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
+        torch.cuda.current_stream(device).wait_stream(stream)
+        return wrapped
     if info.mode == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
+        reshard = fsdp_reshards(model, device)
         # shard every transformer block, then the root (embeddings, final norm, head)
         for block in _blocks(model):
-            fully_shard(block)
-        fully_shard(model)
+            fully_shard(block, reshard_after_forward=reshard)
+        fully_shard(model, reshard_after_forward=reshard)
         return model
     return model
+
+
+# FSDP2 keeps the gathered parameters from the forward to the backward (no second all-gather, about half
+# the collectives of a step) while all of them together take at most this share of the device's memory
+FSDP_KEEP_GATHERED_SHARE = 1 / 16
+
+
+def fsdp_reshards(model: nn.Module, device: torch.device) -> bool:
+    """FSDP2's reshard_after_forward: free each block's gathered parameters after its forward (and gather
+    them again for the backward) unless the whole model is small against the device's memory."""
+    if device.type != "cuda":
+        return True
+    full = sum(p.numel() * p.element_size() for p in model.parameters())
+    return full > FSDP_KEEP_GATHERED_SHARE * torch.cuda.get_device_properties(device).total_memory
+
+
+def graph_unsupported(info: DistInfo) -> str | None:
+    """Why train.cuda_graph cannot run in this distributed mode (None: it can)."""
+    if info.mode == "fsdp":
+        return ("train.cuda_graph does not run under FSDP2: it frees and re-allocates each block's gathered "
+                "parameters (storage resize) around every forward and backward, which a CUDA graph cannot "
+                "replay; use train.distributed=ddp (graphed) or train.cuda_graph=false")
+    return None
 
 
 def _blocks(model: nn.Module) -> list[nn.Module]:

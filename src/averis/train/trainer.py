@@ -30,7 +30,7 @@ from ..progress import WINDOW, progress_bar
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .config import RunConfig, save_config, to_dict
-from .graph import GraphedStep
+from .graph import DDP_WARMUP, GraphedStep
 from .metrics import MetricsLogger
 from .model import build_model
 from .quant import NO_QUANT, apply_recipe, resolve_recipe
@@ -52,10 +52,15 @@ class Trainer:
         self.device = pick_device(cfg.train.device)
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(cfg.train.threads))
-        self.dist = dist_utils.init(cfg.train.distributed, self.device.type)
+        self.dist = dist_utils.init(cfg.train.distributed, self.device.type, cfg.train.cuda_graph)
         if self.device.type == "cuda" and self.dist.world > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
+        if cfg.train.cuda_graph and dist_utils.graph_unsupported(self.dist):
+            raise ValueError(dist_utils.graph_unsupported(self.dist))
+        # the stream a graphed step warms up and captures on (DDP is built on it: see distributed.wrap)
+        self.graph_stream = (torch.cuda.Stream(self.device) if cfg.train.cuda_graph and self.device.type == "cuda"
+                             else None)
         self.autocast_dtype = autocast_dtype(cfg.train.precision, self.device)
         resolve_recipe(cfg.recipe, cfg.train.seed)  # an unknown recipe fails now, not after tokenizing
         resume_from = self._read_checkpoint(self._resume_candidates(resume))  # refusals come before tokenizing
@@ -148,7 +153,7 @@ class Trainer:
         model = apply_recipe(model, self.cfg.recipe, self.cfg.train.seed)
         model.to(self.device)
         self.raw_model = model
-        return dist_utils.wrap(model, self.dist, self.device)
+        return dist_utils.wrap(model, self.dist, self.device, self.graph_stream)
 
     # ---- the loop ------------------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -226,10 +231,11 @@ class Trainer:
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def _graphed_step(self) -> GraphedStep:
-        if self.dist.world > 1:
-            raise ValueError(f"train.cuda_graph runs in a single process; this run has {self.dist.world} ranks: "
-                             f"set train.cuda_graph=false for DDP / FSDP")
-        return GraphedStep(self.raw_model, self.loss, self.device)
+        if self.dist.mode != "ddp":
+            return GraphedStep(self.raw_model, self.loss, self.device, stream=self.graph_stream)
+        return GraphedStep(self.raw_model, self.loss, self.device, warmup=DDP_WARMUP, stream=self.graph_stream,
+                           sync=lambda last: dist_utils.grad_sync(self.model, self.dist, sync=last),
+                           capture_error_mode="thread_local")
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self._autocast():

@@ -73,21 +73,35 @@ def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False,
                stats: Callable[[torch.Tensor], ColumnStats] | None = None):
     """(mu, residual) with mu = mean of x over ``dim`` (kept as a size-1 dim), residual = x - mu.
 
-    Both are float32 (the mean is accumulated in FP32).  all_reduce: average mu over the ranks
-    of the default torch.distributed group (every rank must hold the same number of tokens).
+    Both are float32 (the mean is accumulated in FP32).  all_reduce: mu is the mean over the tokens of
+    every rank of the default torch.distributed group (each must hold the same number): the ranks'
+    sums are all-reduced, then divided by the global count, so every rank gets the same mu.  With two
+    ranks of 2**k whole chunks of ``CHUNK`` rows each, at most one group (GROUP x CHUNK = 8192 rows), it
+    is the 2D mean of the concatenated batch bit for bit: the concatenation's fixed-order sum is then
+    rank 0's sum + rank 1's sum, the one addition the all-reduce makes.  Otherwise (more ranks, other
+    sizes) the order of the float sum differs: equal to rounding, not to the bit.
     A 2D mean is ``column_stats``' (fixed summation order); ``stats`` replaces that function by one
     with the same result (the Triton kernel, through averis.qgemm).
     """
     xf = x.float()
+    world = dist.get_world_size() if all_reduce and dist.is_available() and dist.is_initialized() else 1
     if x.ndim == 2:
         rows = dim % 2 == 0
-        mu = (stats or column_stats)(x if rows else x.T).mean.reshape((1, -1) if rows else (-1, 1))
-    else:
+        st = (stats or column_stats)(x if rows else x.T)
+        shape = (1, -1) if rows else (-1, 1)
+        mu = (st.mean if world == 1 else _global_mean(st.sum, x.shape[dim % 2], world)).reshape(shape)
+    elif world == 1:
         mu = xf.mean(dim=dim, keepdim=True)
-    if all_reduce and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(mu, op=dist.ReduceOp.SUM)
-        mu = mu / dist.get_world_size()
+    else:
+        mu = _global_mean(xf.sum(dim=dim, keepdim=True), x.shape[dim], world)
     return mu, xf - mu
+
+
+def _global_mean(local_sum: torch.Tensor, count: int, world: int) -> torch.Tensor:
+    """The sum over every rank divided by world x count (a tensor divisor, as column_stats divides)."""
+    total = local_sum.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / torch.full_like(total, float(count * world))
 
 
 def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None, axis: int = -1,

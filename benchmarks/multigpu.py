@@ -1,0 +1,475 @@
+"""Multi-GPU scaling of the trainer (issue 16): tokens/s of one GPU vs DDP vs FSDP2, and the loss check.
+
+    python benchmarks/multigpu.py                      # every GPU of the machine (2 expected), ~8 minutes
+    python benchmarks/multigpu.py --cpu-smoke --out /tmp/mg   # the plumbing on CPU: gloo, tiny model, 2 steps
+
+Speed: for each preset (bench, qwen3-0.6b) and recipe (bf16, nvfp4, averis; averis_global = averis with
+``mean_all_reduce`` under DDP only) the trainer's own step (``Trainer.train_step``: forward, backward,
+clipping, AdamW) at a fixed global batch of ``--tokens-per-step`` tokens, in these modes:
+  one   one process, one GPU, ``train.cuda_graph=true``
+  ddp   torchrun --standalone --nproc-per-node N, DDP, with the CUDA graph and without (the eager row
+        shows what the graph buys; its losses must equal the graphed row's bit for bit)
+  fsdp  the same under FSDP2 (eager: CUDA graphs do not run under FSDP2)
+Each row: the median wall time of ``--steps`` steps after ``--warmup`` (which hold torch.compile, the
+capture and the DDP warm-up), on synthetic random tokens.  All the configurations of one mode share a
+process (one launch, one process-group start); a launch that dies is retried on what it left undone.
+
+Loss check: ``averis train`` on the from-scratch data (``.carry/tokens/scratch16k`` when present, else
+the bundled text, byte tokens) for ``--loss-steps`` steps of the bench preset per recipe, on one GPU
+(2 micro-batches of 16) and on 2 GPUs under graphed DDP (16 a rank): the same windows every step.
+
+Writes into --out: multigpu_<device>.json (top-level device, commit, command; rows {recipe, preset, mode,
+world_size, graphed, tokens_per_s, step_ms, speedup_vs_one, ...}; loss_check), multigpu_<device>.md (the
+table), multigpu_<device>.png (bars) and multigpu_loss_<device>.png (curves) when matplotlib is installed;
+``python benchmarks/multigpu.py plot RESULT.json`` draws them later elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+PRESETS_VOCAB = {"bench": 16384, "qwen3-0.6b": 151_936, "tiny": 256}
+GLOBAL_MEAN = "averis_global"  # averis with recipe.mean_all_reduce=true (a recipe file written here)
+SMOKE_MODEL = ("model.overrides={hidden_size: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 32, "
+               "intermediate_size: 128}")
+
+
+def log(*a) -> None:
+    print(*a, flush=True)
+
+
+# ---- the worker: one mode, every (preset, recipe) it is given, in one process (or one torchrun) ---------
+def worker(args) -> int:
+    sys.path.insert(0, str(SRC))
+    import torch
+
+    from averis.train import Trainer, load_config
+    from averis.train import distributed as dist_utils
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = "cpu" if args.cpu else "cuda"
+    for job in args.jobs.split(","):
+        preset, recipe = job.split(":")
+        per_rank = args.tokens_per_step // args.seq_len // world
+        sets = [f"recipe={recipe_arg(recipe, args.workdir)}", f"out={args.workdir}/speed/{args.mode}-"
+                f"{int(args.graphed)}-{preset}-{recipe}", f"model.preset={preset}",
+                f"data.train_tokens={tokens_file(args.workdir, preset)}", "data.val_tokens=",
+                f"data.seq_len={args.seq_len}", f"train.batch_size={per_rank}",
+                f"train.max_steps={args.warmup + args.steps}", f"train.device={device}",
+                f"train.cuda_graph={str(args.graphed).lower()}", f"train.compile={str(args.compile).lower()}",
+                f"train.distributed={'none' if args.mode == 'one' else args.mode}", "train.progress=false",
+                "train.tensorboard=false", "train.eval_every=0", "train.ckpt_every=0", "optim.warmup_steps=2"]
+        if preset == "tiny":
+            sets.append(SMOKE_MODEL)
+        if rank == 0:
+            log(f"[{args.mode}{' graphed' if args.graphed else ''} x{world}] {preset} {recipe}: building")
+        row = {"recipe": recipe, "preset": preset, "mode": args.mode, "world_size": world, "graphed": args.graphed,
+               "compile": args.compile, "tokens_per_step": per_rank * args.seq_len * world}
+        started = time.perf_counter()
+        trainer = Trainer(load_config(overrides=sets))
+        seconds, losses = [], []
+        for _ in range(args.warmup + args.steps):
+            t0 = time.perf_counter()
+            metrics = trainer.train_step()  # float(loss) inside: the step has finished on the device
+            seconds.append(time.perf_counter() - t0)
+            losses.append(metrics["loss"])
+        timed = seconds[args.warmup:]
+        step_s = statistics.median(timed)
+        row.update(tokens_per_s=row["tokens_per_step"] / step_s, step_ms=1e3 * step_s, step_ms_min=1e3 * min(timed),
+                   first_step_s=seconds[0], setup_s=time.perf_counter() - started - sum(seconds),
+                   parameters=sum(p.numel() for p in trainer.raw_model.parameters()), losses=losses)
+        if device == "cuda":
+            row["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        if rank == 0:
+            with open(args.rows, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            log(f"[{args.mode}{' graphed' if args.graphed else ''} x{world}] {preset} {recipe}: "
+                f"{row['tokens_per_s']:,.0f} tok/s, {row['step_ms']:.1f} ms a step (first step "
+                f"{seconds[0]:.1f} s)")
+        trainer.logger.close()
+        del trainer
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        if args.compile:
+            torch._dynamo.reset()
+    dist_utils.shutdown()
+    return 0
+
+
+def recipe_arg(recipe: str, workdir: str) -> str:
+    return str(Path(workdir) / f"{GLOBAL_MEAN}.yaml") if recipe == GLOBAL_MEAN else recipe
+
+
+def tokens_file(workdir: str, preset: str) -> str:
+    return str(Path(workdir) / f"tokens_{PRESETS_VOCAB[preset]}" / "train.bin")
+
+
+# ---- the driver ---------------------------------------------------------------------------------------
+def write_inputs(workdir: Path, presets: list[str]) -> None:
+    """Synthetic token files (one per vocabulary) and the averis_global recipe file."""
+    import numpy as np
+
+    from averis.data.tokens import write_tokens
+
+    for preset in presets:
+        vocab = PRESETS_VOCAB[preset]
+        path = Path(tokens_file(str(workdir), preset))
+        if not path.exists():
+            tokens = np.random.default_rng(0).integers(0, vocab, size=2_000_000)
+            write_tokens(path, tokens, {"vocab_size": vocab, "eot_id": 0, "source": "synthetic uniform"})
+    (workdir / f"{GLOBAL_MEAN}.yaml").write_text(f"name: {GLOBAL_MEAN}\nbase: averis\nmean_all_reduce: true\n")
+
+
+def launcher(world: int, cpu: bool) -> list[str]:
+    if world == 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}"]
+
+
+def child_env(cpu: bool) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p),
+           "PYTHONUNBUFFERED": "1"}
+    if cpu:
+        env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def run_mode(args, workdir: Path, mode: str, world: int, graphed: bool, jobs: list[str], rows: list[dict]) -> None:
+    """Launch the worker for one mode over its jobs.  A launch that exits with an error is relaunched on the
+    jobs after the one it died in (that one gets an error row); a launch that times out is not retried."""
+    rows_file = workdir / f"rows-{mode}-{int(graphed)}.jsonl"
+    failed_jobs: dict[str, str] = {}
+    while True:
+        have = {(r["preset"], r["recipe"]) for r in read_rows(rows_file)}
+        todo = [j for j in jobs if tuple(j.split(":")) not in have and j not in failed_jobs]
+        if not todo:
+            break
+        cmd = [*launcher(world, args.cpu_smoke), __file__, "worker", "--mode", mode, "--jobs", ",".join(todo),
+               "--workdir", str(workdir), "--rows", str(rows_file), "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--seq-len", str(args.seq_len),
+               "--tokens-per-step", str(args.tokens_per_step)]
+        cmd += ["--graphed"] * graphed + ["--compile"] * args.compile + ["--cpu"] * args.cpu_smoke
+        log(f"== {mode}{' graphed' if graphed else ''} on {world} {'process' if world == 1 else 'processes'}: "
+            f"{len(todo)} configuration(s)")
+        try:
+            done = subprocess.run(cmd, env=child_env(args.cpu_smoke), timeout=args.mode_timeout)
+        except subprocess.TimeoutExpired:
+            log(f"   timed out after {args.mode_timeout:.0f} s: the rest of this mode is skipped")
+            failed_jobs.update({j: f"timed out after {args.mode_timeout:.0f} s" for j in todo})
+            continue
+        if done.returncode != 0:
+            have = {(r["preset"], r["recipe"]) for r in read_rows(rows_file)}
+            dead = next(j for j in todo if tuple(j.split(":")) not in have)
+            log(f"   failed (exit status {done.returncode}) in {dead}: see the log above; going on without it")
+            failed_jobs[dead] = f"worker failed (exit status {done.returncode}): see the log"
+    got = read_rows(rows_file)
+    rows += got
+    for job, why in failed_jobs.items():
+        preset, recipe = job.split(":")
+        rows.append({"recipe": recipe, "preset": preset, "mode": mode, "world_size": world, "graphed": graphed,
+                     "error": why})
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def loss_check(args, workdir: Path, recipes: list[str], world: int) -> dict:
+    """The same windows on 1 GPU (2 micro-batches) and on `world` GPUs under graphed DDP: loss curves."""
+    carried = REPO / ".carry" / "tokens" / "scratch16k"
+    if (carried / "train.bin").exists():
+        data = [f"data.train_tokens={carried / 'train.bin'}", f"data.val_tokens={carried / 'val.bin'}"]
+        source = str(carried.relative_to(REPO))
+    else:
+        data = ["data.source=bundled", "data.tokenizer=byte", f"data.cache_dir={workdir / 'cache'}"]
+        source = "bundled text, byte tokens"
+    micro = 16 if not args.cpu_smoke else 2
+    common = [*data, f"data.seq_len={args.seq_len}", f"train.batch_size={micro}", f"train.max_steps={args.loss_steps}",
+              "train.eval_every=0", "train.ckpt_every=0", "train.tensorboard=false", "train.log_every=50",
+              f"optim.warmup_steps={max(1, args.loss_steps // 10)}"]
+    if args.cpu_smoke:
+        common += ["model.preset=tiny", SMOKE_MODEL, "train.device=cpu", "data.max_chars=60000"]
+    else:
+        common += ["model.preset=bench", "train.cuda_graph=true"]
+    curves, runs = {}, []
+    for recipe in recipes:
+        for w in ([1, world] if recipe != GLOBAL_MEAN else [world]):
+            name = f"{recipe}-x{w}"
+            shutil.rmtree(workdir / "loss" / name, ignore_errors=True)  # a previous run in a reused --workdir
+            sets = [*common, f"train.grad_accum={world // w}"]
+            cmd = [*launcher(w, args.cpu_smoke), "-m", "averis", "train", "--no-progress", "--recipe",
+                   recipe_arg(recipe, str(workdir)), "--out", str(workdir / "loss" / name),
+                   *(a for s in sets for a in ("--set", s))]
+            log(f"== loss check {name}: {args.loss_steps} steps")
+            t0 = time.time()
+            try:
+                done = subprocess.run(cmd, env=child_env(args.cpu_smoke), timeout=args.mode_timeout,
+                                      capture_output=True, text=True)
+                ok, tail = done.returncode == 0, (done.stdout + done.stderr)[-1500:]
+            except subprocess.TimeoutExpired:
+                ok, tail = False, f"timed out after {args.mode_timeout:.0f} s"
+            metrics = workdir / "loss" / name / "metrics.jsonl"
+            if not ok or not metrics.exists():
+                log(f"   failed: {tail}")
+                runs.append({"run": name, "error": tail[-400:]})
+                continue
+            curves[name] = [json.loads(line)["loss"] for line in metrics.read_text().splitlines()
+                            if "loss" in json.loads(line)]
+            runs.append({"run": name, "seconds": time.time() - t0, "final_loss": curves[name][-1]})
+            log(f"   {len(curves[name])} steps in {time.time() - t0:.0f} s, final loss {curves[name][-1]:.4f}")
+    summary = {}
+    for recipe in recipes:
+        one = curves.get(f"{recipe if recipe != GLOBAL_MEAN else 'averis'}-x1")
+        many = curves.get(f"{recipe}-x{world}")
+        if one and many and len(one) == len(many):
+            tail = max(1, len(one) // 5)
+            summary[recipe] = {"final_one": one[-1], "final_many": many[-1], "final_diff": many[-1] - one[-1],
+                               f"mean_diff_last_{tail}": statistics.fmean(b - a for a, b in zip(one[-tail:],
+                                                                                              many[-tail:])),
+                               "identical": one == many}
+    return {"source": source, "steps": args.loss_steps, "world_size": world, "micro_batch": micro,
+            "runs": runs, "curves": curves, "summary": summary}
+
+
+def device_name(cpu: bool) -> str:
+    if cpu:
+        return "cpu"
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def commit() -> str:
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "HEAD") or "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def add_speedups(rows: list[dict]) -> None:
+    """speedup_vs_one: tokens/s over the one-GPU row of the same preset and recipe (averis_global: averis's)."""
+    one = {(r["preset"], r["recipe"]): r["tokens_per_s"] for r in rows if r["mode"] == "one" and "tokens_per_s" in r}
+    for r in rows:
+        base = one.get((r["preset"], "averis" if r["recipe"] == GLOBAL_MEAN else r["recipe"]))
+        if "tokens_per_s" in r and base:
+            r["speedup_vs_one"] = r["tokens_per_s"] / base
+
+
+def exactness(rows: list[dict]) -> list[dict]:
+    """Graphed vs eager DDP over the same steps from the same start: the losses must be equal bit for bit."""
+    out = []
+    for g in rows:
+        if g["mode"] == "ddp" and g["graphed"] and "losses" in g:
+            e = next((r for r in rows if r["mode"] == "ddp" and not r["graphed"] and "losses" in r
+                      and (r["preset"], r["recipe"]) == (g["preset"], g["recipe"])), None)
+            if e is not None:
+                out.append({"preset": g["preset"], "recipe": g["recipe"], "steps": len(g["losses"]),
+                            "graph_equals_eager": g["losses"] == e["losses"],
+                            "max_abs_diff": max(abs(a - b) for a, b in zip(g["losses"], e["losses"]))})
+    return out
+
+
+def markdown(result: dict) -> str:
+    lines = [f"device {result['device']} x{result['gpus']}, commit {result['commit'][:12]}, "
+             f"{result['tokens_per_step']:,} tokens a step, median of {result['steps']} steps",
+             "", "| preset | recipe | mode | GPUs | graph | tokens/s | ms/step | vs one GPU |",
+             "|---|---|---|---:|---|---:|---:|---:|"]
+    for r in result["rows"]:
+        if "tokens_per_s" in r:
+            speed = f"{r['speedup_vs_one']:.2f}x" if "speedup_vs_one" in r else ""
+            lines.append(f"| {r['preset']} | {r['recipe']} | {r['mode']} | {r['world_size']} | "
+                         f"{'yes' if r['graphed'] else 'no'} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} | "
+                         f"{speed} |")
+        else:
+            lines.append(f"| {r['preset']} | {r['recipe']} | {r['mode']} | {r['world_size']} | "
+                         f"{'yes' if r['graphed'] else 'no'} | failed | | |")
+    if result.get("exactness"):
+        lines += ["", "DDP graphed vs eager losses: " + ", ".join(
+            f"{e['preset']}/{e['recipe']} {'identical' if e['graph_equals_eager'] else 'DIFFER'}"
+            for e in result["exactness"])]
+    lc = result.get("loss_check") or {}
+    if lc.get("summary"):
+        lines += ["", f"loss check ({lc['steps']} steps, {lc['source']}): final loss 1 GPU vs {lc['world_size']} GPUs",
+                  "", "| recipe | 1 GPU | N GPUs | diff | mean diff (last fifth) |", "|---|---:|---:|---:|---:|"]
+        for recipe, s in lc["summary"].items():
+            mean_key = next(k for k in s if k.startswith("mean_diff"))
+            lines.append(f"| {recipe} | {s['final_one']:.4f} | {s['final_many']:.4f} | {s['final_diff']:+.4f} | "
+                         f"{s[mean_key]:+.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no plots (run `python benchmarks/multigpu.py plot RESULT.json` elsewhere)")
+        return
+    name = slug(result["device"])
+    rows = [r for r in result["rows"] if "tokens_per_s" in r]
+    presets = sorted({r["preset"] for r in rows}, key=list(PRESETS_VOCAB).index)
+    fig, axes = plt.subplots(1, len(presets), figsize=(7 * len(presets), 4.5), squeeze=False)
+    for ax, preset in zip(axes[0], presets):
+        mine = [r for r in rows if r["preset"] == preset]
+        recipes = list(dict.fromkeys(r["recipe"] for r in mine))
+        kinds = list(dict.fromkeys((r["mode"], r["world_size"], r["graphed"]) for r in mine))
+        width = 0.8 / max(1, len(kinds))
+        for k, kind in enumerate(kinds):
+            values = [next((r["tokens_per_s"] for r in mine if (r["mode"], r["world_size"], r["graphed"]) == kind
+                            and r["recipe"] == rec), 0) for rec in recipes]
+            ax.bar([i + k * width for i in range(len(recipes))], values, width,
+                   label=f"{kind[0]} x{kind[1]}{' graph' if kind[2] else ''}")
+        ax.set_xticks([i + width * (len(kinds) - 1) / 2 for i in range(len(recipes))], recipes)
+        ax.set_title(f"{preset}: tokens/s ({result['device']})")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / f"multigpu_{name}.png", dpi=110)
+    curves = (result.get("loss_check") or {}).get("curves") or {}
+    if curves:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for run, losses in curves.items():
+            ax.plot(range(1, len(losses) + 1), losses, label=run, lw=1)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"1 GPU vs {result['loss_check']['world_size']} GPUs, same tokens")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / f"multigpu_loss_{name}.png", dpi=110)
+
+
+def drive(args) -> int:
+    sys.path.insert(0, str(SRC))
+    presets = args.presets.split(",")
+    recipes = (args.recipes or f"bf16,nvfp4,averis,{GLOBAL_MEAN}").split(",")
+    if args.cpu_smoke:
+        gpus, args.steps, args.warmup, args.seq_len = 2, 2, 1, 32
+        args.tokens_per_step, args.loss_steps, presets = 2 * 4 * 32, 3, ["tiny"]
+        recipes = (args.recipes or f"bf16,averis,{GLOBAL_MEAN}").split(",")
+    else:
+        import torch
+
+        if not torch.cuda.is_available():
+            log("multigpu.py: error: no CUDA GPU here; --cpu-smoke checks the plumbing on CPU (gloo, tiny model)")
+            return 2
+        gpus = torch.cuda.device_count() if args.gpus == 0 else args.gpus
+    from averis.train.quant import NO_QUANT, recipe_names
+
+    unknown = sorted(set(recipes) - {GLOBAL_MEAN, *NO_QUANT, *recipe_names()})
+    if unknown or not set(presets) <= set(PRESETS_VOCAB):
+        log(f"multigpu.py: error: unknown recipe(s) {unknown} or preset(s) {presets} (presets: "
+            f"{', '.join(PRESETS_VOCAB)})")
+        return 2
+    world = 2 if args.cpu_smoke else min(gpus, 2)
+    parts = set(args.parts.split(","))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="averis-multigpu-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    log(f"multigpu: {'2 CPU processes (gloo)' if args.cpu_smoke else f'{gpus} GPU(s)'}: 1 vs {world}; presets "
+        f"{presets}; recipes {recipes}; parts {sorted(parts)}; work folder {workdir}")
+    started = time.time()
+    write_inputs(workdir, presets)
+    plain = [r for r in recipes if r != GLOBAL_MEAN]
+    jobs = [f"{p}:{r}" for p in presets for r in plain]
+    name = slug(device_name(args.cpu_smoke))
+    path = out / f"multigpu_{name}.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}  # a part run alone keeps the other part
+    command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/multigpu.py", *sys.argv[1:]])
+    result = {"device": device_name(args.cpu_smoke), "gpus": gpus, "commit": commit(), "command": command,
+              "tokens_per_step": args.tokens_per_step, "seq_len": args.seq_len, "steps": args.steps,
+              "warmup": args.warmup, "compile": args.compile, "part_commands": previous.get("part_commands", {})}
+    if "speed" in parts:
+        for stale in workdir.glob("rows-*.jsonl"):  # a previous run's rows in a reused --workdir
+            stale.unlink()
+        rows: list[dict] = []
+        run_mode(args, workdir, "one", 1, not args.cpu_smoke, jobs, rows)
+        if world > 1:
+            many = jobs + [f"{p}:{GLOBAL_MEAN}" for p in presets if GLOBAL_MEAN in recipes]
+            run_mode(args, workdir, "ddp", world, not args.cpu_smoke, many, rows)
+            if not args.cpu_smoke and not args.no_eager_ddp:
+                run_mode(args, workdir, "ddp", world, False, many, rows)
+            run_mode(args, workdir, "fsdp", world, False, jobs, rows)
+        add_speedups(rows)
+        result.update(rows=rows, exactness=exactness(rows))
+        result["part_commands"]["speed"] = {"command": command, "commit": result["commit"]}
+    else:
+        result.update(rows=previous.get("rows", []), exactness=previous.get("exactness", []))
+    if "loss" in parts and world > 1:
+        result["loss_check"] = loss_check(args, workdir, recipes, world)
+        result["part_commands"]["loss"] = {"command": command, "commit": result["commit"]}
+    elif "loss" in parts:
+        log("loss check skipped: it needs 2 GPUs")
+    elif "loss_check" in previous:
+        result["loss_check"] = previous["loss_check"]
+    result["seconds"] = time.time() - started
+    path.write_text(json.dumps(result, indent=1))
+    table = markdown(result)
+    (out / f"multigpu_{name}.md").write_text(table)
+    log(table)
+    plot(result, out)
+    log(f"multigpu: {result['seconds']:.0f} s; wrote {path}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["worker"]:
+        p = argparse.ArgumentParser(prog="multigpu.py worker")
+        p.add_argument("--mode", required=True, choices=("one", "ddp", "fsdp"))
+        p.add_argument("--jobs", required=True, help="preset:recipe,...")
+        p.add_argument("--workdir", required=True)
+        p.add_argument("--rows", required=True)
+        for k in ("--steps", "--warmup", "--seq-len", "--tokens-per-step"):
+            p.add_argument(k, type=int, required=True)
+        for k in ("--graphed", "--compile", "--cpu"):
+            p.add_argument(k, action="store_true")
+        return worker(p.parse_args(argv[1:]))
+    if argv[:1] == ["plot"]:
+        result = json.loads(Path(argv[1]).read_text())
+        plot(result, Path(argv[1]).parent)
+        return 0
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "multigpu"))
+    p.add_argument("--workdir", help="token files and runs (default: a fresh temporary folder)")
+    p.add_argument("--recipes", help=f"default bf16,nvfp4,averis,{GLOBAL_MEAN} (--cpu-smoke: bf16,averis,"
+                                     f"{GLOBAL_MEAN})")
+    p.add_argument("--presets", default="bench,qwen3-0.6b")
+    p.add_argument("--parts", default="speed,loss", help="speed, loss or both")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs to use (default: all)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile, capture, DDP warm-up)")
+    p.add_argument("--seq-len", type=int, default=512)
+    p.add_argument("--tokens-per-step", type=int, default=16384, help="global tokens a step (all ranks)")
+    p.add_argument("--loss-steps", type=int, default=200)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (slower start)")
+    p.add_argument("--no-eager-ddp", action="store_true", help="skip the eager DDP rows (saves ~1 minute)")
+    p.add_argument("--mode-timeout", type=float, default=300, help="seconds before a launch is killed")
+    p.add_argument("--cpu-smoke", action="store_true", help="CPU plumbing check: gloo, 2 processes, tiny, 2 steps")
+    return drive(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

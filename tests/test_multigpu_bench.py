@@ -1,0 +1,51 @@
+"""benchmarks/multigpu.py end to end on CPU (--cpu-smoke: gloo, 2 processes, a tiny model, 2 steps)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "multigpu.py"), *args], capture_output=True,
+                          text=True, timeout=600, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_multigpu_cpu_smoke_rows_and_loss_check(tmp_path):
+    done = bench("--cpu-smoke", "--recipes", "averis,averis_global", "--out", str(tmp_path / "out"),
+                 "--workdir", str(tmp_path / "work"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "multigpu_cpu.json").read_text())
+    assert result["device"] == "cpu" and result["commit"] and "--cpu-smoke" in result["command"]
+    kinds = {(r["recipe"], r["mode"], r["world_size"]) for r in result["rows"]}
+    assert kinds == {("averis", "one", 1), ("averis", "ddp", 2), ("averis_global", "ddp", 2), ("averis", "fsdp", 2)}
+    for r in result["rows"]:
+        assert r["tokens_per_s"] > 0 and r["tokens_per_step"] == 256 and len(r["losses"]) == 3
+        assert r["speedup_vs_one"] > 0 and not r["graphed"]
+    curves = result["loss_check"]["curves"]
+    assert set(curves) == {"averis-x1", "averis-x2", "averis_global-x2"}
+    assert all(len(c) == 3 for c in curves.values())
+    # the same windows on 1 and 2 processes: the first step's loss (before any update) agrees closely ...
+    assert curves["averis-x2"][0] == pytest.approx(curves["averis-x1"][0], rel=1e-3)
+    # ... and the global mean is a different computation from the per-rank one
+    assert curves["averis_global-x2"] != curves["averis-x2"]
+    assert set(result["loss_check"]["summary"]) == {"averis", "averis_global"}
+    assert "| tiny | averis | ddp | 2 | no |" in (tmp_path / "out" / "multigpu_cpu.md").read_text()
+
+
+def test_multigpu_refuses_without_a_gpu_or_with_unknown_names(tmp_path):
+    import torch
+
+    done = bench("--out", str(tmp_path), "--recipes", "nope")
+    assert done.returncode == 2
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU here; --cpu-smoke" in done.stdout
+    else:
+        assert "unknown recipe(s) ['nope']" in done.stdout
