@@ -53,7 +53,8 @@ def test_identity_quantizers_reproduce_nn_linear(name, monkeypatch):
     x, dy = _inputs((2, 20, 64)), _inputs((2, 20, 96), seed=2, mean=0.5)
     for got, want in zip(_run(q, x, dy), _run(ref, x, dy)):
         torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-5)
-    expected = {t for n in recipes.OPERANDS for t in _transform_fns(recipe.operand(n).transform)}
+    layer_recipe = recipe.for_layer("0")  # an nn.Sequential's layer sits at site "other"
+    expected = {t for n in recipes.OPERANDS for t in _transform_fns(layer_recipe.operand(n).transform)}
     assert set(calls) == expected
 
 

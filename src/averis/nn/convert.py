@@ -43,8 +43,9 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
     Kept in high precision: names matching ``recipe.high_precision`` (lm_head, embeddings by
     default), the first/last transformer blocks the recipe asks for, subclasses of nn.Linear
     (their forward may not be nn.Linear's), and layers whose in/out features do not divide into
-    the recipe's blocks (one warning lists them).  report=True prints what was swapped and
-    skipped; ``get_report(model)`` returns it.  Parameter names are unchanged; each quantized layer adds
+    the recipe's blocks (one warning lists them).  Each layer runs ``recipe.for_layer(name)``: the recipe,
+    without its mean split where the layer's site is not in ``recipe.mean_sites``.  report=True prints what
+    was swapped and skipped; ``get_report(model)`` returns it.  Parameter names are unchanged; each quantized layer adds
     its stochastic-rounding counter buffer ``averis_rng`` to the state_dict (``plain_state_dict`` drops them).
     A Hugging Face model also gets ``model.config.averis_recipe`` (the recipe and the quantized layers),
     so that ``save_pretrained`` keeps it and ``averis.load_pretrained`` quantizes the reloaded model again.
@@ -72,7 +73,7 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
         if reason is not None:
             rep.skipped.append((name, reason))
             continue
-        _swap(module, LayerState(recipe, index, name))
+        _swap(module, LayerState(recipe.for_layer(name), index, name))  # mean_sites: per-site split
         rep.swapped.append((name, _out_in(module)))
         index += 1
     if ragged:
