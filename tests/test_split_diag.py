@@ -42,7 +42,7 @@ def test_diagnostic_on_a_tiny_model():
     batches = [torch.randint(0, 128, (2, 32)) for _ in range(2)]
     result = split_diagnostic(model, batches, loss_recipes=("nvfp4", "averis"))
     assert len(result["layers"]) == 2 * 7 and set(result["losses"]) == {"nvfp4", "averis"}
-    for name, r in result["layers"].items():
+    for r in result["layers"].values():
         assert r["site"] in ("attn_in", "o_proj", "mlp_in", "down_proj") and r["block"] in (0, 1)
         assert 0 < r["x"]["qerr"] < 1 and 0 < r["dy"]["qerr_split"] < 1
         assert r["nvfp4"]["y"] > 0 and r["averis"]["dw"] > 0
