@@ -69,11 +69,11 @@ def _split(args, model, batches, meta) -> int:
     from ..analysis.split_diag import split_diagnostic
     from ..analysis.split_diag_report import write_split_diag
 
-    result = split_diagnostic(model, batches, include=args.include, exclude=args.exclude, threshold=args.threshold,
-                              verbose=True)
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent  # the commit of the code that runs, read before the run
     commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown (not a git checkout)"
+    result = split_diagnostic(model, batches, include=args.include, exclude=args.exclude, threshold=args.threshold,
+                              verbose=True)
     device = torch.cuda.get_device_name() if meta["device"].startswith("cuda") else \
         f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     command = ["averis", "fidelity", args.model, "--split", "--out", args.out, "--tokens", str(args.tokens),
