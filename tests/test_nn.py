@@ -45,7 +45,7 @@ def test_identity_quantizers_reproduce_nn_linear(name, monkeypatch):
     """With every quantizer the identity, transforms must cancel exactly: mean terms, Hadamard inverse,
     low-rank split (40 tokens: not a multiple of 16, so the token padding is exercised too)."""
     calls = []
-    for fn in ("mean_split", "hadamard16", "lowrank_split"):
+    for fn in ("mean_split", "decide_split", "hadamard16", "lowrank_split"):
         real = getattr(operand, fn)
         monkeypatch.setattr(operand, fn, lambda *a, _r=real, _n=fn, **k: calls.append(_n) or _r(*a, **k))
     recipe = recipes.get(name).with_identity_quantizers()
@@ -53,13 +53,16 @@ def test_identity_quantizers_reproduce_nn_linear(name, monkeypatch):
     x, dy = _inputs((2, 20, 64)), _inputs((2, 20, 96), seed=2, mean=0.5)
     for got, want in zip(_run(q, x, dy), _run(ref, x, dy)):
         torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-5)
-    expected = {t for n in recipes.OPERANDS for t in _transform_fns(recipe.operand(n).transform)}
+    layer_recipe = recipe.for_layer("0")  # an nn.Sequential's layer sits at site "other"
+    adaptive = layer_recipe.mean_threshold is not None
+    expected = {t for n in recipes.OPERANDS for t in _transform_fns(layer_recipe.operand(n).transform, adaptive)}
     assert set(calls) == expected
 
 
-def _transform_fns(transform):
-    return {"none": [], "mean": ["mean_split"], "hadamard": ["hadamard16"],
-            "mean_hadamard": ["mean_split", "hadamard16"], "lowrank": ["lowrank_split"]}[transform]
+def _transform_fns(transform, adaptive=False):
+    mean = "decide_split" if adaptive else "mean_split"  # the adaptive split takes its mean from its decision
+    return {"none": [], "mean": [mean], "hadamard": ["hadamard16"],
+            "mean_hadamard": [mean, "hadamard16"], "lowrank": ["lowrank_split"]}[transform]
 
 
 @pytest.mark.parametrize("autocast", [False, True])

@@ -7,8 +7,9 @@ import pytest
 from averis import recipes
 from averis.recipes import OperandSpec, Recipe
 
-NAMES = ["bf16", "nvfp4", "nvidia", "nvidia_notail", "metis", "averis", "averis_tail", "averis_rht", "mxfp4",
-         "mxfp4_averis"]
+NAMES = ["bf16", "nvfp4", "nvidia", "nvidia_notail", "metis", "averis", "averis_tail", "averis_rht", "averis_act",
+         "averis_grad", "averis_attn_in", "averis_o_proj", "averis_mlp_in", "averis_down_proj", "averis_norm_in",
+         "averis_adaptive", "mxfp4", "mxfp4_averis"]
 
 
 def test_builtin_names():

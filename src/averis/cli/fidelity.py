@@ -3,6 +3,9 @@
 Writes OUT/fidelity.json (everything), OUT/fidelity_layers.csv (one row per recipe and layer),
 OUT/fidelity.md (the tables) and OUT/fidelity.png.  --forward-only measures just the forward anchor
 (every linear input and weight NVFP4: plain, mean split with FP4 mean, with BF16 mean).
+--split measures instead what the Averis mean split changes per layer and site (amax, block-scale
+inflation, quantization error of X and dY, errors of Y, dX and dW, with and without the split; the loss of
+the ablation recipes): OUT/split_diag.json, split_diag.md and split_diag.png.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ def run(args) -> int:
         raise UserError(f"--tokens ({args.tokens}) must be a multiple of --seq-len ({args.seq_len})")
     if args.forward_only and args.no_anchor:
         raise UserError("--forward-only with --no-anchor leaves nothing to measure")
+    if args.split and (args.forward_only or args.recipes):
+        raise UserError("--split measures nvfp4 against averis and the ablation recipes: drop --forward-only and "
+                        "--recipes")
     chosen = [recipes.resolve(n) for n in args.recipes or recipes.list()]  # unknown names fail before the model loads
     torch.manual_seed(args.seed)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -38,6 +44,8 @@ def run(args) -> int:
             "tokens": args.tokens, "seq_len": args.seq_len, "batch_size": args.batch_size, "device": device}
     print(f"averis fidelity: {label}, {args.tokens} tokens in {len(batches)} batches of "
           f"{args.batch_size} x {args.seq_len}", file=sys.stderr)
+    if args.split:
+        return _split(args, model, batches, meta)
     anchor = None if args.no_anchor else forward_anchor(model, batches)
     if anchor:
         for r in anchor["modes"].values():
@@ -48,6 +56,33 @@ def run(args) -> int:
                                  verbose=True)
     out = write_fidelity(Path(args.out), meta, anchor, result, plots=not args.no_plots)
     print(f"averis fidelity: -> {out}/fidelity.md", file=sys.stderr)
+    return 0
+
+
+def _split(args, model, batches, meta) -> int:
+    import platform
+    import shlex
+    import subprocess
+
+    import torch
+
+    from ..analysis.split_diag import split_diagnostic
+    from ..analysis.split_diag_report import write_split_diag
+
+    here = Path(__file__).resolve().parent  # the commit of the code that runs, read before the run
+    commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown (not a git checkout)"
+    result = split_diagnostic(model, batches, include=args.include, exclude=args.exclude, threshold=args.threshold,
+                              verbose=True)
+    device = torch.cuda.get_device_name() if meta["device"].startswith("cuda") else \
+        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    command = ["averis", "fidelity", args.model, "--split", "--out", args.out, "--tokens", str(args.tokens),
+               "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--threshold", str(args.threshold)]
+    command += ["--text", *args.text] if args.text else ["--corpus", args.corpus]
+    meta = {**meta, "device": device, "commit": commit, "torch": torch.__version__, "command": shlex.join(command),
+            "seconds": result["seconds"]}
+    out = write_split_diag(Path(args.out), meta, result, plots=not args.no_plots)
+    print(f"averis fidelity --split: -> {out}/split_diag.md", file=sys.stderr)
     return 0
 
 
@@ -65,4 +100,8 @@ def register(sub) -> None:
     p.add_argument("--include", help="regex: only linear layers whose name matches")
     p.add_argument("--exclude", default="lm_head", help="regex: layers to leave out (default lm_head)")
     p.add_argument("--no-plots", action="store_true", help="only the tables, no PNG plot")
-    p.set_defaults(func=run, forward_only=False)
+    p.add_argument("--split", action="store_true", help="what the mean split changes, per layer and site "
+                                                        "(split_diag.md/json/png)")
+    p.add_argument("--threshold", type=float, default=0.8, help="the adaptive rule's threshold the --split "
+                                                                 "report applies (default 0.8)")
+    p.set_defaults(func=run, forward_only=False, split=False)

@@ -240,11 +240,11 @@ def _load_rng_counters(model: torch.nn.Module, folder: Path) -> None:
     (a folder's safetensors files; the plain model that from_pretrained builds has no place for them)."""
     from safetensors import safe_open
 
-    from ..nn.state import is_rng_key
+    from ..nn.state import is_state_key
 
     counters = {}
     for file in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
         with safe_open(str(file), "pt") as f:
-            counters.update({k: f.get_tensor(k) for k in f.keys() if is_rng_key(k)})
+            counters.update({k: f.get_tensor(k) for k in f.keys() if is_state_key(k)})
     if counters:
         model.load_state_dict(counters, strict=False)

@@ -15,6 +15,8 @@ from .convert import (
     quantize_model,
     quantized_layers,
     rng_kept,
+    split_counts,
+    split_fractions_by_site,
 )
 from .modules import QuantLinear, is_quantized
 from .ops import QuantLinearFunction, quant_linear
@@ -22,4 +24,4 @@ from .state import LayerState
 
 __all__ = ["QuantLinear", "QuantLinearFunction", "LayerState", "QuantizationReport", "quantize_model",
            "dequantize_model", "quantization_disabled", "get_report", "quantized_layers",
-           "plain_state_dict", "rng_kept", "quant_linear", "is_quantized"]
+           "plain_state_dict", "rng_kept", "split_counts", "split_fractions_by_site", "quant_linear", "is_quantized"]

@@ -12,11 +12,12 @@ import torch
 from torch import nn
 
 from .. import recipes as _recipes
+from ..recipes.sites import site_of
 from ..recipes.spec import GEMM_OPERANDS, Recipe
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 from .modules import QuantLinear, attach_state, detach_state, is_hf_conv1d, is_quantized, quant_conv1d_class
 from .pretrained import forget_recipe, record_recipe
-from .state import RNG_BUFFER, LayerState, is_rng_key
+from .state import RNG_BUFFER, SPLIT_BUFFER, LayerState, is_state_key
 
 _REPORT_ATTR = "_averis_report"
 
@@ -43,8 +44,9 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
     Kept in high precision: names matching ``recipe.high_precision`` (lm_head, embeddings by
     default), the first/last transformer blocks the recipe asks for, subclasses of nn.Linear
     (their forward may not be nn.Linear's), and layers whose in/out features do not divide into
-    the recipe's blocks (one warning lists them).  report=True prints what was swapped and
-    skipped; ``get_report(model)`` returns it.  Parameter names are unchanged; each quantized layer adds
+    the recipe's blocks (one warning lists them).  Each layer runs ``recipe.for_layer(name)``: the recipe,
+    without its mean split where the layer's site is not in ``recipe.mean_sites``.  report=True prints what
+    was swapped and skipped; ``get_report(model)`` returns it.  Parameter names are unchanged; each quantized layer adds
     its stochastic-rounding counter buffer ``averis_rng`` to the state_dict (``plain_state_dict`` drops them).
     A Hugging Face model also gets ``model.config.averis_recipe`` (the recipe and the quantized layers),
     so that ``save_pretrained`` keeps it and ``averis.load_pretrained`` quantizes the reloaded model again.
@@ -72,7 +74,7 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
         if reason is not None:
             rep.skipped.append((name, reason))
             continue
-        _swap(module, LayerState(recipe, index, name))
+        _swap(module, LayerState(recipe.for_layer(name), index, name))  # mean_sites: per-site split
         rep.swapped.append((name, _out_in(module)))
         index += 1
     if ragged:
@@ -125,9 +127,9 @@ def quantization_disabled(model: nn.Module):
 
 
 def plain_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A quantized model's state_dict without the quantizers' ``averis_rng`` counters: what the
-    unquantized model loads with ``strict=True``."""
-    return {k: v for k, v in state_dict.items() if not is_rng_key(k)}
+    """A quantized model's state_dict without the quantizers' ``averis_rng`` (and ``averis_splits``) counters:
+    what the unquantized model loads with ``strict=True``."""
+    return {k: v for k, v in state_dict.items() if not is_state_key(k)}
 
 
 @contextlib.contextmanager
@@ -146,6 +148,31 @@ def rng_kept(model: nn.Module):
             torch.cuda.set_rng_state_all(cuda)
         for buf, saved in counters:
             buf.copy_(saved)
+
+
+def split_counts(model: nn.Module) -> dict[str, dict]:
+    """How often each layer's adaptive split (a recipe with ``mean_threshold``) split its sources, from the layers'
+    ``averis_splits`` buffers (one host read): {layer name: {"site", "x_calls", "x_splits", "dy_calls", "dy_splits"}}.
+    X counts training forwards (grad enabled), dY backward passes.  Layers without the counters are left out."""
+    out = {}
+    for name, m in quantized_layers(model).items():
+        buf = m._buffers.get(SPLIT_BUFFER)
+        if buf is not None:
+            xc, xs, dc, ds = (int(v) for v in buf.tolist())
+            out[name] = {"site": site_of(name), "x_calls": xc, "x_splits": xs, "dy_calls": dc, "dy_splits": ds}
+    return out
+
+
+def split_fractions_by_site(counts: dict[str, dict]) -> dict[str, dict[str, float | None]]:
+    """split_counts summed per site: {site: {"x": fraction of X decisions that split, "dy": the same for dY}}
+    (None where no decision was counted)."""
+    sums: dict[str, list[int]] = {}
+    for c in counts.values():
+        s = sums.setdefault(c["site"], [0, 0, 0, 0])
+        for i, k in enumerate(("x_calls", "x_splits", "dy_calls", "dy_splits")):
+            s[i] += c[k]
+    return {site: {"x": s[1] / s[0] if s[0] else None, "dy": s[3] / s[2] if s[2] else None}
+            for site, s in sums.items()}
 
 
 # --------------------------------------------------------------------------- helpers

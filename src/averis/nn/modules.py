@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .ops import quant_linear
-from .state import RNG_BUFFER, LayerState, new_rng_buffer
+from .state import RNG_BUFFER, SPLIT_BUFFER, LayerState, new_rng_buffer, new_split_buffer
 
 
 class QuantLinear(nn.Linear):
@@ -35,7 +35,8 @@ class QuantLinear(nn.Linear):
         st = self.averis_state
         if not (st.enabled and st.recipe.quantizes):
             return nn.functional.linear(x, self.weight, self.bias)  # bit-identical to nn.Linear
-        return quant_linear(x, self.weight, self.bias, st.key, getattr(self, RNG_BUFFER))
+        return quant_linear(x, self.weight, self.bias, st.key, getattr(self, RNG_BUFFER),
+                            self._buffers.get(SPLIT_BUFFER))
 
     def _load_from_state_dict(self, state_dict, prefix, *args):
         _keep_rng_if_absent(self, state_dict, prefix)
@@ -60,7 +61,8 @@ class _QuantConv1DMixin:
         st = self.averis_state
         if not (st.enabled and st.recipe.quantizes):
             return self._averis_base.forward(self, x)
-        return quant_linear(x, self.weight.T, self.bias, st.key, getattr(self, RNG_BUFFER))
+        return quant_linear(x, self.weight.T, self.bias, st.key, getattr(self, RNG_BUFFER),
+                            self._buffers.get(SPLIT_BUFFER))
 
     def _load_from_state_dict(self, state_dict, prefix, *args):
         _keep_rng_if_absent(self, state_dict, prefix)
@@ -77,22 +79,28 @@ def quant_conv1d_class(base: type) -> type:
 
 
 def attach_state(module: nn.Module, state: LayerState) -> None:
-    """Give a swapped layer its LayerState and a fresh ``averis_rng`` buffer on its weight's device."""
+    """Give a swapped layer its LayerState and a fresh ``averis_rng`` buffer on its weight's device (and, under an
+    adaptive recipe, its ``averis_splits`` counters)."""
     module.averis_state = state
     module.register_buffer(RNG_BUFFER, new_rng_buffer(state.recipe, state.index, module.weight.device))
+    splits = new_split_buffer(state.recipe, module.weight.device)
+    if splits is not None:
+        module.register_buffer(SPLIT_BUFFER, splits)
 
 
 def detach_state(module: nn.Module) -> None:
     """Undo attach_state (dequantize_model)."""
     del module.averis_state
     module._buffers.pop(RNG_BUFFER, None)
+    module._buffers.pop(SPLIT_BUFFER, None)
 
 
 def _keep_rng_if_absent(module: nn.Module, state_dict: dict, prefix: str) -> None:
-    """A state_dict of the unquantized model has no counter: load it as if it held the current one."""
-    key = prefix + RNG_BUFFER
-    if key not in state_dict:
-        state_dict[key] = getattr(module, RNG_BUFFER).clone()
+    """A state_dict of the unquantized model has no counters: load it as if it held the current ones."""
+    for name in (RNG_BUFFER, SPLIT_BUFFER):
+        key = prefix + name
+        if key not in state_dict and name in module._buffers:
+            state_dict[key] = module._buffers[name].clone()
 
 
 def is_quantized(module: nn.Module) -> bool:

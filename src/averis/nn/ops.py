@@ -10,6 +10,10 @@ pass runs once for dgrad and wgrad.
 
 The ops carry no reference to the layer: the recipe is a constant (its JSON key, see state.py) and the
 randomness a step-seed tensor, so their fake implementations read only their arguments.
+
+The adaptive split (a recipe with ``mean_threshold``): each op also returns its source's decision as int64
+[1, split] (X in the forward, dY in the backward; empty where the recipe does not decide for that source),
+which the layer adds to its ``averis_splits`` buffer in place: counted on the device, no host sync.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from .state import hadamard_signs, recipe_from_key, stream
 
 @torch.library.custom_op("averis::fprop", mutates_args=())
 def fprop_op(x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: str, dtype: torch.dtype,
-             need_wgrad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(Y, wgrad's X operand: its values, its mean over tokens and its tensor scale, W's tensor amax).
+             need_wgrad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                        torch.Tensor]:
+    """(Y, wgrad's X operand: its values, its mean over tokens and its tensor scale, W's tensor amax, X's adaptive
+    split decision [1, split] or empty).
 
     With need_wgrad, X^T is transformed and quantized for wgrad here, from the statistics the fprop
     just computed, and backward keeps that (in the compute dtype) instead of X; its random draws come
@@ -36,13 +42,27 @@ def fprop_op(x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: s
     y = F.fprop(x, w, recipe, dtype, stream(step, "fprop"), signs, stats)
     w_amax = _empty(x) if stats.w.amax is None else stats.w.amax
     if not need_wgrad:
-        return y, _empty(x, dtype), _empty(x), _empty(x), w_amax
+        return y, _empty(x, dtype), _empty(x), _empty(x), w_amax, _decision(recipe, "x", stats.x, x)
     op = F.wgrad_x_operand(x, recipe, dtype, stream(step, "wgrad_x"), signs, stats)
     values = F.in_wgrad_x_layout(op.values, F.wgrad_x_tokens_major(x, recipe))  # the layout the fake declares
     values = values.clone() if _same_storage(values, x) else values  # a custom op may not return its input
     mean = _empty(x) if op.red_mean is None else op.red_mean.float()
     scale = _empty(x) if op.scale is None else op.scale.float().reshape(())
-    return y, values, mean, scale, w_amax
+    return y, values, mean, scale, w_amax, _decision(recipe, "x", stats.x, x)
+
+
+def _decision(recipe, source: str, stats, like: torch.Tensor) -> torch.Tensor:
+    """int64 [1, split] for the source's adaptive split (zeros where no GEMM decided in this call, e.g. an
+    evaluation forward of a recipe that splits X only for wgrad), or empty where the recipe does not decide."""
+    if not recipe.adaptive(source):
+        return like.new_empty(0, dtype=torch.int64)
+    if stats.split is None:
+        return like.new_zeros(2, dtype=torch.int64)
+    return torch.stack([torch.ones_like(stats.split, dtype=torch.int64), stats.split.to(torch.int64)])
+
+
+def _fake_decision(recipe, source: str, like: torch.Tensor) -> torch.Tensor:
+    return like.new_empty(2 if recipe.adaptive(source) else 0, dtype=torch.int64)
 
 
 def _empty(like: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -58,8 +78,9 @@ def _(x, w, step, recipe_key, dtype, need_wgrad):
     recipe = recipe_from_key(recipe_key)
     y = x.new_empty((x.shape[0], w.shape[0]), dtype=dtype)
     w_amax = _empty(x) if not shares_amax(recipe.fprop_w) else x.new_empty((), dtype=torch.float32)
+    decision = _fake_decision(recipe, "x", x)
     if not need_wgrad:
-        return y, _empty(x, dtype), _empty(x), _empty(x), w_amax
+        return y, _empty(x, dtype), _empty(x), _empty(x), w_amax, decision
     length, has_mean, _, has_scale = F.wgrad_x_layout(recipe, x.shape[0])
     mean = x.new_empty((x.shape[1], 1), dtype=torch.float32) if has_mean else _empty(x)
     scale = x.new_empty((), dtype=torch.float32) if has_scale else _empty(x)
@@ -67,15 +88,16 @@ def _(x, w, step, recipe_key, dtype, need_wgrad):
         values = x.new_empty((length, x.shape[1]), dtype=dtype).T
     else:
         values = x.new_empty((x.shape[1], length), dtype=dtype)
-    return y, values, mean, scale, w_amax
+    return y, values, mean, scale, w_amax, decision
 
 
 @torch.library.custom_op("averis::backward", mutates_args=())
 def backward_op(dy: torch.Tensor, w: torch.Tensor, xw_values: torch.Tensor, xw_mean: torch.Tensor,
                 xw_scale: torch.Tensor, w_amax: torch.Tensor, step: torch.Tensor, recipe_key: str,
                 dtype: torch.dtype, x_dtype: torch.dtype, need_dx: bool,
-                need_dw: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dX, dW) in X's and W's dtypes; an empty tensor for a gradient not needed."""
+                need_dw: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dX, dW, dY's adaptive split decision) in X's and W's dtypes; an empty tensor for a gradient not needed
+    (and for the decision where the recipe does not decide for dY)."""
     recipe = recipe_from_key(recipe_key)
     signs = hadamard_signs(recipe, dy.device)
     stats = LayerStats()
@@ -90,13 +112,14 @@ def backward_op(dy: torch.Tensor, w: torch.Tensor, xw_values: torch.Tensor, xw_m
                              signs=signs if in_hadamard else None, red_mean=xw_mean if has_mean else None)
         dw = F.wgrad(dy, None, recipe, dtype, stream(step, "wgrad_dy"), signs, stats,
                      x_operand=x_operand).to(w.dtype)
-    return (dy.new_empty(0, dtype=x_dtype) if dx is None else dx), (w.new_empty(0) if dw is None else dw)
+    return ((dy.new_empty(0, dtype=x_dtype) if dx is None else dx), (w.new_empty(0) if dw is None else dw),
+            _decision(recipe, "dy", stats.dy, dy))
 
 
 @backward_op.register_fake
 def _(dy, w, xw_values, xw_mean, xw_scale, w_amax, step, recipe_key, dtype, x_dtype, need_dx, need_dw):
     dx = dy.new_empty((dy.shape[0], w.shape[1]) if need_dx else (0,), dtype=x_dtype)
-    return dx, w.new_empty(w.shape if need_dw else (0,))
+    return dx, w.new_empty(w.shape if need_dw else (0,)), _fake_decision(recipe_from_key(recipe_key), "dy", dy)
 
 
 class QuantLinearFunction(torch.autograd.Function):
@@ -104,22 +127,30 @@ class QuantLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: str, dtype: torch.dtype,
-                grad_enabled: bool) -> torch.Tensor:
+                grad_enabled: bool, dy_splits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Y, X's adaptive split decision).  dy_splits: the layer's dY counters (a view of ``averis_splits``),
+        which backward increments in place (a plain ctx attribute: its in-place updates must not trip autograd's
+        version check of saved tensors)."""
         need_wgrad = ctx.needs_input_grad[1] and grad_enabled  # evaluation under no_grad skips it
-        y, xw_values, xw_mean, xw_scale, w_amax = fprop_op(x, w, step, recipe_key, dtype, need_wgrad)
+        y, xw_values, xw_mean, xw_scale, w_amax, x_split = fprop_op(x, w, step, recipe_key, dtype, need_wgrad)
         ctx.save_for_backward(w, xw_values, xw_mean, xw_scale, w_amax, step)
         ctx.recipe_key, ctx.dtype, ctx.x_dtype = recipe_key, dtype, x.dtype
-        return y
+        ctx.dy_splits = dy_splits
+        ctx.mark_non_differentiable(x_split)
+        return y, x_split
 
     @staticmethod
-    def backward(ctx, dy: torch.Tensor):
+    def backward(ctx, dy: torch.Tensor, _):
         w, xw_values, xw_mean, xw_scale, w_amax, step = ctx.saved_tensors
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_dx or need_dw):
-            return None, None, None, None, None, None
-        dx, dw = backward_op(dy.contiguous(), w, xw_values, xw_mean, xw_scale, w_amax, step, ctx.recipe_key,
-                             ctx.dtype, ctx.x_dtype, need_dx, need_dw)
-        return (dx if need_dx else None), (dw if need_dw else None), None, None, None, None
+            return None, None, None, None, None, None, None
+        dx, dw, dy_split = backward_op(dy.contiguous(), w, xw_values, xw_mean, xw_scale, w_amax, step,
+                                       ctx.recipe_key, ctx.dtype, ctx.x_dtype, need_dx, need_dw)
+        if ctx.dy_splits is not None and dy_split.numel():
+            with torch.no_grad():
+                ctx.dy_splits.add_(dy_split)
+        return (dx if need_dx else None), (dw if need_dw else None), None, None, None, None, None
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -131,12 +162,14 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, key: str,
-                 rng: torch.Tensor) -> torch.Tensor:
+                 rng: torch.Tensor, splits: torch.Tensor | None = None) -> torch.Tensor:
     """F.linear(x, weight, bias) with the recipe whose ``recipe_key`` is ``key`` (weight is N x K).
 
     ``rng`` is the layer's ``averis_rng`` buffer [seed, counter]: a training forward (grad enabled) draws
     this step's seed from it and advances the counter in place; an evaluation forward draws without
-    advancing (it leaves training unchanged)."""
+    advancing (it leaves training unchanged).  ``splits``: the layer's ``averis_splits`` counters under an
+    adaptive recipe ([X calls, X splits, dY calls, dY splits]), incremented in place: X by a training forward,
+    dY by the backward."""
     dtype = compute_dtype(x)
     x2d = x.reshape(-1, x.shape[-1])
     grad_enabled = torch.is_grad_enabled()  # read here: inside forward it is always off
@@ -144,6 +177,10 @@ def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     if grad_enabled:
         with torch.no_grad():
             rng[1:].add_(1)
-    y = QuantLinearFunction.apply(x2d, weight, step, key, dtype, grad_enabled)
+    y, x_split = QuantLinearFunction.apply(x2d, weight, step, key, dtype, grad_enabled,
+                                           None if splits is None else splits[2:])
+    if splits is not None and grad_enabled and x_split.numel():
+        with torch.no_grad():
+            splits[:2].add_(x_split)
     y = y.reshape(*x.shape[:-1], weight.shape[0])
     return y if bias is None else y + bias.to(dtype)

@@ -27,6 +27,8 @@ from ..recipes.spec import Recipe
 from ..transforms import random_signs
 
 RNG_BUFFER = "averis_rng"
+# the adaptive split's counters (recipes with mean_threshold): int64 [X calls, X splits, dY calls, dY splits]
+SPLIT_BUFFER = "averis_splits"
 
 # the draw sites of one layer: each gets its own stream of seeds from the step seed
 LANES = {"fprop": 0, "dgrad": 1, "wgrad_x": 2, "wgrad_dy": 3}
@@ -40,6 +42,19 @@ def layer_seed(seed: int, index: int) -> int:
 def is_rng_key(name: str) -> bool:
     """Whether a state_dict key is a quantized layer's ``averis_rng`` counter."""
     return name.rpartition(".")[2] == RNG_BUFFER
+
+
+def is_state_key(name: str) -> bool:
+    """Whether a state_dict key is a quantized layer's own buffer (``averis_rng`` or ``averis_splits``), which
+    the unquantized model has no place for."""
+    return name.rpartition(".")[2] in (RNG_BUFFER, SPLIT_BUFFER)
+
+
+def new_split_buffer(recipe: Recipe, device: torch.device | None = None) -> torch.Tensor | None:
+    """Fresh adaptive-split counters for a layer whose recipe decides adaptively for X or dY, else None."""
+    if not (recipe.adaptive("x") or recipe.adaptive("dy")):
+        return None
+    return torch.zeros(4, dtype=torch.int64, device=device)
 
 
 def new_rng_buffer(recipe: Recipe, index: int, device: torch.device | None = None) -> torch.Tensor:

@@ -23,7 +23,15 @@ from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 from .backend import exact_gemm_setting
 from .fused import fused_operand
 from .lowrank import lowrank_split
-from .ops import fake_quantize, fake_quantize_unscaled, mean_split, quantize, quantize_mean, tensor_amax
+from .ops import (
+    column_stats,
+    fake_quantize,
+    fake_quantize_unscaled,
+    mean_split,
+    quantize,
+    quantize_mean,
+    tensor_amax,
+)
 
 
 @dataclass
@@ -32,11 +40,14 @@ class SourceStats:
 
     amax: the tensor amax of a plain NVFP4 operand (the same in both GEMMs that read the source);
     mean / residual_amax: the column statistics over the tokens (the Averis mean, float32 per channel,
-    and the exact amax of the residual), from one read of the tokens-major source."""
+    and the exact amax of the residual), from one read of the tokens-major source;
+    split: the adaptive split's decision (a 0-d bool device tensor; None where the recipe has no
+    ``mean_threshold``), with mean and residual_amax then those of the source's decision (see ``decide_split``)."""
 
     amax: torch.Tensor | None = None
     mean: torch.Tensor | None = None
     residual_amax: torch.Tensor | None = None
+    split: torch.Tensor | None = None
 
 
 @dataclass
@@ -102,6 +113,10 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
     length = a.shape[-1]
     if spec.format == "none":
         return QOperand(a, length)
+    if spec.has_mean and recipe.mean_threshold is not None:
+        stats = stats if stats is not None else SourceStats()
+        if stats.split is None:
+            decide_split(a.T if mean_axis == "reduction" else a, recipe.mean_threshold, stats)
     mu = scale = packed_q = None
     unscaled = exact_gemm_setting() or packed
     fused = None if packed else fused_operand(a, spec, recipe, mean_axis, generator, signs, out_dtype, stats,
@@ -109,7 +124,10 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
     if fused is not None:
         values, scale, mu = fused
     else:
-        if spec.has_mean:
+        if spec.has_mean and stats is not None and stats.split is not None:  # the adaptive split's mean (or 0)
+            mu = stats.mean.reshape((1, -1) if mean_axis == "rows" else (-1, 1))
+            a = a.float() - mu
+        elif spec.has_mean:
             mu, a = mean_split(a, dim=0 if mean_axis == "rows" else 1, all_reduce=recipe.mean_all_reduce)
         if spec.has_hadamard:
             a = hadamard16(pad_to_multiple(a, HADAMARD_BLOCK, -1), signs, -1)
@@ -140,6 +158,22 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
         else:
             op.red_mean = q_mu
     return op
+
+
+def decide_split(tokens_major: torch.Tensor, threshold: float, stats: SourceStats) -> None:
+    """The adaptive split of one source (tokens x channels) for this layer call, on the device, no host sync.
+
+    From one ``column_stats`` read: amax(X) = max over columns of max(colmax, -colmin), and the residual's
+    amax.  split = amax(X - mean) <= threshold * amax(X).  Both outcomes run the same ops: the mean becomes
+    where(split, mean, 0) and the residual amax where(split, residual amax, amax(X)), so a source that does not
+    split is quantized as X - 0 = X with X's own amax (plain NVFP4's values), and its mean terms add zeros.
+    Fills stats.split, stats.mean (float32, per channel) and stats.residual_amax."""
+    cs = column_stats(tokens_major)
+    amax = torch.maximum(cs.max.amax(), -cs.min.amin())  # = amax(|X|) exactly
+    split = cs.residual_amax <= threshold * amax
+    stats.split = split
+    stats.mean = torch.where(split, cs.mean, torch.zeros_like(cs.mean))
+    stats.residual_amax = torch.where(split, cs.residual_amax, amax)
 
 
 def _shared_amax(a: torch.Tensor, spec: OperandSpec, stats: SourceStats | None) -> torch.Tensor | None:

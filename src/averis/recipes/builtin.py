@@ -1,8 +1,17 @@
-"""The named recipes (method.md section 5), built from a few shared operand specs."""
+"""The named recipes (method.md section 5), built from a few shared operand specs.
+
+The Averis ablations (issue 18) are averis with one thing changed: which operands split the mean
+(``averis_act``, ``averis_grad``), at which sites (``averis_<site>``, ``averis_norm_in``: mean_sites), or
+when (``averis_adaptive``: mean_threshold).
+"""
 
 from __future__ import annotations
 
 from .spec import HP, OperandSpec, Recipe
+
+# the adaptive split's default: split a source only where removing the mean cuts its amax (and so its NVFP4
+# tensor scale, the ceiling of every block scale) by at least 20% (docs/recipes.md says why)
+ADAPTIVE_THRESHOLD = 0.8
 
 
 def _uniform(name: str, fmt: str, description: str, *, weight_block=None, act_transform="none",
@@ -25,6 +34,7 @@ def _build() -> dict[str, Recipe]:
     nvidia = _uniform("nvidia", "nvfp4", "NVIDIA NVFP4 recipe: 16x16 weight tiles, 1x16 activations/gradients, "
                       "16-point RHT on both wgrad operands, SR on gradients, last ~15% of blocks in BF16",
                       weight_block=(16, 16), wgrad_transform="hadamard", keep_last_fraction=0.15)
+    nvfp4 = _uniform("nvfp4", "nvfp4", "vanilla NVFP4: 1x16 blocks everywhere, nearest forward, SR on gradients")
     averis = _uniform("averis", "nvfp4", "Averis: vanilla NVFP4 with the mean-residual split of activations and "
                       "gradients in every GEMM, the mean in BF16", act_transform="mean", grad_transform="mean")
     # The same two recipes with the BF16 tail swapped, to separate the quantization method from the tail
@@ -33,10 +43,26 @@ def _build() -> dict[str, Recipe]:
                                    description="NVIDIA's recipe without its BF16 tail: every block in FP4")
     averis_tail = averis.replace(name="averis_tail", keep_last_fraction=tail,
                                  description=f"Averis with NVIDIA's BF16 tail: the last ~{tail:.0%} of blocks in BF16")
+    averis_act = averis.replace(name="averis_act", dgrad_dy=nvfp4.dgrad_dy, wgrad_dy=nvfp4.wgrad_dy,
+                                description="Averis on the activations only: X split, dY quantized as in nvfp4")
+    averis_grad = averis.replace(name="averis_grad", fprop_x=nvfp4.fprop_x, wgrad_x=nvfp4.wgrad_x,
+                                 description="Averis on the output gradients only: dY split, X quantized as in nvfp4")
+    site_words = {"attn_in": "attention inputs (q/k/v)", "o_proj": "o_proj inputs", "mlp_in": "MLP inputs (gate/up)",
+                  "down_proj": "down_proj inputs"}
+    per_site = [averis.replace(name=f"averis_{site}", mean_sites=(site,),
+                               description=f"Averis at the {words} only (X and dY); nvfp4 at the other layers")
+                for site, words in site_words.items()]
+    averis_norm_in = averis_act.replace(
+        name="averis_norm_in", mean_sites=("attn_in", "mlp_in"),
+        description="Averis where the mean is (SmolLM2): activations only, at the attention and MLP inputs")
+    averis_adaptive = averis.replace(
+        name="averis_adaptive", mean_threshold=ADAPTIVE_THRESHOLD,
+        description=f"Averis where it pays, per layer call and source: split X (dY) only where amax(X - mean) <= "
+                    f"{ADAPTIVE_THRESHOLD} amax(X), decided on the device")
     recipes = [
         Recipe(name="bf16", fprop_x=HP, fprop_w=HP, dgrad_dy=HP, dgrad_w=HP, wgrad_dy=HP, wgrad_x=HP,
                description="no quantization: every GEMM in the input dtype (BF16 under autocast)"),
-        _uniform("nvfp4", "nvfp4", "vanilla NVFP4: 1x16 blocks everywhere, nearest forward, SR on gradients"),
+        nvfp4,
         nvidia,
         nvidia_notail,
         _uniform("metis", "nvfp4", "Metis: vanilla NVFP4 with a rank-16 randomized-SVD split (2 power "
@@ -46,6 +72,11 @@ def _build() -> dict[str, Recipe]:
         averis_tail,
         _uniform("averis_rht", "nvfp4", "Averis + NVIDIA's 16-point RHT on the wgrad operands",
                  act_transform="mean", grad_transform="mean", wgrad_transform="mean_hadamard"),
+        averis_act,
+        averis_grad,
+        *per_site,
+        averis_norm_in,
+        averis_adaptive,
         _uniform("mxfp4", "mxfp4", "vanilla MXFP4: 1x32 blocks, E8M0 scales (OCP floor rule), nearest "
                  "forward, SR on gradients"),
         _uniform("mxfp4_averis", "mxfp4", "MXFP4 with the Averis mean-residual split",

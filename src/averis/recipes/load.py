@@ -9,6 +9,8 @@ Schema (every key optional; unknown keys are an error that names the allowed one
     gradients:   {format: nvfp4, rounding: stochastic}         # dgrad_dy and wgrad_dy
     wgrad_x:     {transform: mean_hadamard}                    # one operand (applied last)
     mean_format: bf16
+    mean_sites: [attn_in, mlp_in]  # split the mean only at these sites (averis.recipes.sites)
+    mean_threshold: 0.8          # the adaptive split (null: split every step)
     high_precision: ["lm_head", "*.lm_head"]
 
 Operand tables are merged field by field onto the base recipe's operand specs.
@@ -103,6 +105,11 @@ def _coerce(key: str, value):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"keep_last_fraction must be a number in [0, 1), got {value!r}")
         value = float(value)
+    if key == "mean_sites":
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"mean_sites must be a list of site names (attn_in, o_proj, mlp_in, down_proj, other), "
+                             f"got {value!r}")
+        value = tuple(value)
     if key == "high_precision":
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"high_precision must be a list of module-name patterns, got {value!r}")

@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..formats.spec import make_spec
+from .sites import SITES, site_of
 
 # "none": the operand stays in high precision and no transform runs (the BF16 baseline).
 # "identity": transforms run but the quantizer returns its input (the test hook that proves
@@ -116,6 +117,10 @@ class Recipe:
     high_precision: fnmatch patterns of module names kept in high precision;
     keep_first_blocks / keep_last_blocks: transformer blocks kept in high precision;
     keep_last_fraction: keep round(fraction * n_blocks) more of the last blocks.
+    mean_sites: the sites (averis.recipes.sites: attn_in, o_proj, mlp_in, down_proj, other) whose layers
+    split the mean off; at the others the operands' mean transforms are dropped (``for_layer``).
+    mean_threshold: None (split every step) or the adaptive split: per layer call and per source (X, dY),
+    split only where amax(source - mean) <= mean_threshold * amax(source), decided on the device.
     """
 
     name: str = "custom"
@@ -134,6 +139,8 @@ class Recipe:
     keep_first_blocks: int = 0
     keep_last_blocks: int = 0
     keep_last_fraction: float = 0.0
+    mean_sites: tuple[str, ...] = SITES
+    mean_threshold: float | None = None
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -150,6 +157,18 @@ class Recipe:
             raise ValueError("lowrank_rank must be >= 1 when an operand uses transform 'lowrank'")
         if not 0.0 <= self.keep_last_fraction < 1.0:
             raise ValueError(f"keep_last_fraction must be in [0, 1), got {self.keep_last_fraction}")
+        object.__setattr__(self, "mean_sites", tuple(self.mean_sites))
+        for site in self.mean_sites:
+            _choice("mean_sites entry", site, SITES)
+        if self.mean_threshold is not None:
+            if isinstance(self.mean_threshold, bool) or not isinstance(self.mean_threshold, int | float) \
+                    or not self.mean_threshold > 0:
+                raise ValueError(f"mean_threshold must be a number > 0 (split where amax(x - mean) <= threshold * "
+                                 f"amax(x)) or None (always split), got {self.mean_threshold!r}")
+            object.__setattr__(self, "mean_threshold", float(self.mean_threshold))
+            if self.mean_all_reduce:
+                raise ValueError("mean_threshold (the adaptive split) decides from the local statistics and does not "
+                                 "combine with mean_all_reduce: set one of them")
         self._check_transforms()
 
     def _check_transforms(self) -> None:
@@ -166,6 +185,26 @@ class Recipe:
             for n in (a, b):
                 if self.operand(n).transform == "lowrank" and (ha or hb):
                     raise ValueError(f"{n}: 'lowrank' cannot be combined with a Hadamard {gemm} GEMM")
+
+    def for_layer(self, name: str) -> Recipe:
+        """The recipe the linear layer called ``name`` runs: this one where its site is in ``mean_sites``, else
+        this one without its mean split (``without_mean``)."""
+        return self if site_of(name) in self.mean_sites else self.without_mean()
+
+    def without_mean(self) -> Recipe:
+        """The same recipe with the mean split dropped from every operand ("mean" -> "none", "mean_hadamard"
+        -> "hadamard") and no adaptive threshold: the operand specs of the recipe without Averis."""
+        drop = {"mean": "none", "mean_hadamard": "hadamard"}
+        ops = {n: dataclasses.replace(self.operand(n), transform=drop.get(self.operand(n).transform,
+                                                                          self.operand(n).transform))
+               for n in OPERANDS}
+        return dataclasses.replace(self, mean_threshold=None, **ops)
+
+    def adaptive(self, source: str) -> bool:
+        """Whether the adaptive split decides for ``source`` ("x" or "dy"): a threshold is set and one of the
+        source's operands splits the mean."""
+        names = {"x": ("fprop_x", "wgrad_x"), "dy": ("dgrad_dy", "wgrad_dy")}[source]
+        return self.mean_threshold is not None and any(self.operand(n).has_mean for n in names)
 
     def operand(self, name: str) -> OperandSpec:
         _choice("operand", name, OPERANDS)

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..data.batching import WindowSampler, eval_starts
 from ..data.prepare import PreparedData, prepare
+from ..nn import split_counts, split_fractions_by_site
 from ..progress import WINDOW, progress_bar
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
@@ -176,6 +177,7 @@ class Trainer:
                     if last_val is not None:
                         metrics["val_loss"] = last_val
                         self._call("on_eval", self, self.step, last_val)
+                    metrics.update(self._split_metrics())
                 self.logger.log(metrics)
                 self._call("on_step_end", self, self.step, metrics)
                 self._update_bar(bar, metrics)
@@ -393,12 +395,23 @@ class Trainer:
         bar.set_postfix(post, refresh=False)
         bar.update(1)  # after the postfix: a plain progress line prints this step's numbers
 
+    def _split_metrics(self) -> dict:
+        """The adaptive split's fractions so far, per site ("split_x/attn_in": share of X decisions that split),
+        for the metrics log at evaluation steps (empty unless the recipe has mean_threshold; this rank's counts)."""
+        fractions = split_fractions_by_site(split_counts(self.raw_model))
+        return {f"split_{src}/{site}": f[src] for site, f in fractions.items() for src in ("x", "dy")
+                if f[src] is not None}
+
     def _summary(self, status: str, reason: str, val_loss, seconds: float) -> dict:
         summary = {"status": status, "reason": reason, "step": self.step, "max_steps": self.cfg.train.max_steps,
                    "recipe": self.cfg.recipe, "seed": self.cfg.train.seed, "tokens": self.tokens_seen,
                    "val_loss": val_loss, "last_loss": self.tracker.last, "seconds": seconds,
                    "parameters": sum(p.numel() for p in self.raw_model.parameters()),
                    "world": self.dist.world}
+        counts = split_counts(self.raw_model)
+        if counts:  # the adaptive split: how often each layer and site split X and dY
+            summary["split_fractions"] = split_fractions_by_site(counts)
+            summary["split_counts"] = counts
         if self.dist.is_main:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
             if status != "done":
