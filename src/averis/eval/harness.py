@@ -39,7 +39,7 @@ def require_lm_eval() -> None:
     """MissingExtra (one line naming ``pip install "averis[eval]"``) unless lm-eval and HFLM's needs import."""
     from ..models.hf import require
 
-    require({"lm_eval": LM_EVAL_VERSION, "datasets": "", "evaluate": ""}, "eval",
+    require({"lm_eval": LM_EVAL_VERSION, "datasets": ""}, "eval",
             "averis eval (lm-evaluation-harness)")
 
 
