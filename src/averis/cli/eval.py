@@ -33,6 +33,7 @@ def run(args) -> int:
         raise ValueError(f"--limit {args.limit}: give a positive number of documents per task (or leave it out)")
     from ..eval.harness import go_offline
 
+    revision = commit()  # now: the code that runs, not whatever is checked out when a long evaluation ends
     go_offline()  # before transformers loads anything: a hub id must come from the cache, not the network
     import torch
 
@@ -53,7 +54,7 @@ def run(args) -> int:
     out = evaluate(model, tokenizer, tasks, limit=args.limit, batch_size=args.batch_size, data=data,
                    precision=args.precision, bootstrap_iters=args.bootstrap_iters, quiet=not args.verbose)
     meta = {**info, "numerics": what, "precision": args.precision, "device": describe_device(device),
-            "limit": args.limit, "batch_size": args.batch_size, "commit": commit(),
+            "limit": args.limit, "batch_size": args.batch_size, "commit": revision,
             "command": "averis " + " ".join(shlex.quote(a) for a in args.argv)}
     result = summarize(out, meta)
     dest = Path(args.out or default_out(args.target, info, args.recipe))
