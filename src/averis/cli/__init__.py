@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import sys
 
-SUBCOMMANDS = ("demo", "train", "compare", "report", "data", "analyze", "fidelity", "bench")
+SUBCOMMANDS = ("demo", "train", "compare", "report", "eval", "data", "analyze", "fidelity", "bench")
 
 
 class UserError(Exception):
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for results that record it
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

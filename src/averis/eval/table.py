@@ -1,0 +1,115 @@
+"""eval.json (per-task metrics with standard errors) and the Table-1-style markdown of one or several of them."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .harness import HEADLINE, TASKS
+
+LABELS = {"arc_easy": "ARC-e", "arc_challenge": "ARC-c", "hellaswag": "HellaSwag", "piqa": "PIQA",
+          "lambada_openai": "LAMBADA", "boolq": "BoolQ", "winogrande": "WinoGrande", "openbookqa": "OBQA",
+          "sciq": "SciQ", "race": "RACE"}
+METRICS = ("acc", "acc_norm", "perplexity")
+
+
+def summarize(out: dict, meta: dict) -> dict:
+    """eval.json's content from lm-eval's result dict: per task acc / acc_norm (/ perplexity) with their
+    standard errors and n, the average of the headline metrics (HEADLINE) and ``meta`` (model, device, ...)."""
+    tasks = {}
+    for task in (t for t in TASKS if t in out["results"]):
+        got = out["results"][task]
+        row = {}
+        for metric in METRICS:
+            if f"{metric},none" in got:
+                row[metric] = _number(got[f"{metric},none"])
+                row[f"{metric}_stderr"] = _number(got.get(f"{metric}_stderr,none"))
+        row["n"] = int(out["n-samples"][task]["effective"])
+        row["headline"] = HEADLINE[task]
+        tasks[task] = row
+    heads = [tasks[t][HEADLINE[t]] for t in tasks]
+    errors = [tasks[t].get(f"{HEADLINE[t]}_stderr") for t in tasks]
+    average = sum(heads) / len(heads) if heads else None
+    # the tasks are independent samples: the standard error of their mean is sqrt(sum se^2) / k
+    avg_se = math.sqrt(sum(e * e for e in errors)) / len(errors) if errors and None not in errors else None
+    return {**meta, "tasks": tasks, "average": average, "average_stderr": avg_se,
+            "average_of": {t: HEADLINE[t] for t in tasks}, "seconds": round(out.get("seconds", 0.0), 1),
+            "data": out.get("data"), "lm_eval_version": _lm_eval_version()}
+
+
+def markdown_table(results: list[dict], names: list[str] | None = None) -> str:
+    """Tasks as columns and the average last, one row per eval.json content; accuracies in percent ± stderr."""
+    tasks = [t for t in TASKS if any(t in r["tasks"] for r in results)]
+    header = ["model", "recipe", *[f"{LABELS[t]} ({_short(HEADLINE[t])})" for t in tasks], "Avg"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, r in enumerate(results):
+        cells = [names[i] if names else _model_label(r), str(r.get("recipe", "?"))]
+        for t in tasks:
+            row = r["tasks"].get(t)
+            cells.append(_pct(row[HEADLINE[t]], row.get(f"{HEADLINE[t]}_stderr")) if row else "-")
+        same = [t for t in tasks if t in r["tasks"]] == tasks
+        avg = _pct(r["average"], r.get("average_stderr")) if r.get("average") is not None else "-"
+        cells.append(avg if same else avg + "*")
+        lines.append("| " + " | ".join(cells) + " |")
+    n = {t: sorted({r["tasks"][t]["n"] for r in results if t in r["tasks"]}) for t in tasks}
+    lines.append("")
+    lines.append("Zero-shot, lm-evaluation-harness; acc_n = acc_norm (length-normalized). Percent ± standard error. "
+                 "Documents per task: " + ", ".join(f"{LABELS[t]} {'/'.join(map(str, n[t]))}" for t in tasks) + ".")
+    if any("lambada_openai" in r["tasks"] for r in results):
+        ppl = "; ".join(f"{names[i] if names else _model_label(r)} {r['tasks']['lambada_openai']['perplexity']:.2f}"
+                        for i, r in enumerate(results) if "lambada_openai" in r["tasks"])
+        lines.append(f"LAMBADA perplexity: {ppl}.")
+    if any([t for t in tasks if t in r["tasks"]] != tasks for r in results):
+        lines.append("* averaged over fewer tasks than the columns.")
+    return "\n".join(lines)
+
+
+def compare_table(paths: list[str | Path]) -> str:
+    """One table from several eval.json files (each row named by its model and checkpoint step)."""
+    results = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "eval.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no eval.json at {path}")
+        try:
+            results.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not JSON ({err.msg} at line {err.lineno})") from None
+        if "tasks" not in results[-1]:
+            raise ValueError(f"{path} is not an eval.json written by averis eval (no 'tasks')")
+    limits = {r.get("limit") for r in results}
+    table = markdown_table(results)
+    if len(limits) > 1:
+        table += f"\nNote: the files were evaluated with different --limit values ({sorted(map(str, limits))})."
+    return table
+
+
+def _model_label(r: dict) -> str:
+    name = Path(str(r.get("run") or r.get("model_name") or r.get("model", "?"))).name
+    return f"{name} (step {r['step']})" if r.get("step") is not None else name
+
+
+def _short(metric: str) -> str:
+    return "acc_n" if metric == "acc_norm" else metric
+
+
+def _pct(value: float, stderr: float | None) -> str:
+    return f"{100 * value:.1f} ± {100 * stderr:.1f}" if stderr is not None else f"{100 * value:.1f}"
+
+
+def _number(value):
+    if value is None or isinstance(value, str):  # lm-eval writes "N/A" where it has no standard error
+        return None
+    return float(value)
+
+
+def _lm_eval_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("lm_eval")
+    except metadata.PackageNotFoundError:
+        return None

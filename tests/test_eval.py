@@ -1,0 +1,327 @@
+"""averis eval: lm-evaluation-harness on our task configs, checked against an independent PyTorch scorer; the
+run loader (latest checkpoint, trained recipe); one-line errors; offline.
+
+The end-to-end tests write small JSONL files in the data's schema (shared/data/eval/README.md), so they run
+on a fresh clone; only the test of the real files needs ../shared.  Tests that run lm-eval skip without it.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import random
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from averis.cli import main
+from averis.eval.harness import TASKS, data_folder
+
+transformers = pytest.importorskip("transformers")
+WORDS = ("the cat dog sun moon river stone bread water fire tree house road light night green small big old new "
+         "runs eats sees takes makes cold warm fast slow over under into with from").split()
+
+
+def needs_lm_eval():
+    pytest.importorskip("lm_eval", reason="lm-evaluation-harness is not installed (pip install \"averis[eval]\")")
+
+
+def tiny_tokenizer(texts: list[str]):
+    """A byte-level BPE (vocabulary 320) trained on the test's own text: any string encodes, no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+
+
+def tiny_model(vocab: int, seed: int = 0):
+    config = transformers.LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512)
+    torch.manual_seed(seed)
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def write_data(folder: Path, n: int = 12) -> dict[str, list[dict]]:
+    """piqa, winogrande and lambada_openai files in the real files' schema, with random words."""
+    rng = random.Random(0)
+    docs = {
+        "piqa": [{"id": i, "context": f"Question: {sentence(rng, 6)}?\nAnswer:",
+                  "choices": [sentence(rng, rng.randint(1, 6)) for _ in range(2)], "label": rng.randint(0, 1)}
+                 for i in range(n)],
+        "lambada_openai": [{"id": i, "text": sentence(rng, 12)} for i in range(n)],
+        "winogrande": [],
+    }
+    for i in range(n):
+        before, after, options = sentence(rng, 5), sentence(rng, 4) + ".", [rng.choice(WORDS), rng.choice(WORDS)]
+        docs["winogrande"].append({"id": i, "context": f"{before} _ {after}", "choices": options,
+                                   "label": rng.randint(0, 1), "contexts": [f"{before} {o}" for o in options],
+                                   "continuation": after})
+    folder.mkdir(parents=True, exist_ok=True)
+    for task, rows in docs.items():
+        path = folder / TASKS[task]  # lambada_openai.jsonl.xz: xz-compressed, as the real file
+        with (lzma.open if path.suffix == ".xz" else open)(path, "wt", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+    return docs
+
+
+def all_text(docs: dict) -> list[str]:
+    texts = []
+    for rows in docs.values():
+        for r in rows:
+            texts += [r.get("context", ""), r.get("text", ""), r.get("continuation", ""), *r.get("choices", [])]
+    return texts
+
+
+# ----------------------------------------------------------------------------- the independent reference
+def logprob(model, tok, context: str, continuation: str) -> tuple[float, bool]:
+    """Sum of log P(continuation tokens | context) and whether each is the greedy choice: the context tokenized on
+    its own, the continuation's tokens appended (the data README's rule), one unbatched forward."""
+    ctx = tok(context, add_special_tokens=False).input_ids
+    cont = tok(continuation, add_special_tokens=False).input_ids
+    ids = torch.tensor([ctx + cont])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0].double(), dim=-1)
+    rows = logp[len(ctx) - 1:len(ctx) + len(cont) - 1]
+    target = torch.tensor(cont)
+    return float(rows.gather(1, target[:, None]).sum()), bool((rows.argmax(-1) == target).all())
+
+
+def reference(model, tok, docs: dict) -> dict:
+    """acc (and acc_norm: divided by the choice's length in characters) as the README defines them."""
+    scores = {}
+    hits = [[], []]
+    for r in docs["piqa"]:
+        lls = [logprob(model, tok, r["context"], " " + c)[0] for c in r["choices"]]
+        norm = [ll / len(c) for ll, c in zip(lls, r["choices"])]
+        hits[0].append(max(range(len(lls)), key=lls.__getitem__) == r["label"])
+        hits[1].append(max(range(len(norm)), key=norm.__getitem__) == r["label"])
+    scores["piqa"] = {"acc": sum(hits[0]) / len(hits[0]), "acc_norm": sum(hits[1]) / len(hits[1])}
+    wino = []
+    for r in docs["winogrande"]:
+        lls = [logprob(model, tok, c, " " + r["continuation"])[0] for c in r["contexts"]]
+        wino.append(max(range(2), key=lls.__getitem__) == r["label"])
+    scores["winogrande"] = {"acc": sum(wino) / len(wino)}
+    greedy = []
+    for r in docs["lambada_openai"]:
+        words = r["text"].split(" ")
+        greedy.append(logprob(model, tok, " ".join(words[:-1]), " " + words[-1])[1])
+    scores["lambada_openai"] = {"acc": sum(greedy) / len(greedy)}
+    return scores
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test: the evaluation must be offline."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"averis eval tried to open a network connection: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_lm_eval_accuracy_equals_the_independent_reference(tmp_path, one_thread, no_network, monkeypatch):
+    needs_lm_eval()
+    from averis.eval import evaluate
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    docs = write_data(tmp_path / "data")
+    tok = tiny_tokenizer(all_text(docs))
+    # two seeds: accuracies that differ between the models show the comparison is not trivially equal
+    got_by_seed = []
+    for seed in (0, 1):
+        model = tiny_model(len(tok), seed)
+        out = evaluate(model, tok, ["piqa", "winogrande", "lambada_openai"], limit=12, batch_size=4,
+                       data=tmp_path / "data")
+        ref = reference(model, tok, docs)
+        got = {task: {m: out["results"][task][f"{m},none"] for m in ref[task]} for task in ref}
+        assert got == ref, (seed, got, ref)
+        assert all(out["n-samples"][t]["effective"] == 12 for t in ref)
+        got_by_seed.append(got)
+    assert got_by_seed[0] != got_by_seed[1]
+
+
+def save_tiny(tmp_path: Path, docs: dict, seed: int = 0) -> Path:
+    tok = tiny_tokenizer(all_text(docs))
+    folder = tmp_path / "tiny"
+    tiny_model(len(tok), seed).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_cli_end_to_end_writes_eval_json_and_table(tmp_path, one_thread, no_network, monkeypatch, capsys):
+    needs_lm_eval()
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    docs = write_data(tmp_path / "data")
+    model = save_tiny(tmp_path, docs)
+    out = tmp_path / "out"
+    rc = main(["eval", str(model), "--tasks", "piqa,winogrande", "--limit", "4", "--batch-size", "2",
+               "--data", str(tmp_path / "data"), "--out", str(out), "--device", "cpu"])
+    assert rc == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert set(result["tasks"]) == {"piqa", "winogrande"}
+    piqa = result["tasks"]["piqa"]
+    assert piqa["n"] == 4 and {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr"} <= set(piqa)
+    assert result["average"] == pytest.approx((piqa["acc"] + result["tasks"]["winogrande"]["acc"]) / 2)
+    assert result["limit"] == 4 and result["recipe"] == "bf16" and result["command"].startswith("averis eval ")
+    table = (out / "eval.md").read_text()
+    assert "| PIQA (acc) | WinoGrande (acc) | Avg |" in table
+    assert "PIQA (acc)" in capsys.readouterr().out
+
+    # the same files again, compared in one table
+    rc = main(["eval", "--compare", str(out / "eval.json"), str(out), "--out", str(tmp_path / "cmp.md")])
+    assert rc == 0
+    assert (tmp_path / "cmp.md").read_text().count("| tiny |") == 2
+
+
+def test_unknown_task_is_a_one_line_error_listing_the_tasks(capsys):
+    assert main(["eval", "smollm2-135m", "--tasks", "piqa,hellaswagg"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "unknown task(s) hellaswagg" in err and all(t in err for t in TASKS)
+
+
+def test_missing_extra_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    write_data(tmp_path / "data")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lm_eval" else real(name, *a))
+    assert main(["eval", "smollm2-135m", "--tasks", "piqa", "--data", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and 'pip install "averis[eval]"' in err and "lm_eval" in err
+
+
+def test_missing_data_is_a_one_line_error(tmp_path, capsys):
+    assert main(["eval", "smollm2-135m", "--tasks", "piqa,race", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "piqa.jsonl, race.jsonl.xz" in err and "AVERIS_EVAL_DATA" in err
+
+
+def make_run(tmp_path: Path, docs: dict, recipe: str) -> tuple[Path, torch.nn.Module]:
+    """A run folder as the trainer writes it (config.yaml, checkpoints/step_N, latest) for the tiny HF model,
+    whose checkpoint weights differ from the saved folder's (as after training)."""
+    import averis
+    from averis.train import checkpoint as ckpt
+    from averis.train.config import load_config, save_config
+
+    folder = save_tiny(tmp_path, docs)
+    run = tmp_path / "run"
+    cfg = load_config(overrides=[f"recipe={recipe}", "model.arch=hf", f"model.name={folder}",
+                                 f"data.tokenizer={folder}", f"out={run}", "train.seed=3"])
+    run.mkdir()
+    save_config(cfg, run / "config.yaml")
+    trained = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    from averis.train.quant import apply_recipe
+
+    trained = apply_recipe(trained, recipe, 3)
+    for step in (2, 4):
+        tmp = ckpt.tmp_dir(run / "checkpoints", step)
+        tmp.mkdir(parents=True)
+        ckpt.save_model_file(trained.state_dict(), tmp / ckpt.MODEL_FILE, {"step": step})
+        torch.save({"step": step}, tmp / ckpt.TRAINER_FILE)
+        ckpt.finalize(run / "checkpoints", step, keep=2)
+    assert averis.nn.quantized_layers(trained) or recipe == "bf16"
+    return run, trained.eval()
+
+
+@pytest.mark.parametrize("recipe", ["nvfp4", "averis"])
+def test_a_run_loads_its_latest_checkpoint_under_its_recipe(tmp_path, one_thread, recipe):
+    from averis.eval import load_target
+    from averis.nn import quantization_disabled, quantized_layers
+
+    docs = write_data(tmp_path / "data")
+    run, trained = make_run(tmp_path, docs, recipe)
+    ids = torch.randint(0, 300, (1, 24), generator=torch.Generator().manual_seed(0))
+    model, tok, info = load_target(str(run))
+    assert info["step"] == 4 and info["recipe"] == recipe and info["trained_recipe"] == recipe
+    assert info["checkpoint"].endswith("step_00000004") and len(tok) == trained.config.vocab_size
+    assert sorted(quantized_layers(model)) == sorted(quantized_layers(trained))
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, trained(ids).logits)  # the trained FP4 forward, bit for bit
+        with quantization_disabled(trained):
+            high = trained(ids).logits
+        assert not torch.equal(high, model(ids).logits)
+
+    plain, _, info = load_target(str(run), recipe="bf16")  # the same weights in high precision
+    assert info["recipe"] == "bf16" and not quantized_layers(plain)
+    with torch.no_grad():
+        assert torch.equal(plain(ids).logits, high)
+
+    one, _, info = load_target(str(run / "checkpoints" / "step_00000002"))  # one checkpoint by its folder
+    assert info["step"] == 2
+
+
+def test_a_run_without_checkpoints_or_with_its_own_bpe_is_refused(tmp_path):
+    from averis.eval import load_target
+    from averis.train.config import load_config, save_config
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    save_config(load_config(overrides=[f"out={run}"]), run / "config.yaml")
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        load_target(str(run))
+    from averis.train import checkpoint as ckpt
+
+    tmp = ckpt.tmp_dir(run / "checkpoints", 1)
+    tmp.mkdir()
+    ckpt.save_model_file({"w": torch.zeros(1)}, tmp / ckpt.MODEL_FILE, {})
+    torch.save({}, tmp / ckpt.TRAINER_FILE)
+    ckpt.finalize(run / "checkpoints", 1, keep=1)
+    with pytest.raises(ValueError, match="model.arch=qwen3"):
+        load_target(str(run))
+
+
+REAL = data_folder.__globals__["REPO"].parent / "shared" / "data" / "eval"
+
+
+def real_data() -> Path:
+    folder = Path(os.environ.get("AVERIS_EVAL_DATA") or REAL)
+    if os.environ.get("AVERIS_CORPUS") == "none" or not all((folder / f).is_file() for f in TASKS.values()):
+        pytest.skip(f"the evaluation files are not at {folder} (a fresh clone without ../shared)")
+    return folder
+
+
+def test_every_task_config_reads_its_real_file(tmp_path, one_thread, no_network, monkeypatch):
+    """All ten configs load the real JSONL (.xz read directly) offline; the documents lm-eval builds are the
+    files' first lines, with the prompt, choices and gold exactly as the file holds them."""
+    folder = real_data()
+    needs_lm_eval()
+    from averis.eval.harness import go_offline, render_tasks
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    go_offline()
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(render_tasks(folder, list(TASKS), tmp_path / "tasks")),
+                          include_defaults=False)
+    tasks = manager.load(list(TASKS))["tasks"]
+    assert set(tasks) == set(TASKS)
+    for name, task in tasks.items():
+        path = folder / TASKS[name]
+        with (lzma.open if path.suffix == ".xz" else open)(path, "rt", encoding="utf-8") as f:
+            first = json.loads(f.readline())
+        doc = task.test_docs()[0]
+        if name == "lambada_openai":
+            assert task.doc_to_text(doc) + task.doc_to_target(doc) == first["text"]
+        elif name == "winogrande":
+            assert task.doc_to_choice(doc) == first["contexts"] and task.doc_to_text(doc) == first["label"]
+            assert task.doc_to_target(doc) == first["continuation"]
+        else:
+            assert task.doc_to_text(doc) == first["context"] and task.doc_to_choice(doc) == first["choices"]
+            assert task.doc_to_target(doc) == first["label"]
+        assert len(task.test_docs()) > 400
