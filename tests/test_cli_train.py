@@ -142,6 +142,20 @@ def test_report_paired_statistics(tmp_path):
     assert saved["paired"][0]["rows"][0]["final"]["verdict"] == "lower"
 
 
+def test_report_leaves_runs_cut_short_out_of_the_gaps(tmp_path):
+    """A run stopped at step 8 of 20 (a time budget) would be compared at step 8: it is left out of the gaps
+    and of the pairing, and the report says so."""
+    paired_runs(tmp_path, {"nvfp4": [1.0, 3.0, 5.0], "good": [0.5, 2.6, 4.4]})
+    fake_run(tmp_path / "good" / "seed3", "good", 3, [9.0] * 8, {})
+    fake_run(tmp_path / "bf16" / "seed3", "bf16", 3, [2.0] * 20, {10: 2.0, 20: 2.0})
+    fake_run(tmp_path / "nvfp4" / "seed3", "nvfp4", 3, [2.0] * 20, {10: 2.0, 20: 2.0})
+    summary = write_report(tmp_path, plots=False)
+    good = {r["recipe"]: r for r in summary["rows"]}["good"]
+    assert good["partial_excluded"] == 1 and good["gap_final"]["n"] == 3 and 3 not in good["gap_final_by_seed"]
+    assert summary["paired"][0]["rows"][0]["seeds"] == [0, 1, 2]
+    assert "1 run(s) shorter than the longest run are left out" in summary["markdown"]
+
+
 def test_report_paired_against_option(tmp_path, capsys):
     paired_runs(tmp_path, {"nvfp4": [1.0, 3.0, 5.0], "good": [0.5, 2.6, 4.4]})
     assert main(["report", str(tmp_path), "--no-plots", "--paired-against", "good,nvfp4",

@@ -209,15 +209,21 @@ def summarize(runs: list[Run], baseline: str = "bf16", paired: str | list[str] |
     by_recipe: dict[str, list[Run]] = {}
     for r in runs:
         by_recipe.setdefault(r.recipe, []).append(r)
-    bases = by_recipe.get(baseline, [])
+    longest = max((max(r.train) for r in runs if r.train), default=0)
+    every_base = by_recipe.get(baseline, [])
+    bases = [r for r in every_base if r.train and max(r.train) == longest] or every_base
     rows = []
-    for recipe, group in sorted(by_recipe.items(), key=lambda kv: (kv[0] != baseline, kv[0])):
+    for recipe, every in sorted(by_recipe.items(), key=lambda kv: (kv[0] != baseline, kv[0])):
+        # a run cut short (stopped, still running) ends earlier than the others: its losses and gap would mix an
+        # early-training reading into the seeds' statistics, so only full-length (or diverged) runs count
+        group = [r for r in every if r.status == "diverged" or (r.train and max(r.train) == longest)] or every
         final_val = [r.val[max(r.val)] for r in group if r.val]
         tail_train = [_tail_mean(r.train) for r in group]
         row = {"recipe": recipe, "seeds": sorted(r.seed for r in group), "val_loss": stats(final_val),
                "train_loss_last10": stats(tail_train),
                "diverged": sum(r.status == "diverged" for r in group),
-               "unfinished": sum(r.status not in ("done", "diverged") for r in group),
+               "unfinished": sum(r.status not in ("done", "diverged") for r in every),
+               "partial_excluded": len(every) - len(group),
                "steps": max(max(r.train) for r in group),
                "tokens_per_s": stats([r.tokens_per_s for r in group if r.tokens_per_s])}
         if bases and recipe != baseline:
@@ -302,6 +308,9 @@ def markdown(summary: dict, title: str = "Recipe comparison") -> str:
                      f"{f'{tps:,.0f}' if tps else '-'} |")
     if any(r["unfinished"] for r in summary["rows"]):
         lines += ["", "Some runs are unfinished (stopped or still running): their numbers are for the steps done."]
+    partial = sum(r.get("partial_excluded", 0) for r in summary["rows"])
+    if partial:
+        lines += [f"{partial} run(s) shorter than the longest run are left out of the gaps and paired statistics."]
     for pair in summary.get("paired", []):
         lines += ([""] if lines[-1] else []) + paired_markdown(pair)
     return "\n".join(lines).rstrip("\n") + "\n"
