@@ -40,6 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a plain checkout runs it too
+from averis import provenance  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 PRESETS_VOCAB = {"bench": 16384, "qwen3-0.6b": 151_936, "tiny": 256}
@@ -260,14 +263,6 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def commit() -> str:
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-    head = git("rev-parse", "HEAD") or "unknown"
-    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
 def add_speedups(rows: list[dict]) -> None:
     """speedup_vs_one: tokens/s over the one-GPU row of the same preset and recipe (averis_global: averis's)."""
     one = {(r["preset"], r["recipe"]): r["tokens_per_s"] for r in rows if r["mode"] == "one" and "tokens_per_s" in r}
@@ -399,7 +394,7 @@ def drive(args) -> int:
     path = out / f"multigpu_{name}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}  # a part run alone keeps the other part
     command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/multigpu.py", *sys.argv[1:]])
-    result = {"device": device_name(args.cpu_smoke), "gpus": gpus, "commit": commit(), "command": command,
+    result = {"device": device_name(args.cpu_smoke), "gpus": gpus, "commit": provenance.commit(), "command": command,
               "tokens_per_step": args.tokens_per_step, "seq_len": args.seq_len, "steps": args.steps,
               "warmup": args.warmup, "compile": args.compile, "part_commands": previous.get("part_commands", {})}
     if "speed" in parts:

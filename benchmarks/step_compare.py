@@ -28,18 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a plain checkout runs it too
+from averis import provenance  # noqa: E402
+
 
 def log(*a):
     print(*a, flush=True)
-
-
-def commit() -> str:
-    if os.environ.get("AVERIS_COMMIT"):
-        return os.environ["AVERIS_COMMIT"]
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run_one(tree: Path, extra: list[str], recipe: str, args) -> dict:
@@ -139,7 +133,7 @@ def main() -> int:
         if not (Path(folder) / "benchmarks" / "bench_step.py").is_file():
             sys.exit(f"--trees: {folder} has no benchmarks/bench_step.py (give name=folder of a source tree)")
         trees.append({"name": name, "path": folder, "args": extra.split()})
-    res = {"device": None, "commit": commit(), "command": "python3 " + " ".join(sys.argv), "trees": trees,
+    res = {"device": None, "commit": provenance.commit(), "command": "python3 " + " ".join(sys.argv), "trees": trees,
            "recipes": args.recipes.split(","), "modes": args.modes.split(","), "rounds": args.rounds,
            "steps": args.steps, "batch": args.batch, "seq": args.seq, "runs": []}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from .. import provenance
 
 
 def run(args) -> int:
@@ -33,7 +34,7 @@ def run(args) -> int:
         raise ValueError(f"--limit {args.limit}: give a positive number of documents per task (or leave it out)")
     from ..eval.harness import go_offline
 
-    revision = commit()  # now: the code that runs, not whatever is checked out when a long evaluation ends
+    revision = provenance.commit()  # now: the code that runs, not whatever is checked out when a long evaluation ends
     go_offline()  # before transformers loads anything: a hub id must come from the cache, not the network
     import torch
 
@@ -99,21 +100,6 @@ def describe_device(device) -> str:
     except OSError:
         pass
     return f"cpu{' ' + model if model else ''}, {torch.get_num_threads()} threads"
-
-
-def commit() -> str:
-    """This checkout's commit (+ "-dirty" with uncommitted changes to tracked files), or "unknown"."""
-    repo = Path(__file__).resolve().parents[3]
-    try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    if head.returncode:
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def register(sub) -> None:

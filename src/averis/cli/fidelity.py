@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .. import provenance
 from . import UserError
 from .analyze import add_text_args, text_source
 
@@ -62,16 +63,13 @@ def run(args) -> int:
 def _split(args, model, batches, meta) -> int:
     import platform
     import shlex
-    import subprocess
 
     import torch
 
     from ..analysis.split_diag import split_diagnostic
     from ..analysis.split_diag_report import write_split_diag
 
-    here = Path(__file__).resolve().parent  # the commit of the code that runs, read before the run
-    commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown (not a git checkout)"
+    commit = provenance.commit()  # the commit of the code that runs, read before the run
     result = split_diagnostic(model, batches, include=args.include, exclude=args.exclude, threshold=args.threshold,
                               verbose=True)
     device = torch.cuda.get_device_name() if meta["device"].startswith("cuda") else \
