@@ -49,6 +49,8 @@ def test_triton_path_is_bit_identical_to_the_reference(tmp_path):
 
     if not kernels_present():
         pytest.skip("averis.kernels.dispatch is not there")
+    if torch.cuda.is_available():  # the interpreter of Triton 3.6 cannot run column_stats' loop on CPU tensors
+        pytest.skip("a CPU check through TRITON_INTERPRET; on a GPU, tests/test_nn_gpu.py compares the real kernels")
     ref, tri = _run(tmp_path, "ref", False), _run(tmp_path, "triton", True)
     for name in ref:
         for a, b in zip(ref[name], tri[name]):
