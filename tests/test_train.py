@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -165,6 +166,47 @@ def test_learning_rate_warms_up_then_decays(tmp_path):
     factors = [lr_factor(s, optim, 100) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == 1.0
     assert all(a >= b for a, b in zip(factors[9:], factors[10:])) and factors[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_fast_path_auto_is_on_only_where_verified(tmp_path):
+    """train.compile / train.cuda_graph "auto": on for the built-in models on CUDA (one process or DDP), off on
+    the CPU, for Hugging Face models and under FSDP2; true / false are obeyed; anything else is refused."""
+    from averis.train.fast import fast_path
+
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    auto = tiny(tmp_path, "a")
+    assert (auto.train.compile, auto.train.cuda_graph) == ("auto", "auto")
+    for device, mode, on in ((cuda, "none", True), (cuda, "ddp", True), (cuda, "fsdp", False), (cpu, "none", False)):
+        fast = fast_path(auto, device, mode)
+        assert (fast.compile, fast.cuda_graph, fast.graph_is_auto) == (on, on, True), (device, mode)
+    hf = tiny(tmp_path, "h", "model.arch=hf", "model.name=smollm2-135m")
+    assert not fast_path(hf, cuda, "none").cuda_graph and not fast_path(hf, cuda, "none").compile
+    forced = fast_path(tiny(tmp_path, "f", "train.compile=false", "train.cuda_graph=true"), cpu, "none")
+    assert (forced.compile, forced.cuda_graph, forced.graph_is_auto) == (False, True, False)
+    with pytest.raises(ValueError, match="train.cuda_graph must be true, false or auto"):
+        tiny(tmp_path, "x", "train.cuda_graph=sometimes")
+
+
+def test_an_automatic_graph_that_cannot_be_captured_falls_back_to_eager_steps(tmp_path, capsys):
+    """cuda_graph=auto: a failed capture warns and the run goes on eagerly with the same numbers;
+    cuda_graph=true: the failure stops the run (the user asked for the graph)."""
+    from averis.train.graph import CaptureFailed
+
+    class Uncapturable:
+        def __call__(self, x, y):
+            raise CaptureFailed("train.cuda_graph: the training step cannot be captured in a CUDA graph (test)")
+
+    eager = Trainer(tiny(tmp_path, "eager", "train.max_steps=3"))
+    want = [eager.train_step()["loss"] for _ in range(3)]
+    auto = Trainer(tiny(tmp_path, "auto", "train.max_steps=3"))
+    auto.graphed = Uncapturable()  # what a CUDA run would hold; the CPU cannot capture
+    assert [auto.train_step()["loss"] for _ in range(3)] == want and auto.graphed is None
+    assert "cannot be captured" in capsys.readouterr().err
+    forced = Trainer(tiny(tmp_path, "forced", "train.max_steps=3"))
+    forced.graphed = Uncapturable()
+    forced.fast = dataclasses.replace(forced.fast, graph_is_auto=False)
+    with pytest.raises(CaptureFailed):
+        forced.train_step()
 
 
 def test_cuda_graph_needs_a_cuda_device(tmp_path):

@@ -39,7 +39,7 @@ def test_saved_config_loads_back_identically(tmp_path):
     ("trian.max_steps=3", r"unknown config key\(s\) trian"),
     ("train.batch_size=eight", r"train.batch_size: expected int, got 'eight'"),
     ("train.batch_size=2.5", r"train.batch_size: expected int"),
-    ("train.compile=yes please", r"train.compile: expected bool"),
+    ("train.compile=yes please", r"train.compile must be true, false or auto"),
     ("optim.betas=0.9", r"optim.betas: expected a list"),
     ("train.max_steps=0", r"train.max_steps must be > 0"),
     ("train.precision=fp8", r"train.precision must be one of auto, bf16, fp32"),

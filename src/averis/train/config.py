@@ -72,8 +72,10 @@ class TrainConfig:
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     threads: int = 0                 # CPU threads; 0: $OMP_NUM_THREADS, else every core but one (see cpu_threads)
     precision: str = "auto"          # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
-    compile: bool = False
-    cuda_graph: bool = False         # replay forward + backward from a CUDA graph (one GPU; see train/graph.py)
+    # the fast path: "auto" turns both on for the built-in Qwen3 models on CUDA (one GPU or DDP), where they are
+    # verified; off on the CPU, for Hugging Face models and under FSDP2 (true/false force them; see train/fast.py)
+    compile: bool | str = "auto"
+    cuda_graph: bool | str = "auto"  # replay forward + backward from a CUDA graph (see train/graph.py)
     distributed: str = "auto"        # auto (ddp under torchrun) | none | ddp | fsdp
     eval_every: int = 50             # 0: only at the end
     eval_batches: int = 8
@@ -243,6 +245,9 @@ def validate(cfg: RunConfig) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ValueError(f"config key {key} must be one of {', '.join(allowed)}, got {value!r}")
+    for key, value in (("train.compile", t.compile), ("train.cuda_graph", t.cuda_graph)):
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(f"config key {key} must be true, false or auto, got {value!r}")
     if len(o.betas) != 2:
         raise ValueError(f"optim.betas must have two values, got {o.betas}")
     if cfg.model.arch == "hf" and not cfg.model.name and not cfg.model.hf_config:

@@ -41,6 +41,10 @@ def _no_context(last: bool) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+class CaptureFailed(RuntimeError):
+    """The step could not be captured (a host synchronisation or a CPU->GPU copy inside it)."""
+
+
 class GraphedStep:
     """Replays ``loss_fn`` + backward over ``accum`` micro-batches, captured in one CUDA graph.
 
@@ -118,7 +122,9 @@ class GraphedStep:
                                                         capture_error_mode=self.capture_error_mode):
                 self.static_loss = self._body()
         except RuntimeError as err:  # e.g. a host sync or a CPU->GPU copy somewhere in the model's step
-            raise RuntimeError(f"train.cuda_graph: the training step cannot be captured in a CUDA graph ({err}); "
+            for p in params:
+                p.grad = None  # what the failed capture allocated: an eager step starts from no gradients
+            raise CaptureFailed(f"train.cuda_graph: the training step cannot be captured in a CUDA graph ({err}); "
                                f"the model or recipe does something a graph cannot hold (a host "
                                f"synchronisation or a copy from the CPU inside the step): run with "
                                f"train.cuda_graph=false") from err

@@ -31,7 +31,8 @@ from ..progress import WINDOW, progress_bar
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .config import RunConfig, save_config, to_dict
-from .graph import DDP_WARMUP, GraphedStep
+from .fast import fast_path
+from .graph import DDP_WARMUP, CaptureFailed, GraphedStep
 from .metrics import MetricsLogger
 from .model import build_model
 from .quant import NO_QUANT, apply_recipe, resolve_recipe
@@ -53,14 +54,18 @@ class Trainer:
         self.device = pick_device(cfg.train.device)
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(cfg.train.threads))
-        self.dist = dist_utils.init(cfg.train.distributed, self.device.type, cfg.train.cuda_graph)
+        # under torchrun, distributed=auto means DDP: what the process group needs to know before it starts
+        will_graph = fast_path(cfg, self.device, "ddp" if cfg.train.distributed == "auto" else
+                               cfg.train.distributed).cuda_graph
+        self.dist = dist_utils.init(cfg.train.distributed, self.device.type, will_graph)
         if self.device.type == "cuda" and self.dist.world > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
-        if cfg.train.cuda_graph and dist_utils.graph_unsupported(self.dist):
+        self.fast = fast_path(cfg, self.device, self.dist.mode)  # train.compile / train.cuda_graph, "auto" resolved
+        if self.fast.cuda_graph and dist_utils.graph_unsupported(self.dist):
             raise ValueError(dist_utils.graph_unsupported(self.dist))
         # the stream a graphed step warms up and captures on (DDP is built on it: see distributed.wrap)
-        self.graph_stream = (torch.cuda.Stream(self.device) if cfg.train.cuda_graph and self.device.type == "cuda"
+        self.graph_stream = (torch.cuda.Stream(self.device) if self.fast.cuda_graph and self.device.type == "cuda"
                              else None)
         self.autocast_dtype = autocast_dtype(cfg.train.precision, self.device)
         resolve_recipe(cfg.recipe, cfg.train.seed)  # an unknown recipe fails now, not after tokenizing
@@ -74,8 +79,8 @@ class Trainer:
         if resume_from is not None:
             self._load(resume_from)
         self.sampler = WindowSampler(self.data.train.tokens, cfg.data.seq_len, cfg.train.seed)
-        self.compiled = torch.compile(self.model) if cfg.train.compile else self.model
-        self.graphed = self._graphed_step() if cfg.train.cuda_graph else None
+        self.compiled = torch.compile(self.model) if self.fast.compile else self.model
+        self.graphed = self._graphed_step() if self.fast.cuda_graph else None
         self.tokens_per_step = cfg.train.batch_size * cfg.data.seq_len * cfg.train.grad_accum * self.dist.world
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -204,9 +209,17 @@ class Trainer:
         cfg = self.cfg.train
         self.model.train()
         batches = [self._micro_batch(micro) for micro in range(cfg.grad_accum)]
+        loss_sum = None
         if self.graphed is not None:  # forward + backward of every micro-batch replayed from a CUDA graph
-            loss_sum = self.graphed(torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches]))
-        else:
+            try:
+                loss_sum = self.graphed(torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches]))
+            except CaptureFailed as err:
+                if not self.fast.graph_is_auto:
+                    raise
+                self.graphed = None  # train.cuda_graph=auto: eager steps from here on, the same numbers
+                if self.dist.is_main:
+                    print(f"averis train: warning: {err}; training with eager steps", file=sys.stderr)
+        if loss_sum is None:
             loss_sum = torch.zeros((), device=self.device)
             for micro, (x, y) in enumerate(batches):
                 with dist_utils.grad_sync(self.model, self.dist, sync=micro == cfg.grad_accum - 1):
