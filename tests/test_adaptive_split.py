@@ -1,12 +1,14 @@
 """The adaptive mean split (recipe option mean_threshold, built-in averis_adaptive).
 
-Per layer call and source (X, dY): split iff amax(X - mean) <= threshold * amax(X), decided on the device.
+Per layer call and source (X, dY): split iff the mean ratio R, estimated from the column statistics (sum, max,
+min), is at least the threshold, decided on the device.
 A source that does not split must be quantized exactly as nvfp4 quantizes it, one that splits exactly as
 averis does (zero tolerance), the decisions are counted in the layer's ``averis_splits`` buffer, and nothing
 synchronises with the host.
 """
 
 import copy
+import math
 
 import pytest
 import torch
@@ -36,10 +38,17 @@ def _outliers(shape, seed):
     return x
 
 
-def _want_split(x, threshold=0.8):
-    """The rule, written independently: on the float64 tensor, with torch's plain mean."""
+def _estimated_r(x):
+    """The rule's statistic, written independently on the float64 tensor: sum mu^2 / (sum mu^2 + sum sigma^2),
+    each channel's sigma its range over the expected range of n normal draws, 2 sqrt(2 ln n)."""
     x = x.double().reshape(-1, x.shape[-1])
-    return bool((x - x.mean(0)).abs().max() <= threshold * x.abs().max())
+    mu = x.mean(0)
+    sigma = (x.amax(0) - x.amin(0)) / (2 * math.sqrt(2 * math.log(x.shape[0])))
+    return float(mu.square().sum() / (mu.square().sum() + sigma.square().sum()))
+
+
+def _want_split(x, threshold=0.1):
+    return _estimated_r(x) >= threshold
 
 
 @pytest.mark.parametrize("make, splits", [(_with_mean, True), (_outliers, False)])
@@ -47,7 +56,7 @@ def test_decision_on_constructed_inputs(make, splits):
     x = make((64, 48), seed=3)
     assert _want_split(x) is splits
     stats = SourceStats()
-    decide_split(x, 0.8, stats)
+    decide_split(x, 0.1, stats)
     assert stats.split.dtype == torch.bool and stats.split.ndim == 0 and bool(stats.split) is splits
     if splits:  # the mean and the residual amax of the split, exactly those of the column statistics
         cs = averis.qgemm.column_stats(x)
@@ -57,12 +66,13 @@ def test_decision_on_constructed_inputs(make, splits):
 
 
 def test_threshold_moves_the_decision():
-    x = _with_mean((64, 48), seed=4, mean=1.0)  # a moderate mean: splits at a loose threshold only
-    ratio = float((x - x.mean(0)).abs().max() / x.abs().max())
+    x = _with_mean((64, 48), seed=4, mean=0.3)  # a moderate mean: splits at a low threshold only
+    ratio = _estimated_r(x)
+    assert 0.05 < ratio < 0.95
     for threshold in (ratio * 0.99, ratio * 1.01):
         stats = SourceStats()
         decide_split(x, threshold, stats)
-        assert bool(stats.split) is (ratio <= threshold)
+        assert bool(stats.split) is (ratio >= threshold)
 
 
 def _layer(recipe, seed=0):

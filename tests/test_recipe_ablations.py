@@ -139,7 +139,7 @@ def test_one_source_split_equals_averis_on_it_and_nvfp4_on_the_other(name):
 def test_mean_sites_and_threshold_are_checked_and_load_from_files(tmp_path):
     with pytest.raises(ValueError, match="mean_sites entry='mlp'"):
         recipes.get("averis").replace(mean_sites=("mlp",))
-    with pytest.raises(ValueError, match="mean_threshold must be a number > 0"):
+    with pytest.raises(ValueError, match="mean_threshold must be a number in"):
         recipes.get("averis").replace(mean_threshold=0)
     with pytest.raises(ValueError, match="does not combine with mean_all_reduce"):
         recipes.get("averis").replace(mean_threshold=0.8, mean_all_reduce=True)

@@ -4,7 +4,8 @@ For every linear layer fed the full-precision input X and output gradient D capt
 full-precision model (as ``recipe_fidelity`` does), with and without the split:
 
 - per source (X along the fprop axis, D along the dgrad axis, NVFP4, nearest rounding, per batch as a layer
-  sees it): the amax of the source and of the residual (their ratio is the adaptive split's statistic),
+  sees it): the amax of the source and of the residual, the share of calls the adaptive rule splits
+  (``qgemm.operand.decide_split``, per batch as a layer call),
   the block-scale inflation (geometric mean over 1x16 blocks of block amax of the source / block amax of
   the residual: how much the mean widens each block's scale), the mean ratio R = ||mu|| / rms(token),
   and the relative quantization error ||Q(X) - X|| / ||X|| against ||Q(X_R) + mu_bf16 - X|| / ||X||;
@@ -26,6 +27,7 @@ from torch import nn
 
 from ..nn import dequantize_model, quantize_model
 from ..qgemm import fake_quantize
+from ..qgemm.operand import SourceStats, decide_split
 from ..recipes.builtin import ADAPTIVE_THRESHOLD
 from ..recipes.sites import SITES, site_of
 from .analyze import layer_block
@@ -48,9 +50,13 @@ class _SourceAccumulator:
         self.err = self.err_split = self.ref = 0.0
         self.mean_sq = self.token_sq = 0.0
         self.tokens = 0
+        self.calls = self.splits = 0
 
-    def add(self, t: torch.Tensor) -> None:
+    def add(self, t: torch.Tensor, threshold: float) -> None:
         t = t.reshape(-1, t.shape[-1]).float()
+        decision = SourceStats()
+        decide_split(t, threshold, decision)  # the library's rule, as a layer call makes it
+        self.calls, self.splits = self.calls + 1, self.splits + int(decision.split)
         mu = t.mean(0, keepdim=True)
         r = t - mu
         self.amax = max(self.amax, float(t.abs().amax()))
@@ -69,11 +75,11 @@ class _SourceAccumulator:
         self.token_sq += float(t.double().square().sum())
         self.tokens += t.shape[0]
 
-    def result(self, threshold: float) -> dict:
+    def result(self) -> dict:
         ratio = self.amax_res / self.amax if self.amax > 0 else 1.0
         rel = (lambda e: math.sqrt(e / self.ref)) if self.ref > 0 else (lambda e: 0.0)
         return {"amax": self.amax, "amax_residual": self.amax_res, "amax_ratio": ratio,
-                "adaptive_splits": ratio <= threshold,
+                "adaptive_splits": self.splits / self.calls if self.calls else 0.0,
                 "block_inflation": math.exp(self.log_inflation / self.blocks) if self.blocks else 1.0,
                 "mean_ratio": math.sqrt(self.mean_sq / self.token_sq) if self.token_sq > 0 else 0.0,
                 "qerr": rel(self.err), "qerr_split": rel(self.err_split)}
@@ -103,8 +109,8 @@ def split_diagnostic(model: nn.Module, batches: Sequence[torch.Tensor], *, inclu
                 if t.shape[-1] % BLOCK:
                     raise ValueError(f"{name}: {t.shape[-1]} channels are not a multiple of {BLOCK}: leave the layer "
                                      f"out with --exclude")
-                acc.add(t)
-            rec[source] = acc.result(threshold)
+                acc.add(t, threshold)
+            rec[source] = acc.result()
         layers[name] = rec
     with gradients_enabled(model):
         for recipe in SPLIT_RECIPES:
@@ -122,7 +128,8 @@ def split_diagnostic(model: nn.Module, batches: Sequence[torch.Tensor], *, inclu
 
 
 def site_summary(result: dict) -> dict[str, dict[str, float]]:
-    """Per site: the median over its layers of every measurement (split decisions: the fraction that split)."""
+    """Per site: the median over its layers of every measurement (split decisions: the mean share of calls
+    that split)."""
     out = {}
     for site in SITES:
         rows = [r for r in result["layers"].values() if r["site"] == site]

@@ -33,7 +33,7 @@ def site_tables(result: dict) -> list[str]:
     for source in SOURCES:
         lines += ["", f"### {SOURCE_LABELS[source]}: median over the site's layers", "",
                   "| site | layers | mean ratio R | amax(res) / amax | block-scale inflation | NVFP4 error | "
-                  f"error with split | layers the adaptive rule splits (<= {thr}) |",
+                  f"error with split | calls the adaptive rule splits (R >= {thr}) |",
                   "|---|---|---|---|---|---|---|---|"]
         for site, s in summary.items():
             lines.append(f"| {SITE_LABELS[site]} | {s['layers']} | {_f(s[f'{source}_mean_ratio'])} | "

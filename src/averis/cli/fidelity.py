@@ -85,6 +85,8 @@ def _split(args, model, batches, meta) -> int:
 
 
 def register(sub) -> None:
+    from ..recipes.builtin import ADAPTIVE_THRESHOLD
+
     p = sub.add_parser("fidelity", help="each recipe's loss increase and per-layer Y/dX/dW error vs full precision",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL", help="smollm2-135m, a .gguf file, a Hugging Face folder or hub id, "
@@ -100,6 +102,7 @@ def register(sub) -> None:
     p.add_argument("--no-plots", action="store_true", help="only the tables, no PNG plot")
     p.add_argument("--split", action="store_true", help="what the mean split changes, per layer and site "
                                                         "(split_diag.md/json/png)")
-    p.add_argument("--threshold", type=float, default=0.8, help="the adaptive rule's threshold the --split "
-                                                                 "report applies (default 0.8)")
+    p.add_argument("--threshold", type=float, default=ADAPTIVE_THRESHOLD,
+                   help=f"the adaptive rule's threshold the --split report applies: split where the mean holds at "
+                        f"least this share of the energy (default {ADAPTIVE_THRESHOLD}, averis_adaptive's)")
     p.set_defaults(func=run, forward_only=False, split=False)
