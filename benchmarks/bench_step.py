@@ -1,6 +1,8 @@
-"""GPU benchmark of one training step under each recipe, eager vs CUDA-graphed; writes step_<device>.json.
+"""GPU benchmark of one training step under each recipe, eager vs CUDA-graphed; writes step_<device>_<preset>.json
+(top-level device, preset, commit and command; a row per recipe with eager_ms and graph_ms).
 
-For the ~40M Qwen3 ``bench`` preset (torch.compile on, BF16 autocast, fused AdamW), per recipe:
+For a Qwen3 preset (``--preset``: the ~40M ``bench`` by default, or ``qwen3-0.6b``'s shape; a 16k vocabulary;
+torch.compile on, BF16 autocast, fused AdamW), per recipe:
   eager  forward + backward + AdamW as the trainer runs them without ``train.cuda_graph``
   graph  forward + backward replayed from a CUDA graph (averis.train.graph.GraphedStep, what
          ``train.cuda_graph=true`` runs), AdamW eager
@@ -23,6 +25,7 @@ import argparse
 import contextlib
 import json
 import re
+import shlex
 import statistics
 import sys
 import tempfile
@@ -34,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from averis import use_backend  # noqa: E402
+from averis import provenance, use_backend  # noqa: E402
 from averis.models.qwen3 import build_qwen3  # noqa: E402
 from averis.nn import quantize_model  # noqa: E402
 from averis.train.graph import GraphedStep  # noqa: E402
@@ -54,9 +57,9 @@ def naive_path(enabled: bool):
 class Setup:
     """A fresh model (seed 0) under one recipe, its optimizer and one fixed batch."""
 
-    def __init__(self, recipe: str, batch: int, seq: int, compile_model: bool):
+    def __init__(self, recipe: str, batch: int, seq: int, compile_model: bool, preset: str = "bench"):
         torch.manual_seed(0)
-        self.model = build_qwen3("bench", vocab_size=VOCAB).cuda()
+        self.model = build_qwen3(preset, vocab_size=VOCAB).cuda()
         if recipe != "bf16":
             quantize_model(self.model, recipe)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=True)
@@ -113,7 +116,7 @@ def bench_recipe(name: str, modes: list[str], args) -> dict:
     with naive_path(name.endswith("-torch")):
         for mode in modes:
             try:
-                setup = Setup(recipe, args.batch, args.seq, not args.no_compile)
+                setup = Setup(recipe, args.batch, args.seq, not args.no_compile, args.preset)
                 row["params"] = sum(p.numel() for p in setup.model.parameters())
                 step = setup.graph_step_fn() if mode == "graph" else setup.eager_step
                 times, losses[mode], warm = time_steps(step, args.steps)
@@ -244,6 +247,8 @@ def main():
     ap.add_argument("--recipes", default="bf16,nvfp4,nvidia,averis,averis_rht,metis,nvfp4-torch")
     ap.add_argument("--modes", default="eager,graph",
                     help="eager, graph, and eager-again (a second eager run: is the eager step reproducible?)")
+    ap.add_argument("--preset", default="bench", help="the Qwen3 preset whose shape is timed (bench, qwen3-0.6b, ...), "
+                                                        f"always with a {VOCAB:,}-token vocabulary")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=10)
@@ -269,10 +274,11 @@ def main():
     import triton
 
     dev = torch.cuda.get_device_name()
-    res = {"device": dev, "torch": torch.__version__, "triton": triton.__version__, "model": "qwen3 'bench' preset",
+    res = {"device": dev, "preset": args.preset, "commit": provenance.commit(), "command": shlex.join(sys.argv),
+           "torch": torch.__version__, "triton": triton.__version__, "model": f"qwen3 '{args.preset}' preset",
            "batch": args.batch, "seq": args.seq, "compile": not args.no_compile, "steps": args.steps,
            "exact_gemm": args.exact_gemm, "rows": []}
-    path = args.out / f"step_{re.sub(r'[^A-Za-z0-9]+', '_', dev).strip('_').lower()}.json"
+    path = args.out / f"step_{re.sub(r'[^A-Za-z0-9]+', '_', dev).strip('_').lower()}_{args.preset}.json"
     args.out.mkdir(parents=True, exist_ok=True)
     modes = args.modes.split(",")
     unknown = sorted(set(modes) - {"eager", "graph", "eager-again"})
