@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import triton  # noqa: E402
 from triton.testing import do_bench  # noqa: E402
 
-from averis import qgemm, transforms  # noqa: E402
+from averis import provenance, qgemm, transforms  # noqa: E402
 from averis.formats import make_spec  # noqa: E402
 from averis.kernels import dispatch  # noqa: E402
 from averis.qgemm import fake_quantize, quantize  # noqa: E402
@@ -592,6 +592,8 @@ def main():
         for kind, cfg in RESULTS.get("sweep", {}).get("best", {}).items():  # the tile configs swept before
             dispatch.CONFIGS[kind] = tuple(cfg)
     RESULTS["device"] = dev
+    RESULTS["commit"] = provenance.commit()
+    RESULTS["command"] = " ".join(["python3", *sys.argv])
     RESULTS["versions"] = {
         "torch": torch.__version__,
         "triton": triton.__version__,
