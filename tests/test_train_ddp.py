@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 MODEL = ("model.overrides={hidden_size: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 32, "
          "intermediate_size: 128}")
@@ -49,6 +50,24 @@ def test_ddp_and_fsdp2_match_one_process_and_fsdp2_resumes(tmp_path):
     assert fsdp == pytest.approx(single, rel=1e-5)  # ... and the FSDP2 run went through a resume at step 1
     summary = json.loads((tmp_path / "fsdp" / "summary.json").read_text())
     assert summary["world"] == 2 and summary["step"] == 4
+
+
+@pytest.mark.slow
+def test_two_ranks_draw_what_one_process_draws(tmp_path):
+    """Stochastic rounding under DDP: rank r takes every second draw of the layers' counters from r
+    (averis.nn.spread_streams), so two ranks with one micro-batch each make the draws of one process with two
+    micro-batches over the same windows, and the runs agree bit for bit (2 ranks: each all-reduce is one
+    addition, the same as accumulating two halves). Before, every rank drew rank 0's noise."""
+    from averis.train.checkpoint import latest, load_model_file
+
+    base = [*common(tmp_path), "--recipe", "averis", "--set", "train.eval_every=0"]
+    run(["--out", str(tmp_path / "single"), "--max-steps", "3", "--set", "train.grad_accum=2", *base])
+    run(["--out", str(tmp_path / "ddp"), "--max-steps", "3", *base], world=2)
+    assert losses(tmp_path / "ddp") == losses(tmp_path / "single")
+    saved = {n: load_model_file(latest(tmp_path / n / "checkpoints") / "model.safetensors") for n in ("single", "ddp")}
+    counters = [k for k in saved["single"] if k.endswith("averis_rng")]
+    assert counters and all(torch.equal(saved["single"][k], saved["ddp"][k]) for k in counters)
+    assert int(saved["ddp"][counters[0]][1]) == 6  # 3 steps x 2 micro-batches, in one process's terms
 
 
 @pytest.mark.slow

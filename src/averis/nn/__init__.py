@@ -3,7 +3,8 @@
 ``quantize_model(model, recipe)`` swaps nn.Linear layers for :class:`QuantLinear` in place;
 ``quantization_disabled(model)`` turns them off for evaluation; ``dequantize_model`` undoes the
 swap.  Each quantized layer's stochastic-rounding state is its ``averis_rng`` buffer, saved and
-restored with the model's state_dict; ``rng_kept(model)`` runs a block and puts every RNG back.
+restored with the model's state_dict; ``rng_kept(model)`` runs a block and puts every RNG back;
+``spread_streams(model, rank, world)`` gives each data-parallel rank its share of the draws.
 """
 
 from .convert import (
@@ -17,6 +18,7 @@ from .convert import (
     rng_kept,
     split_counts,
     split_fractions_by_site,
+    spread_streams,
 )
 from .modules import QuantLinear, is_quantized
 from .ops import QuantLinearFunction, quant_linear
@@ -24,4 +26,5 @@ from .state import LayerState
 
 __all__ = ["QuantLinear", "QuantLinearFunction", "LayerState", "QuantizationReport", "quantize_model",
            "dequantize_model", "quantization_disabled", "get_report", "quantized_layers",
-           "plain_state_dict", "rng_kept", "split_counts", "split_fractions_by_site", "quant_linear", "is_quantized"]
+           "plain_state_dict", "rng_kept", "spread_streams", "split_counts", "split_fractions_by_site",
+           "quant_linear", "is_quantized"]

@@ -150,6 +150,23 @@ def rng_kept(model: nn.Module):
             buf.copy_(saved)
 
 
+def spread_streams(model: nn.Module, rank: int, world: int) -> None:
+    """Give data-parallel rank ``rank`` of ``world`` its share of every quantized layer's stochastic-rounding
+    draws: its counters start at (their value +) ``rank`` and advance by ``world`` per training forward.
+
+    Rank r's m-th micro-batch of a step is global micro-batch m * world + r (averis.data.batching), the one a
+    single process with world times the micro-batches draws at counter + m * world + r: so the ranks together
+    make exactly the draws of one process over the same tokens, and a checkpoint (rank 0's counters) resumes
+    on either.  Call it once per process, after loading a checkpoint; the ranks must not synchronise these
+    buffers afterwards (DDP: broadcast_buffers=False)."""
+    if not 0 <= rank < world:
+        raise ValueError(f"spread_streams: rank {rank} is not in [0, {world})")
+    with torch.no_grad():
+        for m in quantized_layers(model).values():
+            m.averis_state.counter_stride = world
+            getattr(m, RNG_BUFFER)[1:].add_(rank)
+
+
 def split_counts(model: nn.Module) -> dict[str, dict]:
     """How often each layer's adaptive split (a recipe with ``mean_threshold``) split its sources, from the layers'
     ``averis_splits`` buffers (one host read): {layer name: {"site", "x_calls", "x_splits", "dy_calls", "dy_splits"}}.

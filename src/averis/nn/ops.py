@@ -162,12 +162,13 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, key: str,
-                 rng: torch.Tensor, splits: torch.Tensor | None = None) -> torch.Tensor:
+                 rng: torch.Tensor, splits: torch.Tensor | None = None, stride: int = 1) -> torch.Tensor:
     """F.linear(x, weight, bias) with the recipe whose ``recipe_key`` is ``key`` (weight is N x K).
 
     ``rng`` is the layer's ``averis_rng`` buffer [seed, counter]: a training forward (grad enabled) draws
     this step's seed from it and advances the counter in place; an evaluation forward draws without
-    advancing (it leaves training unchanged).  ``splits``: the layer's ``averis_splits`` counters under an
+    advancing (it leaves training unchanged); ``stride``: by how much (the data-parallel ranks, see
+    averis.nn.spread_streams).  ``splits``: the layer's ``averis_splits`` counters under an
     adaptive recipe ([X calls, X splits, dY calls, dY splits]), incremented in place: X by a training forward,
     dY by the backward."""
     dtype = compute_dtype(x)
@@ -176,7 +177,7 @@ def quant_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     step = noise.step_seeds(rng)
     if grad_enabled:
         with torch.no_grad():
-            rng[1:].add_(1)
+            rng[1:].add_(stride)
     y, x_split = QuantLinearFunction.apply(x2d, weight, step, key, dtype, grad_enabled,
                                            None if splits is None else splits[2:])
     if splits is not None and grad_enabled and x_split.numel():

@@ -98,6 +98,9 @@ class LayerState:
         self.name = name
         self.enabled = True
         self.key = recipe_key(recipe)  # what the custom ops receive (a plain string: torch.compile sees a constant)
+        # how far a training forward advances the counter: 1, or the number of data-parallel ranks, each of which
+        # starts at its rank (spread_streams): the ranks then draw what one process would for the same micro-batches
+        self.counter_stride = 1
 
     def __repr__(self) -> str:
         return f"LayerState(recipe={self.recipe.name!r}, index={self.index}, enabled={self.enabled})"

@@ -62,11 +62,14 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device,
         ids = [device.index] if device.type == "cuda" else None
         if stream is None:
             # gradient_as_bucket_view: .grad are views of the all-reduce buckets (no copy back, no second
-            # copy of the gradients in memory; the same values)
-            return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
+            # copy of the gradients in memory; the same values); broadcast_buffers=False: each rank keeps its own
+            # stochastic-rounding counters (averis.nn.spread_streams), the models' other buffers are constants
+            return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True,
+                                           broadcast_buffers=False)
         stream.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(stream):
-            wrapped = DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
+            wrapped = DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True,
+                                              broadcast_buffers=False)
         torch.cuda.current_stream(device).wait_stream(stream)
         return wrapped
     if info.mode == "fsdp":

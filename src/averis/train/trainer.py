@@ -26,7 +26,7 @@ from torch import nn
 
 from ..data.batching import WindowSampler, eval_starts
 from ..data.prepare import PreparedData, prepare
-from ..nn import split_counts, split_fractions_by_site
+from ..nn import split_counts, split_fractions_by_site, spread_streams
 from ..progress import WINDOW, progress_bar
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
@@ -78,6 +78,8 @@ class Trainer:
         self.step, self.tokens_seen, self.tracker = 0, 0, DivergenceTracker(cfg)
         if resume_from is not None:
             self._load(resume_from)
+        if self.dist.world > 1:  # each rank its share of the SR draws: together those of one process (after a load)
+            spread_streams(self.raw_model, self.dist.rank, self.dist.world)
         self.sampler = WindowSampler(self.data.train.tokens, cfg.data.seq_len, cfg.train.seed)
         self.compiled = torch.compile(self.model) if self.fast.compile else self.model
         self.graphed = self._graphed_step() if self.fast.cuda_graph else None
