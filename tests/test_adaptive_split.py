@@ -39,15 +39,15 @@ def _outliers(shape, seed):
 
 
 def _estimated_r(x):
-    """The rule's statistic, written independently on the float64 tensor: sum mu^2 / (sum mu^2 + sum sigma^2),
-    each channel's sigma its range over the expected range of n normal draws, 2 sqrt(2 ln n)."""
+    """The rule's statistic, written independently on the float64 tensor: R = sqrt(sum mu^2 / (sum mu^2 +
+    sum sigma^2)), each channel's sigma its range over the expected range of n normal draws, 2 sqrt(2 ln n)."""
     x = x.double().reshape(-1, x.shape[-1])
     mu = x.mean(0)
     sigma = (x.amax(0) - x.amin(0)) / (2 * math.sqrt(2 * math.log(x.shape[0])))
-    return float(mu.square().sum() / (mu.square().sum() + sigma.square().sum()))
+    return math.sqrt(float(mu.square().sum() / (mu.square().sum() + sigma.square().sum())))
 
 
-def _want_split(x, threshold=0.1):
+def _want_split(x, threshold=0.3):
     return _estimated_r(x) >= threshold
 
 
@@ -56,7 +56,7 @@ def test_decision_on_constructed_inputs(make, splits):
     x = make((64, 48), seed=3)
     assert _want_split(x) is splits
     stats = SourceStats()
-    decide_split(x, 0.1, stats)
+    decide_split(x, 0.3, stats)
     assert stats.split.dtype == torch.bool and stats.split.ndim == 0 and bool(stats.split) is splits
     if splits:  # the mean and the residual amax of the split, exactly those of the column statistics
         cs = averis.qgemm.column_stats(x)

@@ -103,6 +103,6 @@ def register(sub) -> None:
     p.add_argument("--split", action="store_true", help="what the mean split changes, per layer and site "
                                                         "(split_diag.md/json/png)")
     p.add_argument("--threshold", type=float, default=ADAPTIVE_THRESHOLD,
-                   help=f"the adaptive rule's threshold the --split report applies: split where the mean holds at "
-                        f"least this share of the energy (default {ADAPTIVE_THRESHOLD}, averis_adaptive's)")
+                   help=f"the adaptive rule's threshold the --split report applies: split where the mean ratio R "
+                        f"is at least this (default {ADAPTIVE_THRESHOLD}, averis_adaptive's)")
     p.set_defaults(func=run, forward_only=False, split=False)

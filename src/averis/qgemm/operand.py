@@ -164,13 +164,14 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
 def decide_split(tokens_major: torch.Tensor, threshold: float, stats: SourceStats) -> None:
     """The adaptive split of one source (tokens x channels) for this layer call, on the device, no host sync.
 
-    The rule is the paper's mean ratio R (the share of the source's energy in its token mean), estimated from
-    the one ``column_stats`` read the split needs anyway (sum, max, min per channel): each channel's spread
-    from its range, sigma_c = (max_c - min_c) / (2 sqrt(2 ln N)) (the expected range of N normal draws), and
-    R = sum mean_c^2 / (sum mean_c^2 + sum sigma_c^2).  split = R >= threshold.  On SmolLM2-135M this estimate
-    follows the exact R per site (attention inputs 0.65 vs 0.61, MLP inputs 0.39 vs 0.34, o_proj 0.23 vs 0.30,
-    down_proj 0.03 vs 0.07, output gradients < 0.005 vs < 0.005; docs/recipes.md), where extreme-value
-    statistics (the tensor or channel amax, set by a few massive tokens) barely move.
+    The rule is the mean ratio R = ||mean|| / rms(token) (averis.analysis's; R^2 is the share of the source's
+    energy in its token mean), estimated from the one ``column_stats`` read the split needs anyway (sum, max,
+    min per channel): each channel's spread from its range, sigma_c = (max_c - min_c) / (2 sqrt(2 ln N)) (the
+    expected range of N normal draws), and R^2 = sum mean_c^2 / (sum mean_c^2 + sum sigma_c^2).
+    split = R >= threshold.  On SmolLM2-135M this estimate follows the exact R per site (medians: attention
+    inputs 0.81 vs 0.78, MLP inputs 0.62 vs 0.59, o_proj 0.48 vs 0.55, down_proj 0.17 vs 0.27, output gradients
+    0.02-0.04 vs 0.05-0.07; docs/recipes.md), where extreme-value statistics (the tensor or channel amax, set by
+    a few massive tokens) barely move.
 
     Both outcomes run the same ops: the mean becomes where(split, mean, 0) and the residual amax where(split,
     residual amax, amax(X)), so a source that does not split is quantized as X - 0 = X with X's own amax (plain
@@ -180,7 +181,7 @@ def decide_split(tokens_major: torch.Tensor, threshold: float, stats: SourceStat
     range_to_sigma = 2.0 * math.sqrt(2.0 * math.log(max(tokens_major.shape[0], 2)))
     mean_energy = cs.mean.square().sum()
     spread_energy = ((cs.max - cs.min) / range_to_sigma).square().sum()
-    split = (mean_energy >= threshold * (mean_energy + spread_energy)) & (mean_energy > 0)
+    split = (mean_energy >= threshold * threshold * (mean_energy + spread_energy)) & (mean_energy > 0)
     amax = torch.maximum(cs.max.amax(), -cs.min.amin())  # = amax(|X|) exactly
     stats.split = split
     stats.mean = torch.where(split, cs.mean, torch.zeros_like(cs.mean))

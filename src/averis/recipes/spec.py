@@ -120,8 +120,8 @@ class Recipe:
     mean_sites: the sites (averis.recipes.sites: attn_in, o_proj, mlp_in, down_proj, other) whose layers
     split the mean off; at the others the operands' mean transforms are dropped (``for_layer``).
     mean_threshold: None (split every step) or the adaptive split: per layer call and per source (X, dY),
-    split only where the mean holds at least that share of the source's energy (the paper's mean ratio R,
-    estimated from the column statistics: qgemm.operand.decide_split), decided on the device.
+    split only where the mean ratio R = ||mean|| / rms(token), estimated from the column statistics
+    (qgemm.operand.decide_split), is at least mean_threshold, decided on the device.
     """
 
     name: str = "custom"
@@ -164,8 +164,9 @@ class Recipe:
         if self.mean_threshold is not None:
             if isinstance(self.mean_threshold, bool) or not isinstance(self.mean_threshold, int | float) \
                     or not 0 < self.mean_threshold <= 1:
-                raise ValueError(f"mean_threshold must be a number in (0, 1] (split where the mean holds at least "
-                                 f"that share of the energy) or None (always split), got {self.mean_threshold!r}")
+                raise ValueError(f"mean_threshold must be a number in (0, 1] (split where the mean ratio R = "
+                                 f"||mean|| / rms(token) is at least that) or None (always split), "
+                                 f"got {self.mean_threshold!r}")
             object.__setattr__(self, "mean_threshold", float(self.mean_threshold))
             if self.mean_all_reduce:
                 raise ValueError("mean_threshold (the adaptive split) decides from the local statistics and does not "
