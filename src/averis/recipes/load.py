@@ -10,7 +10,7 @@ Schema (every key optional; unknown keys are an error that names the allowed one
     wgrad_x:     {transform: mean_hadamard}                    # one operand (applied last)
     mean_format: bf16
     mean_sites: [attn_in, mlp_in]  # split the mean only at these sites (averis.recipes.sites)
-    mean_threshold: 0.8          # the adaptive split (null: split every step)
+    mean_threshold: 0.3          # the adaptive split: split where the mean ratio R >= 0.3 (null: every step)
     high_precision: ["lm_head", "*.lm_head"]
 
 Operand tables are merged field by field onto the base recipe's operand specs.
