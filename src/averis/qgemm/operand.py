@@ -49,6 +49,7 @@ class SourceStats:
     mean: torch.Tensor | None = None
     residual_amax: torch.Tensor | None = None
     split: torch.Tensor | None = None
+    quantized_mean: torch.Tensor | None = None  # mean in the recipe's mean_format (a cast), flat: both GEMMs' copy
 
 
 @dataclass
@@ -152,13 +153,28 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
     op = QOperand(values, length, scale=scale, signs=signs if spec.has_hadamard else None, packed=packed_q)
     if mu is not None:
         # the mean vector runs along the rows' other axis: R for a row mean, P for a reduction mean
-        q_mu = quantize_mean(mu, recipe.mean_format, fmt=spec.format, axis=-1 if mean_axis == "rows" else 0,
-                             generator=generator, **spec.quantizer_options())
+        shared = _shares_quantized_mean(mu, spec, recipe, stats)
+        if shared and stats.quantized_mean is not None:
+            q_mu = stats.quantized_mean.reshape(mu.shape)
+        else:
+            q_mu = quantize_mean(mu, recipe.mean_format, fmt=spec.format, axis=-1 if mean_axis == "rows" else 0,
+                                 generator=generator, **spec.quantizer_options())
+            if shared:
+                stats.quantized_mean = q_mu.reshape(-1)
         if mean_axis == "rows":
             op.row_mean = q_mu
         else:
             op.red_mean = q_mu
     return op
+
+
+def _shares_quantized_mean(mu: torch.Tensor, spec: OperandSpec, recipe: Recipe, stats: SourceStats | None) -> bool:
+    """Whether this operand's mean is the source's statistics mean itself (the same storage: no transform of
+    its own) in a cast format (bf16, fp32: the same values whichever GEMM asks), so that the two GEMMs reading
+    the source can share one quantized copy: two small cast kernels fewer per source and layer call."""
+    return (stats is not None and stats.mean is not None and recipe.mean_format in ("bf16", "fp32")
+            and not spec.has_hadamard and mu.numel() == stats.mean.numel()
+            and mu.data_ptr() == stats.mean.data_ptr())
 
 
 def decide_split(tokens_major: torch.Tensor, threshold: float, stats: SourceStats) -> None:
