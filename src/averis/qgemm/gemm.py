@@ -40,10 +40,6 @@ def qgemm(a: QOperand, b: QOperand, out_dtype: torch.dtype, *, backend: str = "e
     av, bv = a.values.to(out_dtype), b.values.to(out_dtype)
     scale = _scale_product(a.scale, b.scale)
     exact = scale is not None or backend == "exact" or exact_gemm_setting()
-    if not exact and a.row_mean is not None and b.row_mean is None and a.red_mean is None and b.red_mean is None:
-        # fprop / dgrad, folded: the one mean term is a GEMV rounded to the values' dtype, added as it comes (the
-        # general path's FP32 round trip of it is exact: two small kernels fewer per GEMM, the same bits)
-        return torch.addmm((a.row_mean.to(av.dtype) @ bv.T).to(out_dtype), av, bv.T)
     terms = _mean_terms(a, b, av, bv, exact)
     if not exact:  # the folded emulation: one GEMM that rounds to out_dtype, the terms in its epilogue
         return av @ bv.T if terms is None else torch.addmm(terms.to(out_dtype), av, bv.T)
@@ -80,14 +76,15 @@ def _scale_product(sa: torch.Tensor | None, sb: torch.Tensor | None) -> torch.Te
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor, exact: bool) -> torch.Tensor:
-    """a @ b in FP32: with an FP32 result (exact), or rounded to the inputs' dtype first (the folded
-    emulation: the cheaper GEMV)."""
-    return mm_fp32(a, b) if exact else (a @ b).float()
+    """a @ b with an FP32 accumulator: an FP32 result (exact), or rounded to the inputs' dtype (the folded
+    emulation: the cheaper GEMV).  The rounded result stays in that dtype: a sum or concatenation with an FP32
+    term promotes it exactly, so an FP32 copy would change no bit and cost a kernel."""
+    return mm_fp32(a, b) if exact else a @ b
 
 
 def _mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor, exact: bool) -> torch.Tensor | None:
-    """The rank-one mean terms in FP32 (None without a mean), each with the tensor scale of the quantized
-    operand it multiplies."""
+    """The rank-one mean terms (None without a mean), each with the tensor scale of the quantized operand it
+    multiplies: in FP32, or in the values' dtype where the folded emulation has only row terms to add."""
     terms = None
     if a.row_mean is not None:  # fprop / dgrad: + 1 (mu Q(B)^T), a row broadcast over the tokens
         terms = _scaled(_mm(a.row_mean.to(av.dtype), bv.T, exact), b.scale)
@@ -129,4 +126,4 @@ def token_sum(op: QOperand, values: torch.Tensor, exact: bool = True) -> torch.T
         # M's column sums (exact in BF16: multiples of 1/4); the zero padding is summed, as the GEMM does
         lanes = hadamard_matrix(op.signs).sum(dim=0)
         weights = lanes.repeat(values.shape[-1] // HADAMARD_BLOCK).reshape(-1, 1).to(values.dtype)
-    return _scaled(_mm(values, weights, exact), op.scale)
+    return _scaled(_mm(values, weights, exact), op.scale).float()
