@@ -5,18 +5,23 @@
 
 Speed: for each preset (bench, qwen3-0.6b) and recipe (bf16, nvfp4, averis; averis_global = averis with
 ``mean_all_reduce`` under DDP only) the trainer's own step (``Trainer.train_step``: forward, backward,
-clipping, AdamW) at a fixed global batch of ``--tokens-per-step`` tokens, in these modes:
+clipping, AdamW), in these modes:
   one   one process, one GPU, ``train.cuda_graph=true``
   ddp   torchrun --standalone --nproc-per-node N, DDP, with the CUDA graph and without (the eager row
         shows what the graph buys; its losses must equal the graphed row's bit for bit)
   fsdp  the same under FSDP2 (eager: CUDA graphs do not run under FSDP2)
-Each row: the median wall time of ``--steps`` steps after ``--warmup`` (which hold torch.compile, the
-capture and the DDP warm-up), on synthetic random tokens.  All the configurations of one mode share a
-process (one launch, one process-group start); a launch that dies is retried on what it left undone.
+``--scaling weak`` (the default) gives every GPU ``--tokens-per-step`` tokens a step (N GPUs train N times the
+tokens of one: the same speed per GPU is the target, as when more GPUs replace gradient accumulation);
+``--scaling strong`` splits that many tokens over the GPUs.  torch.compile follows the trainer's default
+(``--compile auto``: on for one GPU and DDP, off under FSDP2).  Each row: the median wall time of ``--steps``
+steps after ``--warmup`` (which hold torch.compile, the capture and the DDP warm-up), on synthetic random tokens.
+All the configurations of one mode share a process (one launch, one process-group start); a launch that dies is
+retried on what it left undone.
 
 Loss check: ``averis train`` on the from-scratch data (``.carry/tokens/scratch16k`` when present, else
 the bundled text, byte tokens) for ``--loss-steps`` steps of the bench preset per recipe, on one GPU
-(2 micro-batches of 16) and on 2 GPUs under graphed DDP (16 a rank): the same windows every step.
+(2 micro-batches of 16) and on 2 GPUs under graphed DDP (16 a rank): the same windows every step; and, as
+the yardstick of seed noise, the first recipe on one GPU again with the next seed (``train.seed=1``).
 
 Writes into --out: multigpu_<device>.json (top-level device, commit, command; rows {recipe, preset, mode,
 world_size, graphed, tokens_per_s, step_ms, speedup_vs_one, ...}; loss_check), multigpu_<device>.md (the
@@ -68,13 +73,13 @@ def worker(args) -> int:
     device = "cpu" if args.cpu else "cuda"
     for job in args.jobs.split(","):
         preset, recipe = job.split(":")
-        per_rank = args.tokens_per_step // args.seq_len // world
+        per_rank = args.tokens_per_step // args.seq_len // (world if args.scaling == "strong" else 1)
         sets = [f"recipe={recipe_arg(recipe, args.workdir)}", f"out={args.workdir}/speed/{args.mode}-"
                 f"{int(args.graphed)}-{preset}-{recipe}", f"model.preset={preset}",
                 f"data.train_tokens={tokens_file(args.workdir, preset)}", "data.val_tokens=",
                 f"data.seq_len={args.seq_len}", f"train.batch_size={per_rank}",
                 f"train.max_steps={args.warmup + args.steps}", f"train.device={device}",
-                f"train.cuda_graph={str(args.graphed).lower()}", f"train.compile={str(args.compile).lower()}",
+                f"train.cuda_graph={str(args.graphed).lower()}", f"train.compile={args.compile}",
                 f"train.distributed={'none' if args.mode == 'one' else args.mode}", "train.progress=false",
                 "train.tensorboard=false", "train.eval_every=0", "train.ckpt_every=0", "optim.warmup_steps=2"]
         if preset == "tiny":
@@ -82,9 +87,10 @@ def worker(args) -> int:
         if rank == 0:
             log(f"[{args.mode}{' graphed' if args.graphed else ''} x{world}] {preset} {recipe}: building")
         row = {"recipe": recipe, "preset": preset, "mode": args.mode, "world_size": world, "graphed": args.graphed,
-               "compile": args.compile, "tokens_per_step": per_rank * args.seq_len * world}
+               "scaling": args.scaling, "tokens_per_step": per_rank * args.seq_len * world}
         started = time.perf_counter()
         trainer = Trainer(load_config(overrides=sets))
+        row["compile"] = trainer.fast.compile
         seconds, losses = [], []
         for _ in range(args.warmup + args.steps):
             t0 = time.perf_counter()
@@ -110,7 +116,7 @@ def worker(args) -> int:
         if device == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        if args.compile:
+        if row["compile"]:
             torch._dynamo.reset()
     dist_utils.shutdown()
     return 0
@@ -167,8 +173,8 @@ def run_mode(args, workdir: Path, mode: str, world: int, graphed: bool, jobs: li
         cmd = [*launcher(world, args.cpu_smoke), __file__, "worker", "--mode", mode, "--jobs", ",".join(todo),
                "--workdir", str(workdir), "--rows", str(rows_file), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--seq-len", str(args.seq_len),
-               "--tokens-per-step", str(args.tokens_per_step)]
-        cmd += ["--graphed"] * graphed + ["--compile"] * args.compile + ["--cpu"] * args.cpu_smoke
+               "--tokens-per-step", str(args.tokens_per_step), "--scaling", args.scaling, "--compile", args.compile]
+        cmd += ["--graphed"] * graphed + ["--cpu"] * args.cpu_smoke
         log(f"== {mode}{' graphed' if graphed else ''} on {world} {'process' if world == 1 else 'processes'}: "
             f"{len(todo)} configuration(s)")
         try:
@@ -213,10 +219,11 @@ def loss_check(args, workdir: Path, recipes: list[str], world: int) -> dict:
         common += ["model.preset=bench", "train.cuda_graph=true"]
     curves, runs = {}, []
     for recipe in recipes:
-        for w in ([1, world] if recipe != GLOBAL_MEAN else [world]):
-            name = f"{recipe}-x{w}"
+        plain_runs = [(1, 0), (world, 0)] + [(1, 1)] * (recipe == recipes[0])  # (GPUs, seed): seed 1 = noise
+        for w, seed in (plain_runs if recipe != GLOBAL_MEAN else [(world, 0)]):
+            name = f"{recipe}-x{w}" + (f"-seed{seed}" if seed else "")
             shutil.rmtree(workdir / "loss" / name, ignore_errors=True)  # a previous run in a reused --workdir
-            sets = [*common, f"train.grad_accum={world // w}"]
+            sets = [*common, f"train.grad_accum={world // w}", f"train.seed={seed}"]
             cmd = [*launcher(w, args.cpu_smoke), "-m", "averis", "train", "--no-progress", "--recipe",
                    recipe_arg(recipe, str(workdir)), "--out", str(workdir / "loss" / name),
                    *(a for s in sets for a in ("--set", s))]
@@ -242,13 +249,18 @@ def loss_check(args, workdir: Path, recipes: list[str], world: int) -> dict:
         one = curves.get(f"{recipe if recipe != GLOBAL_MEAN else 'averis'}-x1")
         many = curves.get(f"{recipe}-x{world}")
         if one and many and len(one) == len(many):
-            tail = max(1, len(one) // 5)
-            summary[recipe] = {"final_one": one[-1], "final_many": many[-1], "final_diff": many[-1] - one[-1],
-                               f"mean_diff_last_{tail}": statistics.fmean(b - a for a, b in zip(one[-tail:],
-                                                                                              many[-tail:])),
-                               "identical": one == many}
+            summary[recipe] = compare_curves(one, many) | {"identical": one == many}
+    noise = curves.get(f"{recipes[0]}-x1-seed1")
+    if noise and curves.get(f"{recipes[0]}-x1") and len(noise) == len(curves[f"{recipes[0]}-x1"]):
+        summary["seed noise"] = compare_curves(curves[f"{recipes[0]}-x1"], noise) | {"recipe": recipes[0]}
     return {"source": source, "steps": args.loss_steps, "world_size": world, "micro_batch": micro,
             "runs": runs, "curves": curves, "summary": summary}
+
+
+def compare_curves(a: list[float], b: list[float]) -> dict:
+    tail = max(1, len(a) // 5)
+    return {"final_one": a[-1], "final_many": b[-1], "final_diff": b[-1] - a[-1],
+            f"mean_diff_last_{tail}": statistics.fmean(y - x for x, y in zip(a[-tail:], b[-tail:]))}
 
 
 def device_name(cpu: bool) -> str:
@@ -288,7 +300,9 @@ def exactness(rows: list[dict]) -> list[dict]:
 
 def markdown(result: dict) -> str:
     lines = [f"device {result['device']} x{result['gpus']}, commit {result['commit'][:12]}, "
-             f"{result['tokens_per_step']:,} tokens a step, median of {result['steps']} steps",
+             f"{result['tokens_per_step']:,} tokens a step "
+             f"{'per GPU' if result.get('scaling', 'strong') == 'weak' else 'over all GPUs'} "
+             f"({result.get('scaling', 'strong')} scaling), median of {result['steps']} steps",
              "", "| preset | recipe | mode | GPUs | graph | tokens/s | ms/step | vs one GPU |",
              "|---|---|---|---:|---|---:|---:|---:|"]
     for r in result["rows"]:
@@ -306,7 +320,8 @@ def markdown(result: dict) -> str:
             for e in result["exactness"])]
     lc = result.get("loss_check") or {}
     if lc.get("summary"):
-        lines += ["", f"loss check ({lc['steps']} steps, {lc['source']}): final loss 1 GPU vs {lc['world_size']} GPUs",
+        lines += ["", f"loss check ({lc['steps']} steps, {lc['source']}): final loss 1 GPU vs {lc['world_size']} GPUs "
+                  f"(seed noise: the first recipe on 1 GPU, seed 0 vs seed 1)",
                   "", "| recipe | 1 GPU | N GPUs | diff | mean diff (last fifth) |", "|---|---:|---:|---:|---:|"]
         for recipe, s in lc["summary"].items():
             mean_key = next(k for k in s if k.startswith("mean_diff"))
@@ -362,7 +377,7 @@ def drive(args) -> int:
     recipes = (args.recipes or f"bf16,nvfp4,averis,{GLOBAL_MEAN}").split(",")
     if args.cpu_smoke:
         gpus, args.steps, args.warmup, args.seq_len = 2, 2, 1, 32
-        args.tokens_per_step, args.loss_steps, presets = 2 * 4 * 32, 3, ["tiny"]
+        args.tokens_per_step, args.loss_steps, presets = 4 * 32 * (2 if args.scaling == "strong" else 1), 3, ["tiny"]
         recipes = (args.recipes or f"bf16,averis,{GLOBAL_MEAN}").split(",")
     else:
         import torch
@@ -395,7 +410,8 @@ def drive(args) -> int:
     previous = json.loads(path.read_text()) if path.exists() else {}  # a part run alone keeps the other part
     command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/multigpu.py", *sys.argv[1:]])
     result = {"device": device_name(args.cpu_smoke), "gpus": gpus, "commit": provenance.commit(), "command": command,
-              "tokens_per_step": args.tokens_per_step, "seq_len": args.seq_len, "steps": args.steps,
+              "tokens_per_step": args.tokens_per_step, "scaling": args.scaling, "seq_len": args.seq_len,
+              "steps": args.steps,
               "warmup": args.warmup, "compile": args.compile, "part_commands": previous.get("part_commands", {})}
     if "speed" in parts:
         for stale in workdir.glob("rows-*.jsonl"):  # a previous run's rows in a reused --workdir
@@ -439,7 +455,9 @@ def main(argv: list[str]) -> int:
         p.add_argument("--rows", required=True)
         for k in ("--steps", "--warmup", "--seq-len", "--tokens-per-step"):
             p.add_argument(k, type=int, required=True)
-        for k in ("--graphed", "--compile", "--cpu"):
+        p.add_argument("--scaling", choices=("weak", "strong"), required=True)
+        p.add_argument("--compile", choices=("auto", "true", "false"), required=True)
+        for k in ("--graphed", "--cpu"):
             p.add_argument(k, action="store_true")
         return worker(p.parse_args(argv[1:]))
     if argv[:1] == ["plot"]:
@@ -457,9 +475,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile, capture, DDP warm-up)")
     p.add_argument("--seq-len", type=int, default=512)
-    p.add_argument("--tokens-per-step", type=int, default=16384, help="global tokens a step (all ranks)")
+    p.add_argument("--tokens-per-step", type=int, default=16384,
+                   help="tokens a step per GPU (--scaling weak) or over all GPUs (strong)")
+    p.add_argument("--scaling", choices=("weak", "strong"), default="weak",
+                   help="weak: every GPU gets --tokens-per-step (the same work per GPU); strong: they share it")
     p.add_argument("--loss-steps", type=int, default=200)
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (slower start)")
+    p.add_argument("--compile", choices=("auto", "true", "false"), default="auto",
+                   help="train.compile (auto, the trainer's default: on for one GPU and DDP, off under FSDP2)")
     p.add_argument("--no-eager-ddp", action="store_true", help="skip the eager DDP rows (saves ~1 minute)")
     p.add_argument("--mode-timeout", type=float, default=300, help="seconds before a launch is killed")
     p.add_argument("--cpu-smoke", action="store_true", help="CPU plumbing check: gloo, 2 processes, tiny, 2 steps")
