@@ -240,21 +240,35 @@ def loss_check(args, workdir: Path, recipes: list[str], world: int) -> dict:
                 log(f"   failed: {tail}")
                 runs.append({"run": name, "error": tail[-400:]})
                 continue
-            curves[name] = [json.loads(line)["loss"] for line in metrics.read_text().splitlines()
-                            if "loss" in json.loads(line)]
-            runs.append({"run": name, "seconds": time.time() - t0, "final_loss": curves[name][-1]})
+            curves[name], val = read_curve(metrics)
+            runs.append({"run": name, "seconds": time.time() - t0, "final_loss": curves[name][-1],
+                         "final_val_loss": val})
             log(f"   {len(curves[name])} steps in {time.time() - t0:.0f} s, final loss {curves[name][-1]:.4f}")
-    summary = {}
-    for recipe in recipes:
-        one = curves.get(f"{recipe if recipe != GLOBAL_MEAN else 'averis'}-x1")
-        many = curves.get(f"{recipe}-x{world}")
-        if one and many and len(one) == len(many):
-            summary[recipe] = compare_curves(one, many) | {"identical": one == many}
-    noise = curves.get(f"{recipes[0]}-x1-seed1")
-    if noise and curves.get(f"{recipes[0]}-x1") and len(noise) == len(curves[f"{recipes[0]}-x1"]):
-        summary["seed noise"] = compare_curves(curves[f"{recipes[0]}-x1"], noise) | {"recipe": recipes[0]}
     return {"source": source, "steps": args.loss_steps, "world_size": world, "micro_batch": micro,
-            "runs": runs, "curves": curves, "summary": summary}
+            "runs": runs, "curves": curves, "summary": loss_summary(curves, world)}
+
+
+def read_curve(metrics: Path) -> tuple[list[float], float | None]:
+    """(training loss per step, the last validation loss) of a run's metrics.jsonl."""
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    vals = [m["val_loss"] for m in lines if "val_loss" in m]
+    return [m["loss"] for m in lines if "loss" in m], (vals[-1] if vals else None)
+
+
+def loss_summary(curves: dict[str, list[float]], world: int) -> dict:
+    """Per recipe, its N-GPU curve against its 1-GPU curve (averis_global against averis's); "seed noise":
+    a recipe's 1-GPU curve against the same with the next seed (the yardstick)."""
+    summary = {}
+    for name, many in curves.items():
+        if (m := re.fullmatch(rf"(.+)-x{world}", name)) and world > 1:
+            one = curves.get(f"{'averis' if m[1] == GLOBAL_MEAN else m[1]}-x1")
+            if one and len(one) == len(many):
+                summary[m[1]] = compare_curves(one, many) | {"identical": one == many}
+        elif m := re.fullmatch(r"(.+)-x1-seed1", name):
+            one = curves.get(f"{m[1]}-x1")
+            if one and len(one) == len(many):
+                summary["seed noise"] = compare_curves(one, many) | {"recipe": m[1]}
+    return summary
 
 
 def compare_curves(a: list[float], b: list[float]) -> dict:
@@ -320,8 +334,10 @@ def markdown(result: dict) -> str:
             for e in result["exactness"])]
     lc = result.get("loss_check") or {}
     if lc.get("summary"):
-        lines += ["", f"loss check ({lc['steps']} steps, {lc['source']}): final loss 1 GPU vs {lc['world_size']} GPUs "
-                  f"(seed noise: the first recipe on 1 GPU, seed 0 vs seed 1)",
+        noise = " (seed noise: a recipe on 1 GPU, seed 0 vs seed 1)" if "seed noise" in lc["summary"] else (
+            " (no seed-noise run)")
+        lines += ["", f"loss check ({lc['steps']} steps, {lc['source']}): final loss 1 GPU vs {lc['world_size']} GPUs"
+                  + noise,
                   "", "| recipe | 1 GPU | N GPUs | diff | mean diff (last fifth) |", "|---|---:|---:|---:|---:|"]
         for recipe, s in lc["summary"].items():
             mean_key = next(k for k in s if k.startswith("mean_diff"))
@@ -446,7 +462,61 @@ def drive(args) -> int:
     return 0
 
 
+def assemble(args) -> int:
+    """The result of a run whose driver never wrote it (stopped by a time limit, or hung: see
+    GraphedStep.release), from what its work folder holds: every finished row, every finished loss-check run.
+    The provenance (the device, the commit and the command that made the folder) comes from --meta."""
+    workdir, out = Path(args.workdir), Path(args.out)
+    meta = dict(m.split("=", 1) for m in args.meta)
+    missing = {"device", "commit", "command"} - set(meta)
+    if missing:
+        log(f"multigpu.py assemble: error: say where the folder comes from: --meta {'=... --meta '.join(missing)}=...")
+        return 2
+    order = {"one": 0, "ddp": 1, "fsdp": 2}
+    rows = sorted((r for f in workdir.glob("rows-*.jsonl") for r in read_rows(f)),
+                  key=lambda r: (order[r["mode"]], not r["graphed"]))
+    if not rows:
+        log(f"multigpu.py assemble: error: no rows-*.jsonl in {workdir}: is it a multigpu.py --workdir?")
+        return 2
+    add_speedups(rows)
+    world = max(r["world_size"] for r in rows)
+    curves, runs = {}, []
+    for metrics in sorted(workdir.glob("loss/*/metrics.jsonl")):
+        losses, val = read_curve(metrics)
+        # a run that finished: its summary.json, or (a copy of metrics.jsonl alone) --meta loss_steps=N steps
+        if (metrics.parent / "summary.json").exists() or len(losses) == int(meta.get("loss_steps", -1)):
+            curves[metrics.parent.name] = losses
+            runs.append({"run": metrics.parent.name, "final_loss": losses[-1], "final_val_loss": val})
+    first = rows[0]
+    result = {"device": meta["device"], "gpus": world, "commit": meta["commit"], "command": meta["command"],
+              "assembled_by": "python benchmarks/multigpu.py assemble " + " ".join(map(shlex.quote, sys.argv[2:])),
+              "tokens_per_step": first["tokens_per_step"] // (first["world_size"] if first.get("scaling") == "weak"
+                                                              else 1),
+              "scaling": first.get("scaling", "strong"), "steps": len(first["losses"]) - int(meta.get("warmup", 3)),
+              "rows": rows, "exactness": exactness(rows), **{k: v for k, v in meta.items() if k not in
+                                                             ("device", "commit", "command")}}
+    if curves:
+        steps = {len(c) for c in curves.values()}
+        result["loss_check"] = {"source": meta.get("loss_source", "see the command"), "steps": max(steps),
+                                "world_size": world, "runs": runs, "curves": curves,
+                                "summary": loss_summary(curves, world)}
+    out.mkdir(parents=True, exist_ok=True)
+    name = slug(meta["device"])
+    (out / f"multigpu_{name}.json").write_text(json.dumps(result, indent=1))
+    table = markdown(result)
+    (out / f"multigpu_{name}.md").write_text(table)
+    log(table)
+    plot(result, out)
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["assemble"]:
+        p = argparse.ArgumentParser(prog="multigpu.py assemble", description=assemble.__doc__)
+        p.add_argument("workdir", help="the --workdir of the run")
+        p.add_argument("--out", required=True)
+        p.add_argument("--meta", action="append", default=[], help="device=..., commit=..., command=... (key=value)")
+        return assemble(p.parse_args(argv[1:]))
     if argv[:1] == ["worker"]:
         p = argparse.ArgumentParser(prog="multigpu.py worker")
         p.add_argument("--mode", required=True, choices=("one", "ddp", "fsdp"))

@@ -42,6 +42,18 @@ def test_multigpu_cpu_smoke_rows_and_loss_check(tmp_path):
     assert set(result["loss_check"]["summary"]) == {"averis", "averis_global", "seed noise"}
     assert "| tiny | averis | ddp | 2 | no |" in (tmp_path / "out" / "multigpu_cpu.md").read_text()
 
+    # assemble: the same result from the work folder alone (what a run stopped before its end leaves)
+    refused = bench("assemble", str(tmp_path / "work"), "--out", str(tmp_path / "again"), "--meta", "device=cpu")
+    assert refused.returncode == 2 and "--meta" in refused.stdout and "commit" in refused.stdout
+    done = bench("assemble", str(tmp_path / "work"), "--out", str(tmp_path / "again"), "--meta", "device=cpu",
+                 "--meta", "commit=abc", "--meta", "command=multigpu.py --cpu-smoke", "--meta", "warmup=1")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    again = json.loads((tmp_path / "again" / "multigpu_cpu.json").read_text())
+    assert again["commit"] == "abc" and again["steps"] == 2 and again["scaling"] == "weak"
+    key = lambda r: (r["recipe"], r["mode"])  # noqa: E731
+    assert sorted(map(key, again["rows"])) == sorted(map(key, result["rows"]))
+    assert again["loss_check"]["summary"] == result["loss_check"]["summary"]
+
 
 def test_multigpu_refuses_without_a_gpu_or_with_unknown_names(tmp_path):
     import torch

@@ -209,6 +209,39 @@ def test_an_automatic_graph_that_cannot_be_captured_falls_back_to_eager_steps(tm
         forced.train_step()
 
 
+def test_fit_releases_the_cuda_graph_before_the_caller_ends_the_process_group(tmp_path):
+    """A live graph holding NCCL kernels makes destroy_process_group hang (pytorch#115388): `averis train` under
+    torchrun finished its run and never exited.  fit() releases it; the CPU stands in with a recording step."""
+    events = []
+
+    class Recording:
+        def __call__(self, x, y):
+            events.append("step")
+            return None  # the trainer then runs the step eagerly
+
+        def release(self):
+            events.append("release")
+
+    trainer = Trainer(tiny(tmp_path, "run", "train.max_steps=2"))
+    trainer.graphed = Recording()
+    assert trainer.fit()["status"] == "done"
+    assert events == ["step", "step", "release"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="a CUDA graph needs a GPU")
+def test_a_released_graph_is_captured_again_with_the_same_numbers():
+    from averis.train.graph import GraphedStep
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(16, 4).cuda()
+    x, y = torch.randn(1, 8, 16, device="cuda"), torch.randn(1, 8, 4, device="cuda")
+    step = GraphedStep(model, lambda a, b: torch.nn.functional.mse_loss(model(a), b), torch.device("cuda"))
+    first = step(x, y).item()
+    step.release()
+    assert step.graph is None and model.weight.grad is None
+    assert step(x, y).item() == first and step.graph is not None
+
+
 def test_cuda_graph_needs_a_cuda_device(tmp_path):
     with pytest.raises(ValueError, match="train.cuda_graph needs a CUDA device"):
         Trainer(tiny(tmp_path, "run", "train.device=cpu", "train.cuda_graph=true"))

@@ -86,6 +86,17 @@ class GraphedStep:
             p.grad = g
         return self.static_loss
 
+    def release(self) -> None:
+        """Destroy the captured graph and the gradients it owns (the next call captures again).  Under DDP the
+        graph holds NCCL kernels, and destroying the process group while it lives hangs (pytorch/pytorch#115388)."""
+        if self.graph is None:
+            return
+        torch.cuda.synchronize(self.device)
+        for p, _ in self.grads:
+            p.grad = None
+        self.graph.reset()
+        self.graph, self.grads = None, []
+
     # ---- capture ---------------------------------------------------------------------------------
     def _body(self) -> torch.Tensor:
         accum = self.static_x.shape[0]

@@ -204,6 +204,8 @@ class Trainer:
         summary = self._summary(status, reason, last_val, time.time() - start_time)
         self._call("on_train_end", self, summary)
         self.logger.close()
+        if self.graphed is not None:  # before the caller ends the process group (a graph with NCCL in it hangs that)
+            self.graphed.release()
         return summary
 
     def train_step(self) -> dict:
