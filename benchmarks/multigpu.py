@@ -495,6 +495,8 @@ def assemble(args) -> int:
               "scaling": first.get("scaling", "strong"), "steps": len(first["losses"]) - int(meta.get("warmup", 3)),
               "rows": rows, "exactness": exactness(rows), **{k: v for k, v in meta.items() if k not in
                                                              ("device", "commit", "command")}}
+    made = {"command": meta["command"], "commit": meta["commit"]}
+    result["part_commands"] = {"speed": made} | ({"loss": made} if curves else {})
     if curves:
         steps = {len(c) for c in curves.values()}
         result["loss_check"] = {"source": meta.get("loss_source", "see the command"), "steps": max(steps),
