@@ -113,8 +113,8 @@ def main() -> int:
     print(f"commit {provenance.commit()}; device cpu (Triton interpreter: the GPU's dispatch path); command python "
           f"{shlex.join(sys.argv)}")
     print(f"one QuantLinear {k} -> {n}, {args.tokens} tokens, BF16 autocast; kernel launches per call "
-          f"(ATen ops that do work + Triton kernels). The backward also counts 5 launches outside the layer, the "
-          f"same for every recipe: the loss's gradient and the accumulation into .grad\n")
+          f"(ATen ops that do work + Triton kernels). The backward also counts 5 launches outside the layer for "
+          f"every FP4 recipe: the loss's gradient and the accumulation into .grad\n")
     print("| recipe | forward | backward | total | host syncs |\n|---|---:|---:|---:|---:|")
     results = {}
     for recipe in args.recipes:
