@@ -4,7 +4,7 @@ counted on the CPU: TRITON_INTERPRET=1 runs the dispatch code the GPU runs, and 
 to torch.compile, so inside them nothing fuses: under a CUDA graph each launch still costs a few microseconds of
 GPU time however small its tensor, which is what makes many-kernel paths slow for small models.
 
-    python benchmarks/layer_launches.py nvfp4 averis [--tokens 256 --shape 512x1536] [--detail]
+    python benchmarks/layer_launches.py nvfp4 averis [--tokens 128 --shape 256x512] [--detail] [--json F]
 
 Prints, per recipe: launches per layer (forward / backward), then with --detail every launch grouped by
 (op, where in averis).  Host synchronisations (.item(), nonzero, ...) are listed apart: they break CUDA graphs.
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import shlex
 import sys
 import traceback
+from pathlib import Path
 
 os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
 
@@ -107,7 +109,8 @@ def main() -> int:
     ap.add_argument("recipes", nargs="*", default=["nvfp4", "averis"])
     ap.add_argument("--tokens", type=int, default=128, help="the counts do not depend on the sizes")
     ap.add_argument("--shape", default="256x512", help="in x out features")
-    ap.add_argument("--detail", action="store_true", help="every launch by (op, shapes, where)")
+    ap.add_argument("--detail", action="store_true", help="every launch by (op, where)")
+    ap.add_argument("--json", help="also write {recipe: {forward, backward, host_syncs}} (totals) to this file")
     args = ap.parse_args()
     k, n = map(int, args.shape.split("x"))
     print(f"commit {provenance.commit()}; device cpu (Triton interpreter: the GPU's dispatch path); command python "
@@ -121,6 +124,11 @@ def main() -> int:
         r = results[recipe] = count(recipe, args.tokens, k, n)
         fwd, bwd = sum(r["forward"].values()), sum(r["backward"].values())
         print(f"| {recipe} | {fwd} | {bwd} | {fwd + bwd} | {sum(r['syncs'].values())} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "commit": provenance.commit(), "device": "cpu (Triton interpreter)", "command": shlex.join(sys.argv),
+            "recipes": {name: {"forward": sum(r["forward"].values()), "backward": sum(r["backward"].values()),
+                               "host_syncs": sum(r["syncs"].values())} for name, r in results.items()}}, indent=1))
     if args.detail:
         for recipe, r in results.items():
             for part in ("forward", "backward"):
