@@ -212,7 +212,7 @@ def loss_check(args, workdir: Path, recipes: list[str], world: int) -> dict:
     micro = 16 if not args.cpu_smoke else 2
     common = [*data, f"data.seq_len={args.seq_len}", f"train.batch_size={micro}", f"train.max_steps={args.loss_steps}",
               "train.eval_every=0", "train.ckpt_every=0", "train.tensorboard=false", "train.log_every=50",
-              f"optim.warmup_steps={max(1, args.loss_steps // 10)}"]
+              f"optim.warmup_steps={max(1, args.loss_steps // 10)}", f"train.compile={args.compile}"]
     if args.cpu_smoke:
         common += ["model.preset=tiny", SMOKE_MODEL, "train.device=cpu", "data.max_chars=60000"]
     else:
@@ -245,7 +245,7 @@ def loss_check(args, workdir: Path, recipes: list[str], world: int) -> dict:
                          "final_val_loss": val})
             log(f"   {len(curves[name])} steps in {time.time() - t0:.0f} s, final loss {curves[name][-1]:.4f}")
     return {"source": source, "steps": args.loss_steps, "world_size": world, "micro_batch": micro,
-            "runs": runs, "curves": curves, "summary": loss_summary(curves, world)}
+            "compile": args.compile, "runs": runs, "curves": curves, "summary": loss_summary(curves, world)}
 
 
 def read_curve(metrics: Path) -> tuple[list[float], float | None]:
@@ -336,7 +336,8 @@ def markdown(result: dict) -> str:
     if lc.get("summary"):
         noise = " (seed noise: a recipe on 1 GPU, seed 0 vs seed 1)" if "seed noise" in lc["summary"] else (
             " (no seed-noise run)")
-        lines += ["", f"loss check ({lc['steps']} steps, {lc['source']}): final loss 1 GPU vs {lc['world_size']} GPUs"
+        lines += ["", f"loss check ({lc['steps']} steps, {lc['source']}, train.compile={lc.get('compile', 'auto')}): "
+                  f"final loss 1 GPU vs {lc['world_size']} GPUs"
                   + noise,
                   "", "| recipe | 1 GPU | N GPUs | diff | mean diff (last fifth) |", "|---|---:|---:|---:|---:|"]
         for recipe, s in lc["summary"].items():
@@ -553,7 +554,8 @@ def main(argv: list[str]) -> int:
                    help="weak: every GPU gets --tokens-per-step (the same work per GPU); strong: they share it")
     p.add_argument("--loss-steps", type=int, default=200)
     p.add_argument("--compile", choices=("auto", "true", "false"), default="auto",
-                   help="train.compile (auto, the trainer's default: on for one GPU and DDP, off under FSDP2)")
+                   help="train.compile of every run, the loss check's too (auto, the trainer's default: on for one "
+                        "GPU and DDP, off under FSDP2; false: the loss check's 1- and 2-GPU curves can be identical)")
     p.add_argument("--no-eager-ddp", action="store_true", help="skip the eager DDP rows (saves ~1 minute)")
     p.add_argument("--mode-timeout", type=float, default=300, help="seconds before a launch is killed")
     p.add_argument("--cpu-smoke", action="store_true", help="CPU plumbing check: gloo, 2 processes, tiny, 2 steps")
