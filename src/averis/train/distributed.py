@@ -59,17 +59,18 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device,
     if info.mode == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [device.index] if device.type == "cuda" else None
-        if stream is None:
+        def ddp() -> nn.Module:
             # gradient_as_bucket_view: .grad are views of the all-reduce buckets (no copy back, no second
             # copy of the gradients in memory; the same values); broadcast_buffers=False: each rank keeps its own
             # stochastic-rounding counters (averis.nn.spread_streams), the models' other buffers are constants
-            return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True,
-                                           broadcast_buffers=False)
+            return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                           gradient_as_bucket_view=True, broadcast_buffers=False)
+
+        if stream is None:
+            return ddp()
         stream.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(stream):
-            wrapped = DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True,
-                                              broadcast_buffers=False)
+            wrapped = ddp()
         torch.cuda.current_stream(device).wait_stream(stream)
         return wrapped
     if info.mode == "fsdp":
