@@ -454,13 +454,19 @@ def drive(args) -> int:
     elif "loss_check" in previous:
         result["loss_check"] = previous["loss_check"]
     result["seconds"] = time.time() - started
-    path.write_text(json.dumps(result, indent=1))
+    write_result(result, out)
+    log(f"multigpu: {result['seconds']:.0f} s; wrote {path}")
+    return 0
+
+
+def write_result(result: dict, out: Path) -> None:
+    """multigpu_<device>.json / .md (the table, also printed) / PNGs into out."""
+    name = slug(result["device"])
+    (out / f"multigpu_{name}.json").write_text(json.dumps(result, indent=1))
     table = markdown(result)
     (out / f"multigpu_{name}.md").write_text(table)
     log(table)
     plot(result, out)
-    log(f"multigpu: {result['seconds']:.0f} s; wrote {path}")
-    return 0
 
 
 def assemble(args) -> int:
@@ -504,12 +510,7 @@ def assemble(args) -> int:
                                 "world_size": world, "runs": runs, "curves": curves,
                                 "summary": loss_summary(curves, world)}
     out.mkdir(parents=True, exist_ok=True)
-    name = slug(meta["device"])
-    (out / f"multigpu_{name}.json").write_text(json.dumps(result, indent=1))
-    table = markdown(result)
-    (out / f"multigpu_{name}.md").write_text(table)
-    log(table)
-    plot(result, out)
+    write_result(result, out)
     return 0
 
 
