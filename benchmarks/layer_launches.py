@@ -104,13 +104,17 @@ def count(recipe: str, tokens: int, k: int, n: int) -> dict:
     return {"forward": fwd.kernels, "backward": bwd.kernels, "syncs": fwd.syncs + bwd.syncs}
 
 
+def triton_launches(kernels: collections.Counter) -> int:
+    return sum(c for (op, _), c in kernels.items() if op.startswith("triton:"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipes", nargs="*", default=["nvfp4", "averis"])
     ap.add_argument("--tokens", type=int, default=128, help="the counts do not depend on the sizes")
     ap.add_argument("--shape", default="256x512", help="in x out features")
     ap.add_argument("--detail", action="store_true", help="every launch by (op, where)")
-    ap.add_argument("--json", help="also write {recipe: {forward, backward, host_syncs}} (totals) to this file")
+    ap.add_argument("--json", help="also write the launch totals per recipe (JSON) to this file")
     args = ap.parse_args()
     k, n = map(int, args.shape.split("x"))
     print(f"commit {provenance.commit()}; device cpu (Triton interpreter: the GPU's dispatch path); command python "
@@ -128,6 +132,8 @@ def main() -> int:
         Path(args.json).write_text(json.dumps({
             "commit": provenance.commit(), "device": "cpu (Triton interpreter)", "command": shlex.join(sys.argv),
             "recipes": {name: {"forward": sum(r["forward"].values()), "backward": sum(r["backward"].values()),
+                               "triton_forward": triton_launches(r["forward"]),
+                               "triton_backward": triton_launches(r["backward"]),
                                "host_syncs": sum(r["syncs"].values())} for name, r in results.items()}}, indent=1))
     if args.detail:
         for recipe, r in results.items():

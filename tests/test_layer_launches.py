@@ -24,8 +24,9 @@ def test_no_host_sync_and_the_kernels_inside_the_custom_ops(tmp_path):
     counts = json.loads(out.read_text())["recipes"]
     for recipe, c in counts.items():
         assert c["host_syncs"] == 0, recipe
-        assert c["forward"] >= 5 and c["backward"] >= 5, (recipe, c)  # the quantizers, not just the custom op
-    assert "triton:quantize_kernel" in done.stdout or "| averis |" in done.stdout
+        assert c["forward"] >= 5 and c["backward"] >= 5, (recipe, c)
+        # the quantizers inside the custom ops are counted, not just the custom op
+        assert c["triton_forward"] > 0 and c["triton_backward"] > 0, (recipe, c)
     # Averis adds its mean path on top of NVFP4's launches; the adaptive split adds its decision
     total = {r: c["forward"] + c["backward"] for r, c in counts.items()}
     assert total["nvfp4"] < total["averis"] < total["averis_adaptive"]
