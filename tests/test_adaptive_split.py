@@ -204,6 +204,21 @@ def test_counters_are_buffers_saved_and_restored():
     assert "averis_splits" not in dict(fresh.named_buffers())
 
 
+def test_rng_kept_leaves_the_split_counters_as_they_were():
+    """A pass inside rng_kept (a CUDA graph's warm-up, an analysis forward) is not a training step: it moves
+    neither the split counters nor the random streams; the same pass outside counts."""
+    layer = _layer("averis_adaptive")
+    x, dy, *_ = CASES["both"]
+    root = nn.ModuleDict({"mlp": nn.ModuleDict({"up_proj": layer})})
+    with averis.nn.rng_kept(root):
+        _run(layer, x, dy)
+    assert layer.averis_splits.tolist() == [0, 0, 0, 0]
+    rng = layer.averis_rng.clone()
+    _run(layer, x, dy)
+    assert layer.averis_splits.tolist() == [1, 1, 1, 1]
+    assert not torch.equal(layer.averis_rng, rng)
+
+
 def test_trainer_logs_split_fractions_and_a_resume_keeps_the_counters(tmp_path):
     """The trainer writes per-site fractions at evaluation steps and per-layer counts to summary.json; a run
     stopped after one step and resumed ends with the counters of the run that went straight through."""

@@ -3,7 +3,7 @@
 ``quantize_model(model, recipe)`` swaps nn.Linear layers for :class:`QuantLinear` in place;
 ``quantization_disabled(model)`` turns them off for evaluation; ``dequantize_model`` undoes the
 swap.  Each quantized layer's stochastic-rounding state is its ``averis_rng`` buffer, saved and
-restored with the model's state_dict; ``rng_kept(model)`` runs a block and puts every RNG back;
+restored with the model's state_dict; ``rng_kept(model)`` runs a block and puts every RNG and counter back;
 ``spread_streams(model, rank, world)`` gives each data-parallel rank its share of the draws.
 """
 

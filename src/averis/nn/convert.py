@@ -134,12 +134,14 @@ def plain_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 @contextlib.contextmanager
 def rng_kept(model: nn.Module):
-    """Run the block, then put the global CPU and CUDA RNGs and every quantized layer's stochastic-rounding
-    counter (its ``averis_rng`` buffer, restored in place) back where they were."""
+    """Run the block, then put the global CPU and CUDA RNGs and every quantized layer's counters back where they
+    were, in place: its stochastic-rounding counter (``averis_rng``) and, under an adaptive recipe, its split
+    counters (``averis_splits``), so passes that are not training steps (a CUDA graph's warm-up, an analysis
+    forward) neither move the random streams nor count as split decisions."""
     cpu = torch.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    buffers = [getattr(m, RNG_BUFFER) for m in quantized_layers(model).values()]
-    counters = [(buf, buf.clone()) for buf in buffers]
+    buffers = [m._buffers.get(name) for m in quantized_layers(model).values() for name in (RNG_BUFFER, SPLIT_BUFFER)]
+    counters = [(buf, buf.clone()) for buf in buffers if buf is not None]
     try:
         yield
     finally:
