@@ -25,7 +25,7 @@ the yardstick of seed noise, the first recipe on one GPU again with the next see
 
 Writes into --out: multigpu_<device>.json (top-level device, commit, command; rows {recipe, preset, mode,
 world_size, graphed, tokens_per_s, step_ms, speedup_vs_one, ...}; loss_check), multigpu_<device>.md (the
-table), multigpu_<device>.png (bars) and multigpu_loss_<device>.png (curves) when matplotlib is installed;
+table), multigpu_<device>.png (bars) and multigpu_<device>_loss.png (curves and their differences) when matplotlib is installed;
 ``python benchmarks/multigpu.py plot RESULT.json`` draws them later elsewhere.
 """
 
@@ -245,7 +245,7 @@ def loss_check(args, workdir: Path, recipes: list[str], world: int) -> dict:
                          "final_val_loss": val})
             log(f"   {len(curves[name])} steps in {time.time() - t0:.0f} s, final loss {curves[name][-1]:.4f}")
     return {"source": source, "steps": args.loss_steps, "world_size": world, "micro_batch": micro,
-            "compile": args.compile, "runs": runs, "curves": curves, "summary": loss_summary(curves, world)}
+            "compile": args.compile, "runs": runs, "curves": curves, "summary": loss_summary(curves, world, runs)}
 
 
 def read_curve(metrics: Path) -> tuple[list[float], float | None]:
@@ -255,19 +255,31 @@ def read_curve(metrics: Path) -> tuple[list[float], float | None]:
     return [m["loss"] for m in lines if "loss" in m], (vals[-1] if vals else None)
 
 
-def loss_summary(curves: dict[str, list[float]], world: int) -> dict:
-    """Per recipe, its N-GPU curve against its 1-GPU curve (averis_global against averis's); "seed noise":
-    a recipe's 1-GPU curve against the same with the next seed (the yardstick)."""
-    summary = {}
+def loss_pairs(curves: dict[str, list[float]], world: int) -> dict[str, tuple[str, str]]:
+    """{label: (reference run, compared run)}: each recipe's N-GPU run against its 1-GPU run (averis_global
+    against averis's), and "seed noise": a recipe's 1-GPU run against the same with the next seed (the yardstick)."""
+    pairs = {}
     for name, many in curves.items():
         if (m := re.fullmatch(rf"(.+)-x{world}", name)) and world > 1:
-            one = curves.get(f"{'averis' if m[1] == GLOBAL_MEAN else m[1]}-x1")
-            if one and len(one) == len(many):
-                summary[m[1]] = compare_curves(one, many) | {"identical": one == many}
-        elif m := re.fullmatch(r"(.+)-x1-seed1", name):
-            one = curves.get(f"{m[1]}-x1")
-            if one and len(one) == len(many):
-                summary["seed noise"] = compare_curves(one, many) | {"recipe": m[1]}
+            one = f"{'averis' if m[1] == GLOBAL_MEAN else m[1]}-x1"
+            if len(curves.get(one) or []) == len(many):
+                pairs[m[1]] = (one, name)
+        elif (m := re.fullmatch(r"(.+)-x1-seed1", name)) and len(curves.get(f"{m[1]}-x1") or []) == len(many):
+            pairs["seed noise"] = (f"{m[1]}-x1", name)
+    return pairs
+
+
+def loss_summary(curves: dict[str, list[float]], world: int, runs: list[dict] = ()) -> dict:
+    """Per pair of loss_pairs: the final and last-fifth training losses and (from runs) the final validation
+    losses of the two runs, and their differences."""
+    vals = {r["run"]: r.get("final_val_loss") for r in runs}
+    summary = {}
+    for label, (one, many) in loss_pairs(curves, world).items():
+        s = compare_curves(curves[one], curves[many])
+        if vals.get(one) is not None and vals.get(many) is not None:
+            s |= {"val_one": vals[one], "val_many": vals[many], "val_diff": vals[many] - vals[one]}
+        summary[label] = s | ({"recipe": one.removesuffix("-x1")} if label == "seed noise" else
+                              {"identical": curves[one] == curves[many]})
     return summary
 
 
@@ -275,6 +287,11 @@ def compare_curves(a: list[float], b: list[float]) -> dict:
     tail = max(1, len(a) // 5)
     return {"final_one": a[-1], "final_many": b[-1], "final_diff": b[-1] - a[-1],
             f"mean_diff_last_{tail}": statistics.fmean(y - x for x, y in zip(a[-tail:], b[-tail:]))}
+
+
+def moving_mean(values: list[float], window: int) -> list[float]:
+    """The trailing mean over up to ``window`` values (what the difference panel draws)."""
+    return [statistics.fmean(values[max(0, i + 1 - window): i + 1]) for i in range(len(values))]
 
 
 def device_name(cpu: bool) -> str:
@@ -339,15 +356,18 @@ def markdown(result: dict) -> str:
         lines += ["", f"loss check ({lc['steps']} steps, {lc['source']}, train.compile={lc.get('compile', 'auto')}): "
                   f"final loss 1 GPU vs {lc['world_size']} GPUs"
                   + noise,
-                  "", "| recipe | 1 GPU | N GPUs | diff | mean diff (last fifth) |", "|---|---:|---:|---:|---:|"]
+                  "", "| recipe | 1 GPU | N GPUs | diff | mean diff (last fifth) | val 1 GPU | val N GPUs | val diff |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for recipe, s in lc["summary"].items():
             mean_key = next(k for k in s if k.startswith("mean_diff"))
+            val = (f"{s['val_one']:.4f} | {s['val_many']:.4f} | {s['val_diff']:+.4f}" if "val_diff" in s else " | | ")
             lines.append(f"| {recipe} | {s['final_one']:.4f} | {s['final_many']:.4f} | {s['final_diff']:+.4f} | "
-                         f"{s[mean_key]:+.4f} |")
+                         f"{s[mean_key]:+.4f} | {val} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(result: dict, out: Path) -> None:
+def plot(result: dict, out: Path, stem: str) -> None:
+    """<stem>.png (tokens/s bars) and, with a loss check, <stem>_loss.png."""
     try:
         import matplotlib
 
@@ -356,7 +376,6 @@ def plot(result: dict, out: Path) -> None:
     except ImportError:
         log("matplotlib is not installed: no plots (run `python benchmarks/multigpu.py plot RESULT.json` elsewhere)")
         return
-    name = slug(result["device"])
     rows = [r for r in result["rows"] if "tokens_per_s" in r]
     presets = sorted({r["preset"] for r in rows}, key=list(PRESETS_VOCAB).index)
     fig, axes = plt.subplots(1, len(presets), figsize=(7 * len(presets), 4.5), squeeze=False)
@@ -374,18 +393,29 @@ def plot(result: dict, out: Path) -> None:
         ax.set_title(f"{preset}: tokens/s ({result['device']})")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / f"multigpu_{name}.png", dpi=110)
+    fig.savefig(out / f"{stem}.png", dpi=110)
     curves = (result.get("loss_check") or {}).get("curves") or {}
     if curves:
-        fig, ax = plt.subplots(figsize=(8, 5))
+        world = result["loss_check"]["world_size"]
+        fig, (ax, dax) = plt.subplots(1, 2, figsize=(14, 5))
         for run, losses in curves.items():
             ax.plot(range(1, len(losses) + 1), losses, label=run, lw=1)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
-        ax.set_title(f"1 GPU vs {result['loss_check']['world_size']} GPUs, same tokens")
+        ax.set_title(f"1 GPU vs {world} GPUs, same tokens")
         ax.legend(fontsize=8)
+        window = 20
+        for label, (one, many) in loss_pairs(curves, world).items():
+            diff = moving_mean([b - a for a, b in zip(curves[one], curves[many])], window)
+            dax.plot(range(1, len(diff) + 1), diff, label=f"{many} - {one}", lw=2 if label == "seed noise" else 1,
+                     ls="--" if label == "seed noise" else "-", color="k" if label == "seed noise" else None)
+        dax.axhline(0, color="grey", lw=0.5)
+        dax.set_xlabel("step")
+        dax.set_ylabel(f"training loss difference ({window}-step trailing mean)")
+        dax.set_title("difference to the 1-GPU run; dashed: another seed on 1 GPU")
+        dax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(out / f"multigpu_loss_{name}.png", dpi=110)
+        fig.savefig(out / f"{stem}_loss.png", dpi=110)
 
 
 def drive(args) -> int:
@@ -459,14 +489,14 @@ def drive(args) -> int:
     return 0
 
 
-def write_result(result: dict, out: Path) -> None:
-    """multigpu_<device>.json / .md (the table, also printed) / PNGs into out."""
-    name = slug(result["device"])
-    (out / f"multigpu_{name}.json").write_text(json.dumps(result, indent=1))
+def write_result(result: dict, out: Path, stem: str | None = None) -> None:
+    """<stem>.json / .md (the table, also printed) / PNGs into out; stem: multigpu_<device> by default."""
+    stem = stem or f"multigpu_{slug(result['device'])}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     table = markdown(result)
-    (out / f"multigpu_{name}.md").write_text(table)
+    (out / f"{stem}.md").write_text(table)
     log(table)
-    plot(result, out)
+    plot(result, out, stem)
 
 
 def assemble(args) -> int:
@@ -508,7 +538,7 @@ def assemble(args) -> int:
         steps = {len(c) for c in curves.values()}
         result["loss_check"] = {"source": meta.get("loss_source", "see the command"), "steps": max(steps),
                                 "world_size": world, "runs": runs, "curves": curves,
-                                "summary": loss_summary(curves, world)}
+                                "summary": loss_summary(curves, world, runs)}
     out.mkdir(parents=True, exist_ok=True)
     write_result(result, out)
     return 0
@@ -534,9 +564,11 @@ def main(argv: list[str]) -> int:
         for k in ("--graphed", "--cpu"):
             p.add_argument(k, action="store_true")
         return worker(p.parse_args(argv[1:]))
-    if argv[:1] == ["plot"]:
+    if argv[:1] == ["plot"]:  # the table, the loss check's summary and the plots again, from a result JSON
         result = json.loads(Path(argv[1]).read_text())
-        plot(result, Path(argv[1]).parent)
+        if (lc := result.get("loss_check")) and lc.get("curves"):
+            lc["summary"] = loss_summary(lc["curves"], lc["world_size"], lc.get("runs", []))
+        write_result(result, Path(argv[1]).parent, Path(argv[1]).stem)
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "multigpu"))

@@ -53,6 +53,17 @@ def test_multigpu_cpu_smoke_rows_and_loss_check(tmp_path):
     key = lambda r: (r["recipe"], r["mode"])  # noqa: E731
     assert sorted(map(key, again["rows"])) == sorted(map(key, result["rows"]))
     assert again["loss_check"]["summary"] == result["loss_check"]["summary"]
+    pair = result["loss_check"]["summary"]["averis"]
+    assert pair["val_diff"] == pair["val_many"] - pair["val_one"]  # the validation losses of the two runs
+
+    # plot: the summary, the table and the plots again from a result JSON, under that file's own name
+    renamed = tmp_path / "again" / "renamed.json"
+    stale = again | {"loss_check": again["loss_check"] | {"summary": {}}}
+    renamed.write_text(json.dumps(stale))
+    done = bench("plot", str(renamed))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert json.loads(renamed.read_text())["loss_check"]["summary"] == result["loss_check"]["summary"]
+    assert (tmp_path / "again" / "renamed.md").read_text() == (tmp_path / "again" / "multigpu_cpu.md").read_text()
 
 
 def test_multigpu_refuses_without_a_gpu_or_with_unknown_names(tmp_path):
