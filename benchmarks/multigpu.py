@@ -25,8 +25,9 @@ the yardstick of seed noise, the first recipe on one GPU again with the next see
 
 Writes into --out: multigpu_<device>.json (top-level device, commit, command; rows {recipe, preset, mode,
 world_size, graphed, tokens_per_s, step_ms, speedup_vs_one, ...}; loss_check), multigpu_<device>.md (the
-table), multigpu_<device>.png (bars) and multigpu_<device>_loss.png (curves and their differences) when matplotlib is installed;
-``python benchmarks/multigpu.py plot RESULT.json`` draws them later elsewhere.
+table), multigpu_<device>.png (bars) and multigpu_<device>_loss.png (curves and their differences) when
+matplotlib is installed; ``python benchmarks/multigpu.py plot RESULT.json`` draws them again (elsewhere, or after
+a change to the table).
 """
 
 from __future__ import annotations
