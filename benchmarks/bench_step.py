@@ -160,7 +160,7 @@ def profile_steps(step, steps: int = 3) -> dict:
     by_name: dict[str, list[float]] = {}
     for e in kernels:
         by_name.setdefault(e.name, []).append(e.time_range.elapsed_us())
-    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:15]
+    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:40]
     return {
         "gpu_ms_per_step": total_us / 1e3 / steps,
         "kernels_per_step": len(kernels) / steps,
