@@ -98,3 +98,31 @@ def test_seed_tables_differ_across_layers_steps_and_draws():
     s = noise.Stream(noise.step_seeds(torch.tensor([5, 3])), lane=2)
     drawn = [int(s.next_seed()) for _ in range(noise.DRAWS + 3)]  # past the table: computed, still distinct
     assert len(set(drawn)) == len(drawn)
+
+
+def test_row_mean_terms_reach_addmm_as_a_1d_bias():
+    """The fprop/dgrad mean terms (a row broadcast over the tokens) go to addmm as a 1-D vector, the form cuBLASLt
+    adds in its epilogue: as 1 x N, addmm on CUDA copies them expanded into the whole output first (a strided
+    copy per GEMM, seen in the H200 profile).  The result is the same either way."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from averis.qgemm.operand import QOperand
+
+    class Addmms(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.inputs = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.addmm.default:
+                self.inputs.append(args[0].shape)
+            return func(*args, **(kwargs or {}))
+
+    g = torch.Generator().manual_seed(0)
+    a = QOperand(torch.randn(8, 32, generator=g).bfloat16(), 32, row_mean=torch.randn(1, 32, generator=g).bfloat16())
+    b = QOperand(torch.randn(16, 32, generator=g).bfloat16(), 32)
+    with Addmms() as seen:
+        y = qgemm.qgemm(a, b, torch.bfloat16)
+    assert seen.inputs == [torch.Size([16])]
+    terms = (a.row_mean @ b.values.T).to(torch.bfloat16)  # what the 1 x N form added
+    assert torch.equal(y, torch.addmm(terms, a.values, b.values.T))
