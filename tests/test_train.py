@@ -36,7 +36,10 @@ def test_tiny_run_learns_and_writes_its_files(tmp_path):
     assert [r["step"] for r in records] == list(range(1, 31))
     assert records[-1]["loss"] < records[0]["loss"] - 1.0  # byte-level loss starts near ln(257) = 5.55
     assert "val_loss" in records[3] and summary["val_loss"] is not None
-    assert (out / "config.yaml").is_file() and json.loads((out / "summary.json").read_text())["step"] == 30
+    summary = json.loads((out / "summary.json").read_text())
+    assert (out / "config.yaml").is_file() and summary["step"] == 30
+    # every run names where it came from: the device, the code, the command
+    assert summary["device"].startswith("cpu") and summary["commit"] and summary["command"]
     assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == ["step_00000020", "step_00000030"]
     assert load_model_file(latest(out / "checkpoints") / "model.safetensors")["lm_head.weight"].shape == (257, 64)
 

@@ -27,3 +27,19 @@ def commit() -> str:
     if head.returncode or not head.stdout.strip():
         return "unknown"
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def device_name(device) -> str:
+    """The device a result ran on: the GPU's model ("NVIDIA H200"), or "cpu" with the CPU's model and threads."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"cpu{' ' + model if model else ''}, {torch.get_num_threads()} threads"

@@ -54,7 +54,7 @@ def run(args) -> int:
     say(f"tasks {', '.join(tasks)}; {args.limit or 'all'} documents each; data {data}")
     out = evaluate(model, tokenizer, tasks, limit=args.limit, batch_size=args.batch_size, data=data,
                    precision=args.precision, bootstrap_iters=args.bootstrap_iters, quiet=not args.verbose)
-    meta = {**info, "numerics": what, "precision": args.precision, "device": describe_device(device),
+    meta = {**info, "numerics": what, "precision": args.precision, "device": provenance.device_name(device),
             "limit": args.limit, "batch_size": args.batch_size, "commit": revision,
             "command": "averis " + " ".join(shlex.quote(a) for a in args.argv)}
     result = summarize(out, meta)
@@ -86,20 +86,6 @@ def default_out(target: str, info: dict, recipe: str | None) -> Path:
     if info.get("run"):
         return Path(info["run"]) / f"eval{suffix}"
     return Path("evals") / (Path(target.rstrip("/")).name.removesuffix(".gguf") + suffix)
-
-
-def describe_device(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = ""
-    try:
-        model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                     "")
-    except OSError:
-        pass
-    return f"cpu{' ' + model if model else ''}, {torch.get_num_threads()} threads"
 
 
 def register(sub) -> None:

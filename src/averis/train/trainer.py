@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import provenance
 from ..data.batching import WindowSampler, eval_starts
 from ..data.prepare import PreparedData, prepare
 from ..nn import split_counts, split_fractions_by_site, spread_streams
@@ -424,7 +425,8 @@ class Trainer:
                    "recipe": self.cfg.recipe, "seed": self.cfg.train.seed, "tokens": self.tokens_seen,
                    "val_loss": val_loss, "last_loss": self.tracker.last, "seconds": seconds,
                    "parameters": sum(p.numel() for p in self.raw_model.parameters()),
-                   "world": self.dist.world}
+                   "world": self.dist.world, "device": provenance.device_name(self.device),
+                   "commit": provenance.commit(), "command": " ".join(sys.argv)}
         counts = split_counts(self.raw_model)
         if counts:  # the adaptive split: how often each layer and site split X and dY
             summary["split_fractions"] = split_fractions_by_site(counts)
