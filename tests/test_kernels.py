@@ -196,6 +196,35 @@ def test_column_stats_many_chunks():
     assert torch.equal(tri.max, ref.max) and torch.equal(tri.min, ref.min)
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 8, 128])
+def test_column_stats_row_by_row_kernel_equals_the_tree_kernel_and_the_reference(chunk):
+    """column_stats_rows_kernel builds each chunk's pairwise tree row by row (a binary counter of partial sums):
+    the same bits as the reference and the tile kernel, for a partial last chunk, -0, NaN and the transposed
+    (wgrad) view; every chunk size exercises a different depth of the carry chain."""
+    from averis.kernels import dispatch
+    from averis.transforms.mean import GROUP
+
+    g = torch.Generator().manual_seed(chunk)
+    # float32 over 20 binades: no sum of these is exact, so any other summation order shows in the bits
+    shape = (3 * chunk + 5, 40)
+    x = torch.randn(shape, generator=g) * torch.exp2(torch.randint(-10, 10, shape, generator=g).float())
+    x[1, 3] = float("nan")
+    x[2, 5] = -0.0
+    for src in (x, x.T.contiguous().T, x[:, 7:33], (hard_input(x.shape, torch.bfloat16) + 1).bfloat16()):
+        ref = transforms.column_stats(src, chunk=chunk)
+        got = {k: dispatch.column_stats(src, chunk, GROUP, kernel=k) for k in ("rows", "tree")}
+        for k, (total, mx, mn, mean, res) in got.items():
+            for name, a, b in (("sum", total, ref.sum), ("mean", mean, ref.mean), ("residual_amax", res,
+                                                                                      ref.residual_amax)):
+                assert_bits_equal(a, b, f"{k} {name}")
+            assert torch.equal(mx.isnan(), ref.max.isnan()) and torch.equal(mx.nan_to_num(), ref.max.nan_to_num())
+            assert torch.equal(mn.isnan(), ref.min.isnan()) and torch.equal(mn.nan_to_num(), ref.min.nan_to_num())
+    with pytest.raises(ValueError, match="power-of-two chunk"):
+        dispatch.column_stats(x, 24, GROUP, kernel="rows")
+    with pytest.raises(ValueError, match="unknown column_stats kernel"):
+        dispatch.column_stats(x, chunk, GROUP, kernel="fast")
+
+
 @pytest.mark.parametrize("shape,dtype", [((70, 45), torch.bfloat16), ((40, 48), torch.float32)])
 def test_column_stats_one_pass(shape, dtype):
     x = hard_input(shape, dtype) + 3.0  # a mean bias

@@ -544,10 +544,9 @@ def column_stats_kernel(
     """Column sums, maxima, minima, the mean and the residual amax in one read of x (NROWS x NCOLS).
 
     Order (transforms.mean.column_stats): each chunk of CH rows (zero-padded) is summed by a pairwise tree;
-    the chunk sums likewise inside groups of GROUP chunks; the group sums one after the other.  The
-    last program to finish a column tile (atomic counter) combines the chunk partials, writes sum,
-    max, min, mu = sum / NROWS and folds max_j max(colmax_j - mu_j, mu_j - colmin_j) into ramax (int32
-    bits, atomic max).
+    the chunk sums likewise inside groups of GROUP chunks; the group sums one after the other.  This
+    program loads its chunk's (CH, BN) tile at once and sums it level by level (_tree_sum); the last
+    program to finish a column tile combines the partials (_column_stats_finish).
     """
     pid_c = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -560,6 +559,122 @@ def column_stats_kernel(
     s = _tree_sum(v + 0.0, CH, BN)  # + 0.0: -0 -> +0, as in the reference
     mx = tl.reduce(tl.where(ok, v, float("-inf")), 0, _fmax_nan)
     mn = tl.reduce(tl.where(ok, v, float("inf")), 0, _fmin_nan)
+    _column_stats_finish(s, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr, sum_ptr, max_ptr,
+                         min_ptr, mu_ptr, ramax_ptr, NROWS_F, NCOLS, NCH, BN, GROUP)
+
+
+@triton.jit
+def column_stats_rows_kernel(
+    x_ptr,
+    sxr,
+    sxc,
+    ps_ptr,
+    pmax_ptr,
+    pmin_ptr,
+    cnt_ptr,
+    sum_ptr,
+    max_ptr,
+    min_ptr,
+    mu_ptr,
+    ramax_ptr,
+    NROWS,
+    NROWS_F,
+    NCOLS,
+    NCH,
+    CH: tl.constexpr,
+    BN: tl.constexpr,
+    GROUP: tl.constexpr,
+):
+    """column_stats_kernel's results, bit for bit, with the chunk's pairwise tree built row by row: each row
+    (BN,) is loaded on its own and folded into a stack of partial sums like a binary counter (row i closes
+    as many tree levels as i has trailing one bits), so every add is elementwise in registers, with no
+    reshape or cross-thread exchange.  The same tree: at each level, the sum of rows 2i and 2i+1.  CH is a
+    power of two <= 256 (the loop is unrolled at compile time)."""
+    pid_c = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    cols = pid_c * BN + tl.arange(0, BN)
+    cm = cols < NCOLS
+    base = x_ptr + cols * sxc
+    row0 = pid_k * CH
+    mx = tl.full((BN,), float("-inf"), tl.float32)
+    mn = tl.full((BN,), float("inf"), tl.float32)
+    s0 = tl.zeros((BN,), tl.float32)  # the stack of open left operands, one slot per tree level
+    s1 = s0
+    s2 = s0
+    s3 = s0
+    s4 = s0
+    s5 = s0
+    s6 = s0
+    s7 = s0
+    s8 = s0
+    for i in tl.static_range(CH):
+        ok = cm & ((tl.zeros((BN,), tl.int32) + row0 + i) < NROWS)  # a (BN,) mask: the row may be past the end
+        v = tl.load(base + (row0 + i).to(tl.int64) * sxr, mask=ok, other=0.0).to(tl.float32)
+        mx = _fmax_nan(mx, tl.where(ok, v, float("-inf")))
+        mn = _fmin_nan(mn, tl.where(ok, v, float("inf")))
+        v = v + 0.0  # -0 -> +0, as in the reference
+        # the carry chain: level k closes when bits 0..k of i are all one
+        if i % 2 == 0:
+            s0 = v
+        else:
+            v = s0 + v
+            if i % 4 == 1:
+                s1 = v
+            else:
+                v = s1 + v
+                if i % 8 == 3:
+                    s2 = v
+                else:
+                    v = s2 + v
+                    if i % 16 == 7:
+                        s3 = v
+                    else:
+                        v = s3 + v
+                        if i % 32 == 15:
+                            s4 = v
+                        else:
+                            v = s4 + v
+                            if i % 64 == 31:
+                                s5 = v
+                            else:
+                                v = s5 + v
+                                if i % 128 == 63:
+                                    s6 = v
+                                else:
+                                    v = s6 + v
+                                    if i % 256 == 127:
+                                        s7 = v
+                                    else:
+                                        s8 = s7 + v
+    # the whole chunk's sum: the slot its last row closed (level log2(CH))
+    if CH == 1:
+        s = s0
+    elif CH == 2:
+        s = s1
+    elif CH == 4:
+        s = s2
+    elif CH == 8:
+        s = s3
+    elif CH == 16:
+        s = s4
+    elif CH == 32:
+        s = s5
+    elif CH == 64:
+        s = s6
+    elif CH == 128:
+        s = s7
+    else:
+        s = s8
+    _column_stats_finish(s, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr, sum_ptr, max_ptr,
+                         min_ptr, mu_ptr, ramax_ptr, NROWS_F, NCOLS, NCH, BN, GROUP)
+
+
+@triton.jit
+def _column_stats_finish(s, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr, sum_ptr, max_ptr,
+                         min_ptr, mu_ptr, ramax_ptr, NROWS_F, NCOLS, NCH, BN: tl.constexpr, GROUP: tl.constexpr):
+    """Store this chunk's (sum, max, min) of the column tile; the last program to finish the tile (atomic
+    counter) combines the chunk partials, writes sum, max, min, mu = sum / NROWS and folds
+    max_j max(colmax_j - mu_j, mu_j - colmin_j) into ramax (int32 bits, atomic max)."""
     poff = pid_k.to(tl.int64) * NCOLS + cols
     tl.store(ps_ptr + poff, s, mask=cm)
     tl.store(pmax_ptr + poff, mx, mask=cm)
