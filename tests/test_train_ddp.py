@@ -76,3 +76,31 @@ def test_cuda_graph_under_fsdp2_is_refused_in_one_line(tmp_path):
                "--set", "train.cuda_graph=true", *common(tmp_path)], world=2, ok=False)
     assert "train.cuda_graph does not run under FSDP2" in out
     assert not (tmp_path / "cache").exists(), "refused before tokenizing"
+
+
+@pytest.mark.slow
+def test_two_nodes_through_a_rendezvous_match_one_process(tmp_path):
+    """The multi-node launch of docs/training.md on one machine: two torchrun agents (--nnodes 2, node ranks 0
+    and 1, one process each, so both processes have LOCAL_RANK 0) meet at one c10d rendezvous and train over
+    a shared --out and cache; the losses are those of one process with two micro-batches."""
+    import socket
+
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = common(tmp_path)
+    run(["--out", str(tmp_path / "single"), "--max-steps", "3", "--set", "train.grad_accum=2", *base])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    agents = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node), "--nproc-per-node",
+         "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "nodes-test",
+         "-m", "averis", "train", "--out", str(tmp_path / "nodes"), "--max-steps", "3", *base],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) for node in (0, 1)]
+    try:
+        outs = [a.communicate(timeout=300)[0] for a in agents]
+    finally:  # a failed agent leaves the other waiting at the rendezvous
+        for a in agents:
+            a.kill()
+    assert all(a.returncode == 0 for a in agents), "\n".join(o[-2000:] for o in outs)
+    assert losses(tmp_path / "nodes") == pytest.approx(losses(tmp_path / "single"), rel=1e-5)
+    assert json.loads((tmp_path / "nodes" / "summary.json").read_text())["world"] == 2
