@@ -53,6 +53,7 @@ class Trainer:
         self.cfg, self.callbacks = cfg, list(callbacks)
         self.out = Path(cfg.out)
         self.device = pick_device(cfg.train.device)
+        self.commit = provenance.commit()  # the code that runs, read now: a long run outlives later checkouts
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(cfg.train.threads))
         # under torchrun, distributed=auto means DDP: what the process group needs to know before it starts
@@ -426,7 +427,7 @@ class Trainer:
                    "val_loss": val_loss, "last_loss": self.tracker.last, "seconds": seconds,
                    "parameters": sum(p.numel() for p in self.raw_model.parameters()),
                    "world": self.dist.world, "device": provenance.device_name(self.device),
-                   "commit": provenance.commit(), "command": " ".join(sys.argv)}
+                   "commit": self.commit, "command": " ".join(sys.argv)}
         counts = split_counts(self.raw_model)
         if counts:  # the adaptive split: how often each layer and site split X and dY
             summary["split_fractions"] = split_fractions_by_site(counts)
