@@ -74,7 +74,7 @@ def main() -> int:
     families = [f for f in families if any(f in p for p in parts.values())]
     command = "python benchmarks/profile_diff.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"{res['device']}, {res.get('preset', '?')} preset, commit {str(res.get('commit', '?'))[:7]} (the profile's "
-          f"run); computed at {provenance.commit()[:7]} with: {command}")
+          f"run); computed at {provenance.commit()} with: {command}")
     print("GPU kernel time per eager step, ms, by kernel family (torch.profiler; the graphed step runs the same "
           "kernels)\n")
     head = "| family | " + " | ".join(names) + " | " + " | ".join(f"{n} - {args.base}" for n in names[1:]) + " |"
