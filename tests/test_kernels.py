@@ -196,6 +196,26 @@ def test_column_stats_many_chunks():
     assert torch.equal(tri.max, ref.max) and torch.equal(tri.min, ref.min)
 
 
+@pytest.mark.parametrize("two", [False, True])
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
+def test_mean_terms_kernel_rounds_each_product_then_the_sum(two, out_dtype):
+    """The wgrad mean terms u0 v0^T + u1 v1^T: the kernel, the PyTorch reference and numpy float32 arithmetic
+    (each product rounded, then the add, no fused multiply-add) give the same bits, on a ragged shape."""
+    g = torch.Generator().manual_seed(int(two))
+    u0, u1 = (torch.randn(37, generator=g) * torch.exp2(torch.randint(-20, 20, (37,), generator=g).float())
+              for _ in range(2))
+    v0, v1 = (torch.randn(300, generator=g) for _ in range(2))
+    args = (u0, v0, u1, v1) if two else (u0, v0)
+    ref = transforms.mean.mean_terms(*args, out_dtype=out_dtype)
+    got = qgemm.mean_terms(*args, out_dtype=out_dtype, backend="triton")
+    assert_bits_equal(got, ref, "kernel vs reference")
+    n = [a.numpy() for a in args]
+    expect = n[0][:, None] * n[1][None, :]  # float32 x float32 -> float32: each product rounded
+    if two:
+        expect = expect + n[2][:, None] * n[3][None, :]
+    assert_bits_equal(ref, torch.from_numpy(expect).to(out_dtype), "reference vs numpy float32")
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 8, 128])
 def test_column_stats_row_by_row_kernel_equals_the_tree_kernel_and_the_reference(chunk):
     """column_stats_rows_kernel builds each chunk's pairwise tree row by row (a binary counter of partial sums):

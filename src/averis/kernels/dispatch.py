@@ -8,7 +8,8 @@
 - ``column_stats``, ``fake_quantize_residual``: Averis' one-pass statistics (in the summation order
   of averis.transforms.mean.column_stats, whose chunk and group sizes the caller passes) and fused
   subtract-and-quantize; ``fake_quantize_hadamard``: fused 16-point RHT + quantize;
-  ``fake_quantize_dual``: rowwise and columnwise fake-quant from one read.
+  ``fake_quantize_dual``: rowwise and columnwise fake-quant from one read; ``mean_terms``: the wgrad mean
+  restoration terms (averis.transforms.mean.mean_terms) written once in the GEMM's dtype.
 
 No ``.item()`` or other host synchronisation anywhere: the tensor amax, the SR seed
 (``noise.draw_seed``) and the tensor scale stay on the device.  The fake-quant entry is a
@@ -40,6 +41,7 @@ CONFIGS = {
     "stats": (0, 32, 2),  # (-, columns, warps): the rows per chunk are the caller's (the summation order)
     "stats_rows": (0, 256, 1),  # the same for column_stats_rows_kernel: 8 bf16 (16 bytes) per thread and row
     "amaxflat": (0, 32768, 16),  # (-, elements per program, warps)
+    "terms": (32, 256, 4),  # mean_terms: rows, columns of the P x Q output, warps
 }
 _INTERPRET_CONFIGS = {k: (min(v[0], 32), min(v[1], 64), v[2]) for k, v in CONFIGS.items()}
 
@@ -405,6 +407,20 @@ def column_stats(x: torch.Tensor, chunk: int, group: int, kernel: str | None = N
         **_LAUNCH,
     )
     return out[0], out[1], out[2], out[3], ramax.view(torch.float32).reshape(())
+
+
+def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None, v1: torch.Tensor | None,
+               out_dtype: torch.dtype) -> torch.Tensor:
+    """transforms.mean.mean_terms in one pass: the P x Q terms written once, in out_dtype."""
+    u0, v0 = u0.reshape(-1).float().contiguous(), v0.reshape(-1).float().contiguous()
+    two = u1 is not None
+    u1, v1 = (u1.reshape(-1).float().contiguous(), v1.reshape(-1).float().contiguous()) if two else (u0, v0)
+    p, q = u0.numel(), v0.numel()
+    out = torch.empty(p, q, dtype=out_dtype, device=u0.device)
+    bp, bq, nw = _cfg("terms")
+    K.mean_terms_kernel[(triton.cdiv(p, bp), triton.cdiv(q, bq))](u0, v0, u1, v1, out, p, q, TWO=two, BP=bp, BQ=bq,
+                                                                  num_warps=nw, **_LAUNCH)
+    return out
 
 
 def fake_quantize_residual(

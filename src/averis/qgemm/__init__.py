@@ -29,6 +29,7 @@ from .ops import (
     fake_quantize_residual,
     fake_quantize_unscaled,
     mean_split,
+    mean_terms,
     quantize,
     quantize_mean,
     tensor_amax,
@@ -37,5 +38,6 @@ from .ops import (
 __all__ = ["QOperand", "SourceStats", "LayerStats", "prepare", "shares_amax", "qgemm", "GEMM_BACKENDS",
            "fake_quantize_unscaled", "use_backend", "current_backend", "resolve", "BACKENDS", "quantize",
            "fake_quantize", "tensor_amax",
-           "column_stats", "mean_split", "quantize_mean", "fake_quantize_residual", "fake_quantize_hadamard",
-           "fake_quantize_dual", "fused_operand", "fused_applies", "randomized_svd", "lowrank_split"]
+           "column_stats", "mean_split", "mean_terms", "quantize_mean", "fake_quantize_residual",
+           "fake_quantize_hadamard", "fake_quantize_dual", "fused_operand", "fused_applies", "randomized_svd",
+           "lowrank_split"]

@@ -29,6 +29,7 @@ from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 from ..transforms.hadamard import hadamard_matrix
 from .backend import exact_gemm_setting
 from .operand import QOperand
+from .ops import mean_terms
 
 GEMM_BACKENDS = ("emulated", "exact")
 
@@ -92,7 +93,8 @@ def _mm(a: torch.Tensor, b: torch.Tensor, exact: bool) -> torch.Tensor:
 
 def _mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor, exact: bool) -> torch.Tensor | None:
     """The rank-one mean terms (None without a mean), each with the tensor scale of the quantized operand it
-    multiplies: in FP32, or in the values' dtype where the folded emulation has only row terms to add."""
+    multiplies: in FP32, or in the values' dtype where the folded emulation has only row terms to add, or only
+    the wgrad terms (rounded once from FP32 as they are written)."""
     terms = None
     if a.row_mean is not None:  # fprop / dgrad: + 1 (mu Q(B)^T), a row broadcast over the tokens
         terms = _scaled(_mm(a.row_mean.to(av.dtype), bv.T, exact), b.scale)
@@ -100,7 +102,7 @@ def _mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor, ex
         t = _scaled(_mm(av, b.row_mean.to(bv.dtype).T, exact), a.scale)
         terms = t if terms is None else terms + t
     if a.red_mean is not None or b.red_mean is not None:
-        t = _reduction_mean_terms(a, b, av, bv, exact)
+        t = _reduction_mean_terms(a, b, av, bv, exact, torch.float32 if exact or terms is not None else av.dtype)
         terms = t if terms is None else terms + t
     return terms
 
@@ -109,18 +111,19 @@ def _scaled(t: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
     return t if scale is None else t * scale
 
 
-def _reduction_mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor, exact: bool) -> torch.Tensor:
-    """The wgrad rank-one terms mu_A colsum(Q(B_R)) + colsum(Q(A_R)) mu_B + l mu_A mu_B, as one rank-2
-    product in FP32: [mu_A, colsum(Q(A_R))] [colsum(Q(B_R)) + l mu_B, mu_B]^T.  The token sums are of
-    the values the GEMM multiplies, times their tensor scales."""
+def _reduction_mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.Tensor, exact: bool,
+                          dtype: torch.dtype) -> torch.Tensor:
+    """The wgrad rank-one terms mu_A colsum(Q(B_R)) + colsum(Q(A_R)) mu_B + l mu_A mu_B, as the rank-2 sum
+    mu_A (colsum(Q(B_R)) + l mu_B)^T + colsum(Q(A_R)) mu_B^T in FP32 with one fixed rounding
+    (transforms.mean.mean_terms), written in ``dtype``.  The token sums are of the values the GEMM
+    multiplies, times their tensor scales."""
     if b.red_mean is None:
-        return a.red_mean.float() @ token_sum(b, bv, exact).T
+        return mean_terms(a.red_mean, token_sum(b, bv, exact), out_dtype=dtype)
     if a.red_mean is None:
-        return token_sum(a, av, exact) @ b.red_mean.float().T
-    mu_a, mu_b = a.red_mean.float(), b.red_mean.float()
-    left = torch.cat([mu_a, token_sum(a, av, exact)], dim=1)
-    right = torch.cat([token_sum(b, bv, exact) + a.length * mu_b, mu_b], dim=1)
-    return left @ right.T
+        return mean_terms(token_sum(a, av, exact), b.red_mean, out_dtype=dtype)
+    mu_b = b.red_mean.float()
+    return mean_terms(a.red_mean, token_sum(b, bv, exact) + a.length * mu_b, token_sum(a, av, exact), mu_b,
+                      out_dtype=dtype)
 
 
 def token_sum(op: QOperand, values: torch.Tensor, exact: bool = True) -> torch.Tensor:

@@ -144,6 +144,15 @@ def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False, backe
     return _mean.mean_split(x, dim, all_reduce=all_reduce, stats=functools.partial(column_stats, backend=backend))
 
 
+def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None = None, v1: torch.Tensor | None = None,
+               out_dtype: torch.dtype = torch.float32, *, backend: str | None = None) -> torch.Tensor:
+    """averis.transforms.mean.mean_terms (u0 v0^T + u1 v1^T, one fixed rounding) routed: one kernel writes the
+    terms in out_dtype, where PyTorch runs three passes (the same bits)."""
+    if resolve(u0, backend):
+        return dispatch().mean_terms(u0, v0, u1, v1, out_dtype)
+    return _mean.mean_terms(u0, v0, u1, v1, out_dtype)
+
+
 def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None, axis: int = -1,
                   generator: torch.Generator | None = None, backend: str | None = None,
                   **fp4_options) -> torch.Tensor:

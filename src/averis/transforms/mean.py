@@ -12,7 +12,9 @@ The 2D mean comes from ``column_stats``, whose floating-point order is fixed so 
   ``amax(|x.float() - mu|)`` bit for bit (rounding is monotonic, so the extreme of each column's
   ``x - mu`` comes from its max or min).
 
-``mean_split`` and ``quantize_mean`` are the PyTorch reference; ``averis.qgemm`` passes them the routed
+``mean_terms`` (the rank-one terms that restore the mean in wgrad) is elementwise with one fixed rounding.
+
+``mean_split``, ``quantize_mean`` and ``mean_terms`` are the PyTorch reference; ``averis.qgemm`` passes them the routed
 statistics and quantizer (``stats=``, ``quantizer=``), which give the same bits.
 """
 
@@ -129,3 +131,15 @@ def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None,
         quantize = quantizer or fake_quantize
         return quantize(mu.float(), fmt, axis=axis, generator=generator, pad=True, check_finite=False, **fp4_options)
     raise ValueError(f"unknown mean_format {mean_format!r}: use 'bf16', 'fp8', 'fp4' or 'fp32'")
+
+
+def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None = None, v1: torch.Tensor | None = None,
+               out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The wgrad mean restoration terms u0 v0^T (+ u1 v1^T), P x Q, for vectors u (P) and v (Q): in float32,
+    each product rounded, then one add (no fused multiply-add), then rounded to ``out_dtype``.  Elementwise
+    with a fixed rounding, so the kernel (``averis.kernels.dispatch.mean_terms``), this reference on the CPU
+    and on CUDA give the same bits (a rank-2 GEMM's result would depend on the BLAS)."""
+    t = u0.reshape(-1, 1).float() * v0.reshape(1, -1).float()
+    if u1 is not None:
+        t = t + u1.reshape(-1, 1).float() * v1.reshape(1, -1).float()
+    return t.to(out_dtype)
