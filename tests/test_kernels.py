@@ -196,6 +196,29 @@ def test_column_stats_many_chunks():
     assert torch.equal(tri.max, ref.max) and torch.equal(tri.min, ref.min)
 
 
+@pytest.mark.parametrize("shift,expect", [(3.0, True), (0.0, False), (float("nan"), False)])
+def test_split_decision_kernel_equals_the_reference(shift, expect):
+    """The adaptive split's rule in one kernel: the same split flag, mean, residual amax and counts as the
+    reference, bit for bit, for a source with a mean (split), without (not split: zeros and amax(|x|)) and
+    with a NaN (not split), over 600 channels (two whole blocks of 256 and a partial one)."""
+    g = torch.Generator().manual_seed(7)
+    scale = torch.exp2(torch.randint(-6, 6, (600,), generator=g).float())  # channels over 12 binades
+    x = (torch.randn(96, 600, generator=g) + (shift if shift == shift else 0.0)) * scale
+    if shift != shift:
+        x[5, 17] = float("nan")
+    cs = transforms.column_stats(x)
+    ref = transforms.mean.split_decision(cs, x.shape[0], 0.5)
+    got = qgemm.split_decision(cs, x.shape[0], 0.5, backend="triton")
+    assert bool(ref.split) is expect and torch.equal(got.split, ref.split) and got.split.dtype == torch.bool
+    assert torch.equal(got.counts, ref.counts) and ref.counts.tolist() == [1, int(expect)]
+    for name in ("mean", "residual_amax", "energies"):  # the energies: the sums' order, bit for bit
+        a, b = getattr(got, name), getattr(ref, name)
+        assert a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
+        assert_bits_equal(a.nan_to_num(), b.nan_to_num(), name)
+    if not expect and shift == 0.0:
+        assert_bits_equal(ref.residual_amax, x.abs().amax(), "amax(|x|) where not split")
+
+
 @pytest.mark.parametrize("two", [False, True])
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
 def test_mean_terms_kernel_rounds_each_product_then_the_sum(two, out_dtype):

@@ -20,7 +20,7 @@ if os.environ.get("TRITON_INTERPRET") == "1":   # on CPU "auto" means the refere
     averis.use_backend("triton", fused=False)
 torch.manual_seed(0)
 out = {}
-for name in ["nvfp4", "nvidia", "averis", "averis_rht", "mxfp4_averis"]:
+for name in ["nvfp4", "nvidia", "averis", "averis_rht", "mxfp4_averis", "averis_adaptive"]:
     ref = nn.Linear(64, 64)
     q = averis.quantize_model(nn.Sequential(copy.deepcopy(ref)), name)
     x = (torch.randn(40, 64) + 2).requires_grad_()   # 40 tokens: the wgrad operands are padded
@@ -28,7 +28,7 @@ for name in ["nvfp4", "nvidia", "averis", "averis_rht", "mxfp4_averis"]:
     y.pow(2).mean().backward()
     out[name] = (y.detach(), x.grad, q[0].weight.grad)
 if os.environ.get("TRITON_INTERPRET") == "1":
-    assert len(calls) == 30, len(calls)  # 5 recipes x 6 quantized operands
+    assert len(calls) == 36, len(calls)  # 6 recipes x 6 quantized operands
 torch.save(out, sys.argv[1])
 """
 

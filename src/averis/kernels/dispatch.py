@@ -9,7 +9,8 @@
   of averis.transforms.mean.column_stats, whose chunk and group sizes the caller passes) and fused
   subtract-and-quantize; ``fake_quantize_hadamard``: fused 16-point RHT + quantize;
   ``fake_quantize_dual``: rowwise and columnwise fake-quant from one read; ``mean_terms``: the wgrad mean
-  restoration terms (averis.transforms.mean.mean_terms) written once in the GEMM's dtype.
+  restoration terms (averis.transforms.mean.mean_terms) written once in the GEMM's dtype;
+  ``split_decision``: the adaptive split's rule (averis.transforms.mean.split_decision) in one launch.
 
 No ``.item()`` or other host synchronisation anywhere: the tensor amax, the SR seed
 (``noise.draw_seed``) and the tensor scale stay on the device.  The fake-quant entry is a
@@ -18,6 +19,7 @@ No ``.item()`` or other host synchronisation anywhere: the tensor amax, the SR s
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -407,6 +409,26 @@ def column_stats(x: torch.Tensor, chunk: int, group: int, kernel: str | None = N
         **_LAUNCH,
     )
     return out[0], out[1], out[2], out[3], ramax.view(torch.float32).reshape(())
+
+
+def split_decision(mean: torch.Tensor, cmax: torch.Tensor, cmin: torch.Tensor, residual_amax: torch.Tensor,
+                   rows: int, threshold: float):
+    """transforms.mean.split_decision in one launch: (split () bool, mean, residual amax, counts [1, split],
+    energies)."""
+    from ..transforms.mean import DECIDE_BLOCK
+
+    c = mean.numel()
+    dev = mean.device
+    out_mean = torch.empty(c, dtype=torch.float32, device=dev)
+    scalars = torch.empty(1, dtype=torch.float32, device=dev)
+    split = torch.empty(1, dtype=torch.bool, device=dev)
+    counts = torch.empty(2, dtype=torch.int64, device=dev)
+    energies = torch.empty(2, dtype=torch.float32, device=dev)
+    range_to_sigma = 2.0 * math.sqrt(2.0 * math.log(max(rows, 2)))
+    K.split_decision_kernel[(1,)](mean.float(), cmax.float(), cmin.float(), residual_amax.float().reshape(1),
+                                  out_mean, scalars, split, counts, energies, c, range_to_sigma,
+                                  threshold * threshold, BLOCK=DECIDE_BLOCK, num_warps=4, **_LAUNCH)
+    return split.reshape(()), out_mean, scalars.reshape(()), counts, energies
 
 
 def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None, v1: torch.Tensor | None,

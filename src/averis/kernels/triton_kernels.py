@@ -729,6 +729,43 @@ def mean_terms_kernel(u0_ptr, v0_ptr, u1_ptr, v1_ptr, out_ptr, P, Q, TWO: tl.con
 
 
 @triton.jit
+def split_decision_kernel(mean_ptr, max_ptr, min_ptr, ramax_ptr, out_mean_ptr, out_ramax_ptr, split_ptr, counts_ptr,
+                          energies_ptr, C, R2S, THR2, BLOCK: tl.constexpr):
+    """The adaptive split of one source from its column statistics, in one program (transforms.mean.split_decision):
+    the channel sums of mean^2 and ((max - min) / R2S)^2 in blocks of BLOCK (a pairwise tree inside, the blocks
+    in sequence), the decision, then where(split, mean, 0), where(split, residual amax, amax(|x|)), the split
+    flag, the counts [1, split] and the two energies."""
+    offs = tl.arange(0, BLOCK)
+    me = tl.zeros((1,), tl.float32)
+    se = tl.zeros((1,), tl.float32)
+    hi = tl.full((1,), float("-inf"), tl.float32)
+    lo = tl.full((1,), float("inf"), tl.float32)
+    r2s = tl.full((BLOCK,), 1.0, tl.float32) * R2S
+    for b in range(0, C, BLOCK):
+        m = b + offs < C
+        mu = tl.load(mean_ptr + b + offs, mask=m, other=0.0)
+        cmax = tl.load(max_ptr + b + offs, mask=m, other=0.0)
+        cmin = tl.load(min_ptr + b + offs, mask=m, other=0.0)
+        sp = tl.math.div_rn(cmax - cmin, r2s)
+        me = me + _tree_sum(tl.reshape(mu * mu, (BLOCK, 1)), BLOCK, 1)
+        se = se + _tree_sum(tl.reshape(sp * sp, (BLOCK, 1)), BLOCK, 1)
+        hi = _fmax_nan(hi, tl.reduce(tl.reshape(tl.where(m, cmax, float("-inf")), (BLOCK, 1)), 0, _fmax_nan))
+        lo = _fmin_nan(lo, tl.reduce(tl.reshape(tl.where(m, cmin, float("inf")), (BLOCK, 1)), 0, _fmin_nan))
+    split = (me >= THR2 * (me + se)) & (me > 0.0)
+    one = tl.arange(0, 1)
+    tl.store(out_ramax_ptr + one, tl.where(split, tl.load(ramax_ptr + one), _fmax_nan(hi, -lo)))
+    tl.store(split_ptr + one, split)
+    tl.store(counts_ptr + one, tl.full((1,), 1, tl.int64))
+    tl.store(counts_ptr + 1 + one, split.to(tl.int64))
+    tl.store(energies_ptr + one, me)
+    tl.store(energies_ptr + 1 + one, se)
+    for b in range(0, C, BLOCK):
+        m = b + offs < C
+        tl.store(out_mean_ptr + b + offs, tl.where(split, tl.load(mean_ptr + b + offs, mask=m, other=0.0), 0.0),
+                 mask=m)
+
+
+@triton.jit
 def uniform_pair_kernel(u1_ptr, u2_ptr, seed1_ptr, seed2_ptr, n, BLOCK: tl.constexpr):
     """formats.noise.normal's two uniform draws in one launch: 1 - noise(seed1), noise(seed2) (both exact)."""
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)

@@ -58,7 +58,7 @@ def _decision(recipe, source: str, stats, like: torch.Tensor) -> torch.Tensor:
         return like.new_empty(0, dtype=torch.int64)
     if stats.split is None:
         return like.new_zeros(2, dtype=torch.int64)
-    return torch.stack([torch.ones_like(stats.split, dtype=torch.int64), stats.split.to(torch.int64)])
+    return stats.split_counts
 
 
 def _fake_decision(recipe, source: str, like: torch.Tensor) -> torch.Tensor:

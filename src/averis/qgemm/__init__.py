@@ -32,12 +32,13 @@ from .ops import (
     mean_terms,
     quantize,
     quantize_mean,
+    split_decision,
     tensor_amax,
 )
 
 __all__ = ["QOperand", "SourceStats", "LayerStats", "prepare", "shares_amax", "qgemm", "GEMM_BACKENDS",
            "fake_quantize_unscaled", "use_backend", "current_backend", "resolve", "BACKENDS", "quantize",
            "fake_quantize", "tensor_amax",
-           "column_stats", "mean_split", "mean_terms", "quantize_mean", "fake_quantize_residual",
+           "column_stats", "mean_split", "mean_terms", "split_decision", "quantize_mean", "fake_quantize_residual",
            "fake_quantize_hadamard", "fake_quantize_dual", "fused_operand", "fused_applies", "randomized_svd",
            "lowrank_split"]

@@ -12,7 +12,6 @@ Every operand is ``P x R`` with its reduction axis last (see averis.nn.functiona
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -31,6 +30,7 @@ from .ops import (
     mean_split,
     quantize,
     quantize_mean,
+    split_decision,
     tensor_amax,
 )
 
@@ -49,6 +49,7 @@ class SourceStats:
     mean: torch.Tensor | None = None
     residual_amax: torch.Tensor | None = None
     split: torch.Tensor | None = None
+    split_counts: torch.Tensor | None = None  # int64 [1, split]: what the layer adds to its averis_splits counters
     quantized_mean: torch.Tensor | None = None  # mean in the recipe's mean_format (a cast), flat: both GEMMs' copy
 
 
@@ -191,17 +192,11 @@ def decide_split(tokens_major: torch.Tensor, threshold: float, stats: SourceStat
 
     Both outcomes run the same ops: the mean becomes where(split, mean, 0) and the residual amax where(split,
     residual amax, amax(X)), so a source that does not split is quantized as X - 0 = X with X's own amax (plain
-    NVFP4's values), and its mean terms add zeros.  Fills stats.split, stats.mean (float32, per channel) and
-    stats.residual_amax."""
-    cs = column_stats(tokens_major)
-    range_to_sigma = 2.0 * math.sqrt(2.0 * math.log(max(tokens_major.shape[0], 2)))
-    mean_energy = cs.mean.square().sum()
-    spread_energy = ((cs.max - cs.min) / range_to_sigma).square().sum()
-    split = (mean_energy >= threshold * threshold * (mean_energy + spread_energy)) & (mean_energy > 0)
-    amax = torch.maximum(cs.max.amax(), -cs.min.amin())  # = amax(|X|) exactly
-    stats.split = split
-    stats.mean = torch.where(split, cs.mean, torch.zeros_like(cs.mean))
-    stats.residual_amax = torch.where(split, cs.residual_amax, amax)
+    NVFP4's values), and its mean terms add zeros.  The rule after the statistics is one kernel on the GPU
+    (transforms.mean.split_decision: the channel sums in a fixed order).  Fills stats.split, stats.mean
+    (float32, per channel), stats.residual_amax and stats.split_counts."""
+    decision = split_decision(column_stats(tokens_major), tokens_major.shape[0], threshold)
+    stats.split, stats.mean, stats.residual_amax, stats.split_counts = decision[:4]
 
 
 def _shared_amax(a: torch.Tensor, spec: OperandSpec, stats: SourceStats | None) -> torch.Tensor | None:

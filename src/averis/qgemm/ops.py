@@ -144,6 +144,16 @@ def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False, backe
     return _mean.mean_split(x, dim, all_reduce=all_reduce, stats=functools.partial(column_stats, backend=backend))
 
 
+def split_decision(stats: _mean.ColumnStats, rows: int, threshold: float, *,
+                   backend: str | None = None) -> _mean.SplitDecision:
+    """averis.transforms.mean.split_decision routed: one kernel where PyTorch launches about twenty small ops (the
+    same bits)."""
+    if resolve(stats.mean, backend):
+        return _mean.SplitDecision(*dispatch().split_decision(stats.mean, stats.max, stats.min, stats.residual_amax,
+                                                              rows, threshold))
+    return _mean.split_decision(stats, rows, threshold)
+
+
 def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None = None, v1: torch.Tensor | None = None,
                out_dtype: torch.dtype = torch.float32, *, backend: str | None = None) -> torch.Tensor:
     """averis.transforms.mean.mean_terms (u0 v0^T + u1 v1^T, one fixed rounding) routed: one kernel writes the

@@ -12,7 +12,8 @@ The 2D mean comes from ``column_stats``, whose floating-point order is fixed so 
   ``amax(|x.float() - mu|)`` bit for bit (rounding is monotonic, so the extreme of each column's
   ``x - mu`` comes from its max or min).
 
-``mean_terms`` (the rank-one terms that restore the mean in wgrad) is elementwise with one fixed rounding.
+``mean_terms`` (the rank-one terms that restore the mean in wgrad) is elementwise with one fixed rounding;
+``split_decision`` (the adaptive split's rule) sums over channels in a fixed order too.
 
 ``mean_split``, ``quantize_mean`` and ``mean_terms`` are the PyTorch reference; ``averis.qgemm`` passes them the routed
 statistics and quantizer (``stats=``, ``quantizer=``), which give the same bits.
@@ -20,6 +21,7 @@ statistics and quantizer (``stats=``, ``quantizer=``), which give the same bits.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -143,3 +145,43 @@ def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None = Non
     if u1 is not None:
         t = t + u1.reshape(-1, 1).float() * v1.reshape(1, -1).float()
     return t.to(out_dtype)
+
+
+DECIDE_BLOCK = 256  # the adaptive split's sums over channels: blocks of this many, a pairwise tree inside each
+
+
+class SplitDecision(NamedTuple):
+    split: torch.Tensor  # () bool: split this source's mean off
+    mean: torch.Tensor  # (m,) float32: the mean where split, else zeros
+    residual_amax: torch.Tensor  # () float32: the residual's amax where split, else amax(|x|)
+    counts: torch.Tensor  # (2,) int64: [1, split], what the layer adds to its averis_splits counters
+    energies: torch.Tensor  # (2,) float32: [sum mean_c^2, sum sigma_c^2], R^2 = the first over their sum
+
+
+def _ordered_sum(v: torch.Tensor) -> torch.Tensor:
+    """() float32: the sum of a vector in blocks of DECIDE_BLOCK (zero-padded), a pairwise tree inside each
+    block, the block sums one after the other from +0 (the order the kernel runs)."""
+    nb = max(1, -(-v.numel() // DECIDE_BLOCK))
+    blocks = _tree(torch.nn.functional.pad(v.float(), (0, nb * DECIDE_BLOCK - v.numel())).view(nb, DECIDE_BLOCK, 1))
+    total = torch.zeros(1, dtype=torch.float32, device=v.device)
+    for k in range(nb):
+        total = total + blocks[k]
+    return total.reshape(())
+
+
+def split_decision(stats: ColumnStats, rows: int, threshold: float) -> SplitDecision:
+    """The adaptive split of one source from its column statistics (qgemm.operand.decide_split says why):
+    R^2 = sum mean_c^2 / (sum mean_c^2 + sum sigma_c^2), sigma_c = (max_c - min_c) / (2 sqrt(2 ln rows)),
+    split = R >= threshold.  Float32 throughout, true divisions, the sums in _ordered_sum's order: the one
+    kernel (``averis.kernels.dispatch.split_decision``) gives the same bits."""
+    range_to_sigma = 2.0 * math.sqrt(2.0 * math.log(max(rows, 2)))
+    mean_energy = _ordered_sum(stats.mean.float().square())
+    spread = (stats.max - stats.min).float() / torch.full_like(stats.max, range_to_sigma, dtype=torch.float32)
+    spread_energy = _ordered_sum(spread.square())
+    split = (mean_energy >= threshold * threshold * (mean_energy + spread_energy)) & (mean_energy > 0)
+    amax = torch.maximum(stats.max.amax(), -stats.min.amin()).float()  # = amax(|x|) exactly
+    counts = torch.stack([torch.ones_like(split, dtype=torch.int64), split.to(torch.int64)])
+    mean = stats.mean.float()
+    return SplitDecision(split, torch.where(split, mean, torch.zeros_like(mean)),
+                         torch.where(split, stats.residual_amax.float(), amax), counts,
+                         torch.stack([mean_energy, spread_energy]))
