@@ -412,11 +412,9 @@ def column_stats(x: torch.Tensor, chunk: int, group: int, kernel: str | None = N
 
 
 def split_decision(mean: torch.Tensor, cmax: torch.Tensor, cmin: torch.Tensor, residual_amax: torch.Tensor,
-                   rows: int, threshold: float):
+                   rows: int, threshold: float, block: int):
     """transforms.mean.split_decision in one launch: (split () bool, mean, residual amax, counts [1, split],
-    energies)."""
-    from ..transforms.mean import DECIDE_BLOCK
-
+    energies), the channel sums in blocks of ``block`` (the caller's: the reference's order)."""
     c = mean.numel()
     dev = mean.device
     out_mean = torch.empty(c, dtype=torch.float32, device=dev)
@@ -427,7 +425,7 @@ def split_decision(mean: torch.Tensor, cmax: torch.Tensor, cmin: torch.Tensor, r
     range_to_sigma = 2.0 * math.sqrt(2.0 * math.log(max(rows, 2)))
     K.split_decision_kernel[(1,)](mean.float(), cmax.float(), cmin.float(), residual_amax.float().reshape(1),
                                   out_mean, scalars, split, counts, energies, c, range_to_sigma,
-                                  threshold * threshold, BLOCK=DECIDE_BLOCK, num_warps=4, **_LAUNCH)
+                                  threshold * threshold, BLOCK=block, num_warps=4, **_LAUNCH)
     return split.reshape(()), out_mean, scalars.reshape(()), counts, energies
 
 
