@@ -606,7 +606,6 @@ def column_stats_rows_kernel(
     s5 = s0
     s6 = s0
     s7 = s0
-    s8 = s0
     for i in tl.static_range(CH):
         ok = cm & ((tl.zeros((BN,), tl.int32) + row0 + i) < NROWS)  # a (BN,) mask: the row may be past the end
         v = tl.load(base + (row0 + i).to(tl.int64) * sxr, mask=ok, other=0.0).to(tl.float32)
@@ -645,27 +644,9 @@ def column_stats_rows_kernel(
                                     if i % 256 == 127:
                                         s7 = v
                                     else:
-                                        s8 = s7 + v
-    # the whole chunk's sum: the slot its last row closed (level log2(CH))
-    if CH == 1:
-        s = s0
-    elif CH == 2:
-        s = s1
-    elif CH == 4:
-        s = s2
-    elif CH == 8:
-        s = s3
-    elif CH == 16:
-        s = s4
-    elif CH == 32:
-        s = s5
-    elif CH == 64:
-        s = s6
-    elif CH == 128:
-        s = s7
-    else:
-        s = s8
-    _column_stats_finish(s, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr, sum_ptr, max_ptr,
+                                        v = s7 + v
+    # the last row (all ones in its CH - 1 low bits) closed every level: v holds the whole chunk's sum
+    _column_stats_finish(v, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr, sum_ptr, max_ptr,
                          min_ptr, mu_ptr, ramax_ptr, NROWS_F, NCOLS, NCH, BN, GROUP)
 
 
