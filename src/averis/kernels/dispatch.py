@@ -19,7 +19,6 @@ No ``.item()`` or other host synchronisation anywhere: the tensor amax, the SR s
 
 from __future__ import annotations
 
-import math
 import os
 
 import torch
@@ -412,9 +411,9 @@ def column_stats(x: torch.Tensor, chunk: int, group: int, kernel: str | None = N
 
 
 def split_decision(mean: torch.Tensor, cmax: torch.Tensor, cmin: torch.Tensor, residual_amax: torch.Tensor,
-                   rows: int, threshold: float, block: int):
+                   range_to_sigma: float, threshold: float, block: int):
     """transforms.mean.split_decision in one launch: (split () bool, mean, residual amax, counts [1, split],
-    energies), the channel sums in blocks of ``block`` (the caller's: the reference's order)."""
+    energies); range_to_sigma and the channel sums' block size are the caller's (the reference's)."""
     c = mean.numel()
     dev = mean.device
     out_mean = torch.empty(c, dtype=torch.float32, device=dev)
@@ -422,7 +421,6 @@ def split_decision(mean: torch.Tensor, cmax: torch.Tensor, cmin: torch.Tensor, r
     split = torch.empty(1, dtype=torch.bool, device=dev)
     counts = torch.empty(2, dtype=torch.int64, device=dev)
     energies = torch.empty(2, dtype=torch.float32, device=dev)
-    range_to_sigma = 2.0 * math.sqrt(2.0 * math.log(max(rows, 2)))
     K.split_decision_kernel[(1,)](mean.float(), cmax.float(), cmin.float(), residual_amax.float().reshape(1),
                                   out_mean, scalars, split, counts, energies, c, range_to_sigma,
                                   threshold * threshold, BLOCK=block, num_warps=4, **_LAUNCH)

@@ -196,7 +196,8 @@ def decide_split(tokens_major: torch.Tensor, threshold: float, stats: SourceStat
     (transforms.mean.split_decision: the channel sums in a fixed order).  Fills stats.split, stats.mean
     (float32, per channel), stats.residual_amax and stats.split_counts."""
     decision = split_decision(column_stats(tokens_major), tokens_major.shape[0], threshold)
-    stats.split, stats.mean, stats.residual_amax, stats.split_counts = decision[:4]
+    stats.split, stats.mean, stats.residual_amax = decision.split, decision.mean, decision.residual_amax
+    stats.split_counts = decision.counts
 
 
 def _shared_amax(a: torch.Tensor, spec: OperandSpec, stats: SourceStats | None) -> torch.Tensor | None:

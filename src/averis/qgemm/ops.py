@@ -150,7 +150,8 @@ def split_decision(stats: _mean.ColumnStats, rows: int, threshold: float, *,
     same bits)."""
     if resolve(stats.mean, backend):
         return _mean.SplitDecision(*dispatch().split_decision(stats.mean, stats.max, stats.min, stats.residual_amax,
-                                                              rows, threshold, _mean.DECIDE_BLOCK))
+                                                              _mean.range_to_sigma(rows), threshold,
+                                                              _mean.DECIDE_BLOCK))
     return _mean.split_decision(stats, rows, threshold)
 
 

@@ -42,6 +42,17 @@ def _tree(t: torch.Tensor) -> torch.Tensor:
     return t[:, 0]
 
 
+def _blocked_sum(t: torch.Tensor, block: int) -> torch.Tensor:
+    """(n, m) -> (m,): the rows in blocks of ``block`` (zero-padded), a pairwise tree inside each block, the
+    block sums one after the other from +0 (the kernels' order)."""
+    nb = max(1, -(-t.shape[0] // block))
+    blocks = _tree(torch.nn.functional.pad(t, (0, 0, 0, nb * block - t.shape[0])).view(nb, block, t.shape[1]))
+    total = torch.zeros(t.shape[1], dtype=torch.float32, device=t.device)
+    for k in range(nb):
+        total = total + blocks[k]
+    return total
+
+
 class ColumnStats(NamedTuple):
     sum: torch.Tensor  # (m,) float32
     max: torch.Tensor  # (m,) float32
@@ -61,12 +72,7 @@ def column_stats(x: torch.Tensor, chunk: int = CHUNK) -> ColumnStats:
     nch = -(-rows // chunk)
     # + 0.0 turns -0 into +0 (the sums never see a -0, whatever order or identity a reduction uses)
     padded = torch.nn.functional.pad(xf + 0.0, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
-    part = _tree(padded)
-    ngr = -(-nch // GROUP)
-    groups = _tree(torch.nn.functional.pad(part, (0, 0, 0, ngr * GROUP - nch)).view(ngr, GROUP, cols))
-    total = torch.zeros(cols, dtype=torch.float32, device=x.device)
-    for k in range(ngr):
-        total = total + groups[k]
+    total = _blocked_sum(_tree(padded), GROUP)
     mean = total / torch.full_like(total, float(rows))
     cmax, cmin = xf.amax(0), xf.amin(0)
     ramax = torch.maximum(cmax - mean, mean - cmin).amax()
@@ -158,26 +164,20 @@ class SplitDecision(NamedTuple):
     energies: torch.Tensor  # (2,) float32: [sum mean_c^2, sum sigma_c^2], R^2 = the first over their sum
 
 
-def _ordered_sum(v: torch.Tensor) -> torch.Tensor:
-    """() float32: the sum of a vector in blocks of DECIDE_BLOCK (zero-padded), a pairwise tree inside each
-    block, the block sums one after the other from +0 (the order the kernel runs)."""
-    nb = max(1, -(-v.numel() // DECIDE_BLOCK))
-    blocks = _tree(torch.nn.functional.pad(v.float(), (0, nb * DECIDE_BLOCK - v.numel())).view(nb, DECIDE_BLOCK, 1))
-    total = torch.zeros(1, dtype=torch.float32, device=v.device)
-    for k in range(nb):
-        total = total + blocks[k]
-    return total.reshape(())
+def range_to_sigma(rows: int) -> float:
+    """The expected range of ``rows`` normal draws in standard deviations, 2 sqrt(2 ln rows): the adaptive split
+    estimates a channel's spread as its (max - min) over this."""
+    return 2.0 * math.sqrt(2.0 * math.log(max(rows, 2)))
 
 
 def split_decision(stats: ColumnStats, rows: int, threshold: float) -> SplitDecision:
     """The adaptive split of one source from its column statistics (qgemm.operand.decide_split says why):
-    R^2 = sum mean_c^2 / (sum mean_c^2 + sum sigma_c^2), sigma_c = (max_c - min_c) / (2 sqrt(2 ln rows)),
-    split = R >= threshold.  Float32 throughout, true divisions, the sums in _ordered_sum's order: the one
-    kernel (``averis.kernels.dispatch.split_decision``) gives the same bits."""
-    range_to_sigma = 2.0 * math.sqrt(2.0 * math.log(max(rows, 2)))
-    mean_energy = _ordered_sum(stats.mean.float().square())
-    spread = (stats.max - stats.min).float() / torch.full_like(stats.max, range_to_sigma, dtype=torch.float32)
-    spread_energy = _ordered_sum(spread.square())
+    R^2 = sum mean_c^2 / (sum mean_c^2 + sum sigma_c^2), sigma_c = (max_c - min_c) / range_to_sigma(rows),
+    split = R >= threshold.  Float32 throughout, true divisions, the channel sums in blocks of DECIDE_BLOCK
+    (_blocked_sum's order): the one kernel (``averis.kernels.dispatch.split_decision``) gives the same bits."""
+    mean_energy = _blocked_sum(stats.mean.float().square().reshape(-1, 1), DECIDE_BLOCK).reshape(())
+    spread = (stats.max - stats.min).float() / torch.full_like(stats.max, range_to_sigma(rows), dtype=torch.float32)
+    spread_energy = _blocked_sum(spread.square().reshape(-1, 1), DECIDE_BLOCK).reshape(())
     split = (mean_energy >= threshold * threshold * (mean_energy + spread_energy)) & (mean_energy > 0)
     amax = torch.maximum(stats.max.amax(), -stats.min.amin()).float()  # = amax(|x|) exactly
     counts = torch.stack([torch.ones_like(split, dtype=torch.int64), split.to(torch.int64)])
