@@ -61,7 +61,6 @@ def run(args) -> int:
 
 
 def _split(args, model, batches, meta) -> int:
-    import platform
     import shlex
 
     import torch
@@ -72,8 +71,7 @@ def _split(args, model, batches, meta) -> int:
     commit = provenance.commit()  # the commit of the code that runs, read before the run
     result = split_diagnostic(model, batches, include=args.include, exclude=args.exclude, threshold=args.threshold,
                               verbose=True)
-    device = torch.cuda.get_device_name() if meta["device"].startswith("cuda") else \
-        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    device = provenance.device_name(meta["device"])
     command = ["averis", "fidelity", args.model, "--split", "--out", args.out, "--tokens", str(args.tokens),
                "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--threshold", str(args.threshold)]
     command += ["--text", *args.text] if args.text else ["--corpus", args.corpus]
