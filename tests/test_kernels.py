@@ -207,8 +207,9 @@ def test_split_decision_kernel_equals_the_reference(shift, expect):
     if shift != shift:
         x[5, 17] = float("nan")
     cs = transforms.column_stats(x)
-    ref = transforms.mean.split_decision(cs, x.shape[0], 0.5)
-    got = qgemm.split_decision(cs, x.shape[0], 0.5, backend="triton")
+    ref = transforms.mean.split_decision(cs, x.shape[0], 0.5)  # on the CPU; the kernel on DEV
+    got = qgemm.split_decision(type(cs)(*(t.to(DEV) for t in cs)), x.shape[0], 0.5, backend="triton")
+    got = type(got)(*(t.cpu() for t in got))
     assert bool(ref.split) is expect and torch.equal(got.split, ref.split) and got.split.dtype == torch.bool
     assert torch.equal(got.counts, ref.counts) and ref.counts.tolist() == [1, int(expect)]
     for name in ("mean", "residual_amax", "energies"):  # the energies: the sums' order, bit for bit
@@ -229,8 +230,8 @@ def test_mean_terms_kernel_rounds_each_product_then_the_sum(two, out_dtype):
               for _ in range(2))
     v0, v1 = (torch.randn(300, generator=g) for _ in range(2))
     args = (u0, v0, u1, v1) if two else (u0, v0)
-    ref = transforms.mean.mean_terms(*args, out_dtype=out_dtype)
-    got = qgemm.mean_terms(*args, out_dtype=out_dtype, backend="triton")
+    ref = transforms.mean.mean_terms(*args, out_dtype=out_dtype)  # on the CPU; the kernel on DEV
+    got = qgemm.mean_terms(*(a.to(DEV) for a in args), out_dtype=out_dtype, backend="triton").cpu()
     assert_bits_equal(got, ref, "kernel vs reference")
     n = [a.numpy() for a in args]
     expect = n[0][:, None] * n[1][None, :]  # float32 x float32 -> float32: each product rounded
@@ -253,10 +254,13 @@ def test_column_stats_row_by_row_kernel_equals_the_tree_kernel_and_the_reference
     x = torch.randn(shape, generator=g) * torch.exp2(torch.randint(-10, 10, shape, generator=g).float())
     x[1, 3] = float("nan")
     x[2, 5] = -0.0
-    for src in (x, x.T.contiguous().T, x[:, 7:33], (hard_input(x.shape, torch.bfloat16) + 1).bfloat16()):
-        ref = transforms.column_stats(src, chunk=chunk)
-        got = {k: dispatch.column_stats(src, chunk, GROUP, kernel=k) for k in ("rows", "tree")}
-        for k, (total, mx, mn, mean, res) in got.items():
+    b = (hard_input(x.shape, torch.bfloat16) + 1).bfloat16().cpu()
+    views = (lambda t: t, lambda t: t.T.contiguous().T, lambda t: t[:, 7:33])
+    for src, view in [(x, v) for v in views] + [(b, views[0])]:
+        ref = transforms.column_stats(view(src), chunk=chunk)  # on the CPU; the kernels on DEV, the same view
+        got = {k: dispatch.column_stats(view(src.to(DEV)), chunk, GROUP, kernel=k) for k in ("rows", "tree")}
+        for k, stats in got.items():
+            total, mx, mn, mean, res = (t.cpu() for t in stats)
             for name, a, b in (("sum", total, ref.sum), ("mean", mean, ref.mean), ("residual_amax", res,
                                                                                       ref.residual_amax)):
                 assert_bits_equal(a, b, f"{k} {name}")
