@@ -158,10 +158,9 @@ def section_check():
         record(
             f"column_stats max/min {shape}", bool(torch.equal(st.max, rs.max) and torch.equal(st.min, rs.min))
         )
-        for kernel in ("tree", "rows"):  # both kernels, whichever is the default
-            ks = dispatch.column_stats(x, CHUNK, GROUP, kernel=kernel)
-            record(f"column_stats {kernel} kernel {shape}", all(same(a, b) for a, b in zip(
-                ks, (rs.sum, rs.max, rs.min, rs.mean, rs.residual_amax))))
+        ks = dispatch.column_stats(x, CHUNK, GROUP)
+        record(f"column_stats kernel {shape}", all(same(a, b) for a, b in zip(
+            ks, (rs.sum, rs.max, rs.min, rs.mean, rs.residual_amax))))
         exact = (x.float() - st.mean).abs().amax()
         record(f"residual amax == amax|x-mu| {shape}", same(st.residual_amax, exact))
         for sname in ("nvfp4", "mxfp4"):
@@ -345,7 +344,6 @@ def section_bw():
         # name, fn, bytes moved (each input read once, each output written once)
         ("amax (tensor, device scalar)", lambda: dispatch.amax(x), 2 * n),
         ("column_stats (sum/max/min/mu/res-amax)", lambda: qgemm.column_stats(x), 2 * n),
-        ("column_stats, row-by-row kernel", lambda: dispatch.column_stats(x, CHUNK, GROUP, kernel="rows"), 2 * n),
         ("fake nvfp4 1x16 rowwise RNE", lambda: dispatch.fake_quantize(x, nv, 1, None, False, amax), 4 * n),
         ("fake nvfp4 1x16 rowwise SR", lambda: dispatch.fake_quantize(x, nvsr, 1, g, False, amax), 4 * n),
         (

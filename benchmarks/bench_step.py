@@ -256,9 +256,6 @@ def main():
     ap.add_argument("--exact-gemm", action="store_true",
                     help="averis.use_backend(exact_gemm=True): the tensor scales in the GEMM's FP32 epilogue")
     ap.add_argument("--profile", action="store_true", help="torch.profiler summary of the eager steps")
-    ap.add_argument("--stats-kernel", choices=("tree", "rows"),
-                    help="the Averis column-statistics kernel (averis.kernels.dispatch.STATS_KERNEL; default: its "
-                         "default): the same bits, timed in the whole step")
     ap.add_argument("--tokens", type=Path, help="token folder (train.bin, val.bin) for the trainer check")
     ap.add_argument("--trainer-recipes", default="nvfp4,averis")
     ap.add_argument("--trainer-steps", type=int, default=12)
@@ -272,10 +269,6 @@ def main():
         import averis
 
         averis.use_backend("auto", exact_gemm=True)
-    from averis.kernels import dispatch
-
-    if args.stats_kernel:
-        dispatch.STATS_KERNEL = args.stats_kernel
     if not torch.cuda.is_available():
         sys.exit("bench_step.py needs a CUDA GPU (use --markdown JSON to print an existing result)")
     import triton
@@ -284,7 +277,7 @@ def main():
     res = {"device": dev, "preset": args.preset, "commit": provenance.commit(), "command": shlex.join(sys.argv),
            "torch": torch.__version__, "triton": triton.__version__, "model": f"qwen3 '{args.preset}' preset",
            "batch": args.batch, "seq": args.seq, "compile": not args.no_compile, "steps": args.steps,
-           "exact_gemm": args.exact_gemm, "stats_kernel": dispatch.STATS_KERNEL, "rows": []}
+           "exact_gemm": args.exact_gemm, "rows": []}
     path = args.out / f"step_{re.sub(r'[^A-Za-z0-9]+', '_', dev).strip('_').lower()}_{args.preset}.json"
     args.out.mkdir(parents=True, exist_ok=True)
     modes = args.modes.split(",")

@@ -241,10 +241,9 @@ def test_mean_terms_kernel_rounds_each_product_then_the_sum(two, out_dtype):
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 8, 128])
-def test_column_stats_row_by_row_kernel_equals_the_tree_kernel_and_the_reference(chunk):
-    """column_stats_rows_kernel builds each chunk's pairwise tree row by row (a binary counter of partial sums):
-    the same bits as the reference and the tile kernel, for a partial last chunk, -0, NaN and the transposed
-    (wgrad) view; every chunk size exercises a different depth of the carry chain."""
+def test_column_stats_kernel_equals_the_reference_at_every_chunk_size(chunk):
+    """The column-statistics kernel at chunk sizes from 1 to 128 rows (each a different depth of the pairwise
+    tree): the same bits as the reference, for a partial last chunk, -0, NaN and the transposed (wgrad) view."""
     from averis.kernels import dispatch
     from averis.transforms.mean import GROUP
 
@@ -254,22 +253,16 @@ def test_column_stats_row_by_row_kernel_equals_the_tree_kernel_and_the_reference
     x = torch.randn(shape, generator=g) * torch.exp2(torch.randint(-10, 10, shape, generator=g).float())
     x[1, 3] = float("nan")
     x[2, 5] = -0.0
-    b = (hard_input(x.shape, torch.bfloat16) + 1).bfloat16().cpu()
+    bf = (hard_input(x.shape, torch.bfloat16) + 1).bfloat16().cpu()
     views = (lambda t: t, lambda t: t.T.contiguous().T, lambda t: t[:, 7:33])
-    for src, view in [(x, v) for v in views] + [(b, views[0])]:
-        ref = transforms.column_stats(view(src), chunk=chunk)  # on the CPU; the kernels on DEV, the same view
-        got = {k: dispatch.column_stats(view(src.to(DEV)), chunk, GROUP, kernel=k) for k in ("rows", "tree")}
-        for k, stats in got.items():
-            total, mx, mn, mean, res = (t.cpu() for t in stats)
-            for name, a, b in (("sum", total, ref.sum), ("mean", mean, ref.mean), ("residual_amax", res,
-                                                                                      ref.residual_amax)):
-                assert_bits_equal(a, b, f"{k} {name}")
-            assert torch.equal(mx.isnan(), ref.max.isnan()) and torch.equal(mx.nan_to_num(), ref.max.nan_to_num())
-            assert torch.equal(mn.isnan(), ref.min.isnan()) and torch.equal(mn.nan_to_num(), ref.min.nan_to_num())
-    with pytest.raises(ValueError, match="power-of-two chunk"):
-        dispatch.column_stats(x, 24, GROUP, kernel="rows")
-    with pytest.raises(ValueError, match="unknown column_stats kernel"):
-        dispatch.column_stats(x, chunk, GROUP, kernel="fast")
+    for src, view in [(x, v) for v in views] + [(bf, views[0])]:
+        ref = transforms.column_stats(view(src), chunk=chunk)  # on the CPU; the kernel on DEV, the same view
+        total, mx, mn, mean, res = (t.cpu() for t in dispatch.column_stats(view(src.to(DEV)), chunk, GROUP))
+        for name, got, want in (("sum", total, ref.sum), ("mean", mean, ref.mean),
+                                ("residual_amax", res, ref.residual_amax)):
+            assert_bits_equal(got, want, name)
+        assert torch.equal(mx.isnan(), ref.max.isnan()) and torch.equal(mx.nan_to_num(), ref.max.nan_to_num())
+        assert torch.equal(mn.isnan(), ref.min.isnan()) and torch.equal(mn.nan_to_num(), ref.min.nan_to_num())
 
 
 @pytest.mark.parametrize("shape,dtype", [((70, 45), torch.bfloat16), ((40, 48), torch.float32)])

@@ -40,7 +40,6 @@ CONFIGS = {
     "dual": (32, 64, 4),
     "amax": (32, 256, 4),
     "stats": (0, 32, 2),  # (-, columns, warps): the rows per chunk are the caller's (the summation order)
-    "stats_rows": (0, 256, 1),  # the same for column_stats_rows_kernel: 8 bf16 (16 bytes) per thread and row
     "amaxflat": (0, 32768, 16),  # (-, elements per program, warps)
     "terms": (32, 256, 4),  # mean_terms: rows, columns of the P x Q output, warps
 }
@@ -52,8 +51,8 @@ def _interpret() -> bool:
 
 
 def _cfg(kind: str) -> tuple[int, int, int]:
-    if kind in ("stats", "stats_rows"):
-        return CONFIGS[kind] if not _interpret() else (0, 16, 1)
+    if kind == "stats":
+        return CONFIGS["stats"] if not _interpret() else (0, 16, 1)
     return _INTERPRET_CONFIGS[kind] if _interpret() else CONFIGS[kind]
 
 
@@ -353,25 +352,13 @@ def uniform_pair(n: int, seed1: torch.Tensor, seed2: torch.Tensor) -> tuple[torc
 
 
 # --------------------------------------------------------------------------- Averis
-# which column-statistics kernel training uses: "tree" (column_stats_kernel: the chunk's tile loaded at once, summed
-# level by level) or "rows" (column_stats_rows_kernel: row by row, the same tree as a binary counter).  The same
-# bits; bench_kernels.py times both, and the faster on the H200 should become the default.
-STATS_KERNEL = "tree"
-
-
-def column_stats(x: torch.Tensor, chunk: int, group: int, kernel: str | None = None):
+def column_stats(x: torch.Tensor, chunk: int, group: int):
     """(sum, max, min, mean, residual amax) of the columns of a 2D tensor in one read, summed in chunks of
-    ``chunk`` rows and groups of ``group`` chunks (the order of averis.transforms.mean.column_stats).
-    kernel: "tree" or "rows" (default STATS_KERNEL)."""
+    ``chunk`` rows and groups of ``group`` chunks (the order of averis.transforms.mean.column_stats)."""
     if x.ndim != 2:
         raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
-    kernel = kernel or STATS_KERNEL
-    if kernel not in ("tree", "rows"):
-        raise ValueError(f"unknown column_stats kernel {kernel!r}: use 'tree' or 'rows'")
-    if kernel == "rows" and (chunk & (chunk - 1) or chunk > 256):
-        raise ValueError(f"the 'rows' column_stats kernel takes a power-of-two chunk <= 256, got {chunk}")
     rows, cols = x.shape
-    _, bn, nw = _cfg("stats" if kernel == "tree" else "stats_rows")
+    _, bn, nw = _cfg("stats")
     ch = chunk
     bn = min(bn, _pow2_at_least(cols, 16))
     nch = triton.cdiv(rows, ch)
@@ -383,8 +370,7 @@ def column_stats(x: torch.Tensor, chunk: int, group: int, kernel: str | None = N
     out = torch.empty(4, cols, dtype=torch.float32, device=dev)
     ints = torch.zeros(nct + 1, dtype=torch.int32, device=dev)
     ramax = ints[nct:]
-    launch = K.column_stats_kernel if kernel == "tree" else K.column_stats_rows_kernel
-    launch[(nct, nch)](
+    K.column_stats_kernel[(nct, nch)](
         x,
         x.stride(0),
         x.stride(1),
