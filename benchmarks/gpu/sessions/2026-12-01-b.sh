@@ -3,8 +3,8 @@
 # for the issue-15 targets, and averis again with the row-by-row column-statistics kernel. Timings run alone.
 # Calls, each within 30 s of the last (carry this file as .carry/session.sh):
 #   AVERIS_COMMIT=<sha> bash .carry/session.sh start SECONDS     (detached; returns at once)
-# It ran at commit e72a8ce; bench_step.py's --stats-kernel (phase 4) was removed with the row-by-row kernel afterwards.
 #   bash .carry/session.sh watch SECONDS                           (progress; $OUT/snap.tgz holds all results so far)
+# It ran at commit e72a8ce; bench_step.py's --stats-kernel (phase 4) was removed with the row-by-row kernel afterwards.
 set +e
 case "$1" in
   start)
