@@ -220,24 +220,32 @@ def test_split_decision_kernel_equals_the_reference(shift, expect):
         assert_bits_equal(ref.residual_amax, x.abs().amax(), "amax(|x|) where not split")
 
 
-@pytest.mark.parametrize("two", [False, True])
+@pytest.mark.parametrize("two,length", [(False, 0), (True, 0), (True, 1), (True, 4097)])
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
-def test_mean_terms_kernel_rounds_each_product_then_the_sum(two, out_dtype):
-    """The wgrad mean terms u0 v0^T + u1 v1^T: the kernel, the PyTorch reference and numpy float32 arithmetic
-    (each product rounded, then the add, no fused multiply-add) give the same bits, on a ragged shape."""
-    g = torch.Generator().manual_seed(int(two))
+@pytest.mark.parametrize("in_dtype", [torch.float32, torch.bfloat16])
+def test_mean_terms_kernel_rounds_each_product_then_the_sum(two, length, out_dtype, in_dtype):
+    """The wgrad mean terms u0 (v0 + length v1)^T + u1 v1^T: the kernel (reading the vectors in their own dtype),
+    the PyTorch reference and numpy float32 arithmetic (v0 + length v1 rounded, each product rounded, then the
+    add, no fused multiply-add) give the same bits, on a ragged shape."""
+    g = torch.Generator().manual_seed(int(two) + length)
     u0, u1 = (torch.randn(37, generator=g) * torch.exp2(torch.randint(-20, 20, (37,), generator=g).float())
               for _ in range(2))
     v0, v1 = (torch.randn(300, generator=g) for _ in range(2))
-    args = (u0, v0, u1, v1) if two else (u0, v0)
-    ref = transforms.mean.mean_terms(*args, out_dtype=out_dtype)  # on the CPU; the kernel on DEV
-    got = qgemm.mean_terms(*(a.to(DEV) for a in args), out_dtype=out_dtype, backend="triton").cpu()
+    args = tuple(a.to(in_dtype) for a in ((u0, v0, u1, v1) if two else (u0, v0)))
+    ref = transforms.mean.mean_terms(*args, out_dtype=out_dtype, length=length)  # on the CPU; the kernel on DEV
+    got = qgemm.mean_terms(*(a.to(DEV) for a in args), out_dtype=out_dtype, length=length, backend="triton").cpu()
     assert_bits_equal(got, ref, "kernel vs reference")
-    n = [a.numpy() for a in args]
-    expect = n[0][:, None] * n[1][None, :]  # float32 x float32 -> float32: each product rounded
+    n = [a.float().numpy() for a in args]
+    v = n[1] + n[3] * np.float32(length) if length else n[1]  # float32 throughout: each step rounded
+    expect = n[0][:, None] * v[None, :]
     if two:
         expect = expect + n[2][:, None] * n[3][None, :]
     assert_bits_equal(ref, torch.from_numpy(expect).to(out_dtype), "reference vs numpy float32")
+
+
+def test_mean_terms_length_needs_the_second_pair():
+    with pytest.raises(ValueError, match="needs u1 and v1"):
+        qgemm.mean_terms(torch.ones(3), torch.ones(4), length=8)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 8, 128])

@@ -414,15 +414,17 @@ def split_decision(mean: torch.Tensor, cmax: torch.Tensor, cmin: torch.Tensor, r
 
 
 def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None, v1: torch.Tensor | None,
-               out_dtype: torch.dtype) -> torch.Tensor:
-    """transforms.mean.mean_terms in one pass: the P x Q terms written once, in out_dtype."""
-    u0, v0 = u0.reshape(-1).float().contiguous(), v0.reshape(-1).float().contiguous()
+               out_dtype: torch.dtype, length: int = 0) -> torch.Tensor:
+    """transforms.mean.mean_terms in one pass: the vectors read in their own float dtypes (no cast kernels),
+    v0 + length x v1 formed in the kernel, the P x Q terms written once, in out_dtype."""
+    u0, v0 = u0.reshape(-1).contiguous(), v0.reshape(-1).contiguous()
     two = u1 is not None
-    u1, v1 = (u1.reshape(-1).float().contiguous(), v1.reshape(-1).float().contiguous()) if two else (u0, v0)
+    u1, v1 = (u1.reshape(-1).contiguous(), v1.reshape(-1).contiguous()) if two else (u0, v0)
     p, q = u0.numel(), v0.numel()
     out = torch.empty(p, q, dtype=out_dtype, device=u0.device)
     bp, bq, nw = _cfg("terms")
-    K.mean_terms_kernel[(triton.cdiv(p, bp), triton.cdiv(q, bq))](u0, v0, u1, v1, out, p, q, TWO=two, BP=bp, BQ=bq,
+    K.mean_terms_kernel[(triton.cdiv(p, bp), triton.cdiv(q, bq))](u0, v0, u1, v1, out, p, q, length, TWO=two,
+                                                                  ADD_LENGTH=bool(length), BP=bp, BQ=bq,
                                                                   num_warps=nw, **_LAUNCH)
     return out
 

@@ -607,17 +607,23 @@ def _column_stats_finish(s, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pm
 
 
 @triton.jit
-def mean_terms_kernel(u0_ptr, v0_ptr, u1_ptr, v1_ptr, out_ptr, P, Q, TWO: tl.constexpr, BP: tl.constexpr,
-                      BQ: tl.constexpr):
-    """out (P x Q, contiguous) = u0 v0^T (+ u1 v1^T) in float32, each product rounded, then the add (launched
-    without FMA contraction), written in out's dtype: transforms.mean.mean_terms."""
+def mean_terms_kernel(u0_ptr, v0_ptr, u1_ptr, v1_ptr, out_ptr, P, Q, LENGTH, TWO: tl.constexpr,
+                      ADD_LENGTH: tl.constexpr, BP: tl.constexpr, BQ: tl.constexpr):
+    """out (P x Q, contiguous) = u0 (v0 + LENGTH v1)^T (+ u1 v1^T) in float32 from vectors of any float dtype, each
+    product rounded, then the add (launched without FMA contraction), written in out's dtype:
+    transforms.mean.mean_terms."""
     rp = tl.program_id(0) * BP + tl.arange(0, BP)
     rq = tl.program_id(1) * BQ + tl.arange(0, BQ)
     mp = rp < P
     mq = rq < Q
-    t = tl.load(u0_ptr + rp, mask=mp, other=0.0)[:, None] * tl.load(v0_ptr + rq, mask=mq, other=0.0)[None, :]
+    v0 = tl.load(v0_ptr + rq, mask=mq, other=0.0).to(tl.float32)
     if TWO:
-        t = t + tl.load(u1_ptr + rp, mask=mp, other=0.0)[:, None] * tl.load(v1_ptr + rq, mask=mq, other=0.0)[None, :]
+        v1 = tl.load(v1_ptr + rq, mask=mq, other=0.0).to(tl.float32)
+        if ADD_LENGTH:
+            v0 = v0 + v1 * LENGTH  # the int converts to float32 exactly (< 2^24), as in PyTorch
+    t = tl.load(u0_ptr + rp, mask=mp, other=0.0).to(tl.float32)[:, None] * v0[None, :]
+    if TWO:
+        t = t + tl.load(u1_ptr + rp, mask=mp, other=0.0).to(tl.float32)[:, None] * v1[None, :]
     offs = rp[:, None].to(tl.int64) * Q + rq[None, :]
     tl.store(out_ptr + offs, _to_out(t, out_ptr.dtype.element_ty), mask=mp[:, None] & mq[None, :])
 

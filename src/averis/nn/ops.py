@@ -22,6 +22,7 @@ import torch
 
 from ..formats import noise
 from ..qgemm import LayerStats, QOperand, shares_amax
+from ..transforms.mean import mean_dtype
 from . import functional as F
 from .state import hadamard_signs, recipe_from_key, stream
 
@@ -46,7 +47,7 @@ def fprop_op(x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: s
     op = F.wgrad_x_operand(x, recipe, dtype, stream(step, "wgrad_x"), signs, stats)
     values = F.in_wgrad_x_layout(op.values, F.wgrad_x_tokens_major(x, recipe))  # the layout the fake declares
     values = values.clone() if _same_storage(values, x) else values  # a custom op may not return its input
-    mean = _empty(x) if op.red_mean is None else op.red_mean.float()
+    mean = _empty(x) if op.red_mean is None else op.red_mean.to(mean_dtype(recipe.mean_format))  # no copy
     scale = _empty(x) if op.scale is None else op.scale.float().reshape(())
     return y, values, mean, scale, w_amax, _decision(recipe, "x", stats.x, x)
 
@@ -82,7 +83,7 @@ def _(x, w, step, recipe_key, dtype, need_wgrad):
     if not need_wgrad:
         return y, _empty(x, dtype), _empty(x), _empty(x), w_amax, decision
     length, has_mean, _, has_scale = F.wgrad_x_layout(recipe, x.shape[0])
-    mean = x.new_empty((x.shape[1], 1), dtype=torch.float32) if has_mean else _empty(x)
+    mean = x.new_empty((x.shape[1], 1), dtype=mean_dtype(recipe.mean_format)) if has_mean else _empty(x)
     scale = x.new_empty((), dtype=torch.float32) if has_scale else _empty(x)
     if F.wgrad_x_tokens_major(x, recipe):
         values = x.new_empty((length, x.shape[1]), dtype=dtype).T

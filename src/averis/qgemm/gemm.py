@@ -121,9 +121,8 @@ def _reduction_mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.
         return mean_terms(a.red_mean, token_sum(b, bv, exact), out_dtype=dtype)
     if a.red_mean is None:
         return mean_terms(token_sum(a, av, exact), b.red_mean, out_dtype=dtype)
-    mu_b = b.red_mean.float()
-    return mean_terms(a.red_mean, token_sum(b, bv, exact) + a.length * mu_b, token_sum(a, av, exact), mu_b,
-                      out_dtype=dtype)
+    return mean_terms(a.red_mean, token_sum(b, bv, exact), token_sum(a, av, exact), b.red_mean, out_dtype=dtype,
+                      length=a.length)  # + l mu_A mu_B, folded into the first product
 
 
 def token_sum(op: QOperand, values: torch.Tensor, exact: bool = True) -> torch.Tensor:

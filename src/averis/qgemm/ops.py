@@ -156,12 +156,15 @@ def split_decision(stats: _mean.ColumnStats, rows: int, threshold: float, *,
 
 
 def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None = None, v1: torch.Tensor | None = None,
-               out_dtype: torch.dtype = torch.float32, *, backend: str | None = None) -> torch.Tensor:
-    """averis.transforms.mean.mean_terms (u0 v0^T + u1 v1^T, one fixed rounding) routed: one kernel writes the
-    terms in out_dtype, where PyTorch runs three passes (the same bits)."""
+               out_dtype: torch.dtype = torch.float32, length: int = 0, *, backend: str | None = None) -> torch.Tensor:
+    """averis.transforms.mean.mean_terms (u0 (v0 + length v1)^T + u1 v1^T, one fixed rounding) routed: one kernel
+    reads the vectors in their own dtypes and writes the terms in out_dtype, where PyTorch runs several passes
+    (the same bits)."""
+    if length and u1 is None:
+        raise ValueError("mean_terms: length folds l x v1 into v0, so it needs u1 and v1")
     if resolve(u0, backend):
-        return dispatch().mean_terms(u0, v0, u1, v1, out_dtype)
-    return _mean.mean_terms(u0, v0, u1, v1, out_dtype)
+        return dispatch().mean_terms(u0, v0, u1, v1, out_dtype, length)
+    return _mean.mean_terms(u0, v0, u1, v1, out_dtype, length)
 
 
 def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None, axis: int = -1,

@@ -114,10 +114,17 @@ def _global_mean(local_sum: torch.Tensor, count: int, world: int) -> torch.Tenso
     return total / torch.full_like(total, float(count * world))
 
 
+def mean_dtype(mean_format: str) -> torch.dtype:
+    """The dtype quantize_mean returns for a mean format: bfloat16 for "bf16" (kept as it is: every consumer
+    promotes it to float32 exactly or multiplies it in bfloat16, so a float32 copy would cost a cast kernel and
+    change no bit), float32 for the others."""
+    return torch.bfloat16 if mean_format == "bf16" else torch.float32
+
+
 def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None, axis: int = -1,
                   generator: torch.Generator | None = None, quantizer: Callable | None = None,
                   **fp4_options) -> torch.Tensor:
-    """The mean vector in its recipe precision, dequantized to float32.
+    """The mean vector in its recipe precision, in ``mean_dtype(mean_format)`` (the value dequantized).
 
     "bf16" / "fp32": a cast.  "fp8": float8_e4m3fn with a per-tensor scale amax/448, so that
     small gradient means do not flush to zero.  "fp4": the operand's own FP4 quantizer
@@ -127,7 +134,7 @@ def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None,
     if mean_format == "fp32":
         return mu.float()
     if mean_format == "bf16":
-        return mu.to(torch.bfloat16).float()
+        return mu.to(torch.bfloat16)
     if mean_format == "fp8":
         amax = mu.abs().amax().float()
         # divide by a tensor: CUDA computes x / python_scalar as x * (1 / scalar), which can differ from the CPU
@@ -142,12 +149,16 @@ def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None,
 
 
 def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None = None, v1: torch.Tensor | None = None,
-               out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The wgrad mean restoration terms u0 v0^T (+ u1 v1^T), P x Q, for vectors u (P) and v (Q): in float32,
-    each product rounded, then one add (no fused multiply-add), then rounded to ``out_dtype``.  Elementwise
-    with a fixed rounding, so the kernel (``averis.kernels.dispatch.mean_terms``), this reference on the CPU
-    and on CUDA give the same bits (a rank-2 GEMM's result would depend on the BLAS)."""
-    t = u0.reshape(-1, 1).float() * v0.reshape(1, -1).float()
+               out_dtype: torch.dtype = torch.float32, length: int = 0) -> torch.Tensor:
+    """The wgrad mean restoration terms u0 v0'^T (+ u1 v1^T), P x Q, for vectors u (P) and v (Q) of any float
+    dtype, read as float32: v0' = v0 + length x v1 (each step rounded; wgrad's l mu_A mu_B folded into the first
+    product, length 0: v0' = v0), each product rounded, then one add (no fused multiply-add), then rounded to
+    ``out_dtype``.  Elementwise with a fixed rounding, so the kernel (``averis.kernels.dispatch.mean_terms``),
+    this reference on the CPU and on CUDA give the same bits (a rank-2 GEMM's result would depend on the BLAS)."""
+    v0 = v0.reshape(1, -1).float()
+    if length:
+        v0 = v0 + v1.reshape(1, -1).float() * length
+    t = u0.reshape(-1, 1).float() * v0
     if u1 is not None:
         t = t + u1.reshape(-1, 1).float() * v1.reshape(1, -1).float()
     return t.to(out_dtype)
