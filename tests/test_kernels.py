@@ -265,6 +265,52 @@ def test_column_stats_kernel_equals_the_reference_at_every_chunk_size(chunk):
         assert torch.equal(mn.isnan(), ref.min.isnan()) and torch.equal(mn.nan_to_num(), ref.min.nan_to_num())
 
 
+def assert_bits_equal_nan(got: torch.Tensor, want: torch.Tensor, what: str = "") -> None:
+    """Bit for bit where not NaN, NaN at the same places (a GPU's NaN payload may differ from the CPU's)."""
+    assert torch.equal(got.isnan(), want.isnan()), f"{what}: NaN positions differ"
+    assert_bits_equal(got.nan_to_num(), want.nan_to_num(), what)
+
+
+@pytest.mark.parametrize("fmt,chunk,group,tokens", [("nvfp4", 16, 4, 16 * 4 * 2 + 16 * 2 + 5),
+                                                    ("nvfp4", transforms.mean.TOKEN_CHUNK, transforms.mean.GROUP, 200),
+                                                    ("mxfp4", 32, 2, 32 * 5 + 7)])
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+@pytest.mark.parametrize("out_dtype,round_sum", [(torch.float32, False), (torch.bfloat16, False),
+                                                 (torch.bfloat16, True)])
+def test_quantize_token_sums_equal_the_reference(fmt, chunk, group, tokens, rounding, out_dtype, round_sum):
+    """The columnwise residual quantize's by-product token sums (wgrad's mean terms): the values are those of the
+    plain kernel, and the sums are transforms.mean.column_sum of those values (rounded to their dtype where
+    asked), bit for bit: several groups of chunks, a ragged last chunk, NaN, -0, rows over 48 binades and
+    channels over 20, so that any other summation order shows in the bits."""
+    from averis.kernels import dispatch
+
+    g = torch.Generator().manual_seed(chunk + tokens)
+    x = hard_input((tokens, 40), torch.float32, seed=tokens).cpu()  # tokens x channels
+    x = x * torch.exp2(torch.randint(-10, 10, (40,), generator=g).float()) + 0.5
+    x[:, 9] = -0.0  # a channel of -0: its residual quantizes to -0, summed as +0
+    st = transforms.column_stats(x)
+    tensor_amax = st.residual_amax if fmt == "nvfp4" else None
+    x[5, 3] = float("nan")  # one NaN block (the tensor amax, given, stays finite)
+    x, mu = x.to(DEV), st.mean.to(DEV)
+    spec = make_spec(fmt, rounding=rounding)
+
+    def run(**kw):
+        gen = torch.Generator(DEV).manual_seed(3)
+        amax = None if tensor_amax is None else tensor_amax.to(DEV)
+        return dispatch.fake_quantize(x, spec, 0, gen, True, amax, out_dtype, mu=mu, **kw)
+
+    plain = run()
+    values, sums = run(token_sum=(chunk, group, round_sum))
+    assert_bits_equal_nan(values, plain, "values")
+    want = transforms.mean.column_sum(values.cpu(), chunk, group)
+    want = want.to(out_dtype).float() if round_sum else want
+    assert sums.shape == (40,) and sums.dtype == torch.float32
+    assert_bits_equal_nan(sums.cpu(), want, "token sums")
+    assert sums[3].isnan() and bits(sums[9:10].cpu()).item() == 0  # the NaN channel; +0 from the -0 channel
+    if chunk == transforms.mean.TOKEN_CHUNK:  # the wgrad reference itself
+        assert_bits_equal_nan(sums.cpu(), transforms.mean.token_sum(values.cpu(), round_sum), "mean.token_sum")
+
+
 @pytest.mark.parametrize("shape,dtype", [((70, 45), torch.bfloat16), ((40, 48), torch.float32)])
 def test_column_stats_one_pass(shape, dtype):
     x = hard_input(shape, dtype) + 3.0  # a mean bias
