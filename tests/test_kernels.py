@@ -435,22 +435,27 @@ def test_fallback_without_triton_backend_matches():
         ("mxfp4_averis", "dgrad_dy", "rows"),
     ],
 )
-def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis):
-    """qgemm.prepare through the fused kernels == its unfused torch path, bit for bit."""
+@pytest.mark.parametrize("exact_gemm,out_dtype", [(False, None), (False, torch.bfloat16), (True, torch.bfloat16)])
+def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis, exact_gemm, out_dtype):
+    """qgemm.prepare through the fused kernels == its unfused torch path, bit for bit; a wgrad mean operand
+    (no RHT) also comes with its token sums, transforms.mean.token_sum of those values, which the GEMM uses."""
     from averis import recipes
+    from averis.qgemm.gemm import token_sum
     from averis.transforms import random_signs
 
     recipe = recipes.get(recipe_name)
     spec = recipe.operand(operand)
-    tokens = (hard_input((64, 32), torch.bfloat16, seed=4).float() + 1.5).bfloat16()  # tokens x channels
+    # tokens x channels; 208 tokens: 3 whole token tiles and a ragged one, a multiple of 16 for the RHT
+    tokens = (hard_input((208, 32), torch.bfloat16, seed=4).float() + 1.5).bfloat16()
     a = tokens if mean_axis == "rows" else tokens.T  # the operand as prepare sees it (reduction axis last)
     signs = random_signs(1).to(DEV)
     outs = []
     for backend in ("torch", "triton"):
         g = torch.Generator(device=DEV).manual_seed(3)
-        with qgemm.use_backend(backend):
+        with qgemm.use_backend(backend, exact_gemm=exact_gemm):
             assert qgemm.fused_applies(a, spec, recipe, mean_axis, True) == (backend == "triton")
-            outs.append(qgemm.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs))
+            outs.append(qgemm.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs,
+                                      out_dtype=out_dtype))
     ref, got = outs
     assert_bits_equal(
         got.values.float().contiguous(), ref.values.float().contiguous(), f"{recipe_name} {operand} values"
@@ -463,6 +468,56 @@ def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis):
         assert (r is None) == (t is None)
         if r is not None:
             assert_bits_equal(t, r, name)
+    assert ref.token_sum is None  # the unfused path: the GEMM sums the values (a GEMV)
+    if mean_axis != "reduction" or not spec.has_mean or spec.has_hadamard:
+        assert got.token_sum is None
+        return
+    folded = not exact_gemm  # the tensor scale is in the values: the sums rounded to their dtype, like the GEMV
+    want = transforms.mean.token_sum(ref.values.T.cpu(), folded)  # the unfused values, tokens-major
+    assert_bits_equal(got.token_sum.cpu(), want, f"{recipe_name} {operand} token sums")
+    gemv = token_sum(ref, ref.values, exact_gemm)  # the GEMM's own sum of the unfused operand: to rounding
+    torch.testing.assert_close(token_sum(got, got.values, exact_gemm), gemv, rtol=2**-7 if folded else 1e-6,
+                               atol=0)
+
+
+@pytest.mark.parametrize("exact_gemm", [False, True])
+def test_layer_dw_from_the_fused_token_sums_equals_the_gemv_path(monkeypatch, exact_gemm):
+    """averis' QuantLinear backward through the fused kernels: wgrad's mean terms take both operands' token sums
+    from the quantize pass (X's saved by the forward, dY's from the backward) and give the same dW, bit for bit,
+    as the GEMV over the values (the path before), the sums being equal on this input (checked)."""
+    import dataclasses
+
+    import averis
+    from averis.qgemm import gemm
+
+    real = gemm.token_sum
+    seen = []
+
+    def gemv(op, values, exact=True):
+        return real(dataclasses.replace(op, token_sum=None), values, exact)
+
+    def recording(op, values, exact=True):
+        got = real(op, values, exact)
+        seen.append((op.token_sum is not None, torch.equal(bits(got), bits(gemv(op, values, exact)))))
+        return got
+
+    g = torch.Generator().manual_seed(5)
+    x0 = (torch.randn(200, 64, generator=g) + 2).bfloat16().to(DEV)  # 200 tokens: a ragged token tile
+    model = averis.quantize_model(torch.nn.Sequential(torch.nn.Linear(64, 48, bias=False)), "averis")
+    model = model.to(device=DEV, dtype=torch.bfloat16)
+    rng = model[0].averis_rng.clone()
+    grads = []
+    for token_sum in (recording, gemv):
+        monkeypatch.setattr(gemm, "token_sum", token_sum)
+        model[0].averis_rng.copy_(rng)  # the same random draws in both runs
+        model[0].weight.grad = None
+        x = x0.clone().requires_grad_()
+        with averis.use_backend("triton", exact_gemm=exact_gemm):
+            model(x).float().pow(2).mean().backward()
+        grads.append((model[0].weight.grad.clone(), x.grad.clone()))
+    assert seen == [(True, True), (True, True)], seen  # dY's and X's sums from the kernels, equal to the GEMV's
+    assert_bits_equal(grads[0][0], grads[1][0], "dW")
+    assert_bits_equal(grads[0][1], grads[1][1], "dX")
 
 
 @pytest.mark.parametrize("fmt,block,rule", SPECS)

@@ -127,9 +127,14 @@ def _reduction_mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.
 
 
 def token_sum(op: QOperand, values: torch.Tensor, exact: bool = True) -> torch.Tensor:
-    """Sum of the operand over its tokens (the reduction axis), in the original domain, FP32 (P x 1): a GEMV
-    (a column reduction over the transposed operand is several times slower), with an FP32 result where
-    ``exact``, else rounded to the values' dtype first."""
+    """Sum of the operand over its tokens (the reduction axis), in the original domain, FP32 (P x 1), with an FP32
+    result where ``exact``, else rounded to the values' dtype first: the sums the fused quantize pass emitted
+    (``op.token_sum``, in transforms.mean.token_sum's fixed order: no second read of the operand), else a GEMV
+    (a column reduction over the transposed operand is several times slower)."""
+    if op.token_sum is not None and op.values.dtype == values.dtype:
+        # rounded to the values' dtype iff prepared with the tensor scale folded in (scale None, not exact_gemm),
+        # which is what ``exact`` says for operands prepared under one setting; FP32 values need no rounding
+        return _scaled(op.token_sum.reshape(-1, 1), op.scale)
     if op.signs is None:
         values, weights = values[:, : op.length], values.new_ones(op.length, 1)
     else:
