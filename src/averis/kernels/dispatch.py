@@ -356,7 +356,7 @@ _FQS_IMPL = getattr(_fake_quantize_token_sum_op, "_init_fn", _fake_quantize_toke
 def _(x, seed, tensor_amax, mu, signs, fmt, tiled, stochastic, scale_rule, axis, pad, out_dtype, unscaled, chunk,
       group, round_sum):
     return (torch.empty(x.shape, dtype=out_dtype, device=x.device),
-            torch.empty(x.shape[1 - axis], dtype=torch.float32, device=x.device))
+            torch.empty(x.shape[1 - axis % 2], dtype=torch.float32, device=x.device))
 
 
 def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=None, out_dtype=None,
