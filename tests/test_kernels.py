@@ -273,6 +273,52 @@ def test_column_stats_kernel_equals_the_reference_at_every_chunk_size(chunk):
         assert torch.equal(mn.isnan(), ref.min.isnan()) and torch.equal(mn.nan_to_num(), ref.min.nan_to_num())
 
 
+def assert_bits_equal_nan(got: torch.Tensor, want: torch.Tensor, what: str = "") -> None:
+    """Bit for bit where not NaN, NaN at the same places (a GPU's NaN payload may differ from the CPU's)."""
+    assert torch.equal(got.isnan(), want.isnan()), f"{what}: NaN positions differ"
+    assert_bits_equal(got.nan_to_num(), want.nan_to_num(), what)
+
+
+@pytest.mark.parametrize("fmt,chunk,group,tokens", [("nvfp4", 16, 4, 16 * 4 * 2 + 16 * 2 + 5),
+                                                    ("nvfp4", transforms.mean.TOKEN_CHUNK, transforms.mean.GROUP, 200),
+                                                    ("mxfp4", 32, 2, 32 * 5 + 7)])
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+@pytest.mark.parametrize("out_dtype,round_sum", [(torch.float32, False), (torch.bfloat16, False),
+                                                 (torch.bfloat16, True)])
+def test_quantize_token_sums_equal_the_reference(fmt, chunk, group, tokens, rounding, out_dtype, round_sum):
+    """The columnwise residual quantize's by-product token sums (wgrad's mean terms): the values are those of the
+    plain kernel, and the sums are transforms.mean.column_sum of those values (rounded to their dtype where
+    asked), bit for bit: several groups of chunks, a ragged last chunk, NaN, -0, rows over 48 binades and
+    channels over 20, so that any other summation order shows in the bits."""
+    from averis.kernels import dispatch
+
+    g = torch.Generator().manual_seed(chunk + tokens)
+    x = hard_input((tokens, 40), torch.float32, seed=tokens).cpu()  # tokens x channels
+    x = x * torch.exp2(torch.randint(-10, 10, (40,), generator=g).float()) + 0.5
+    x[:, 9] = -0.0  # a channel of -0: its residual quantizes to -0, summed as +0
+    st = transforms.column_stats(x)
+    tensor_amax = st.residual_amax if fmt == "nvfp4" else None
+    x[5, 3] = float("nan")  # one NaN block (the tensor amax, given, stays finite)
+    x, mu = x.to(DEV), st.mean.to(DEV)
+    spec = make_spec(fmt, rounding=rounding)
+
+    def run(**kw):
+        gen = torch.Generator(DEV).manual_seed(3)
+        amax = None if tensor_amax is None else tensor_amax.to(DEV)
+        return dispatch.fake_quantize(x, spec, 0, gen, True, amax, out_dtype, mu=mu, **kw)
+
+    plain = run()
+    values, sums = run(token_sum=(chunk, group, round_sum))
+    assert_bits_equal_nan(values, plain, "values")
+    want = transforms.mean.column_sum(values.cpu(), chunk, group)
+    want = want.to(out_dtype).float() if round_sum else want
+    assert sums.shape == (40,) and sums.dtype == torch.float32
+    assert_bits_equal_nan(sums.cpu(), want, "token sums")
+    assert sums[3].isnan() and bits(sums[9:10].cpu()).item() == 0  # the NaN channel; +0 from the -0 channel
+    if chunk == transforms.mean.TOKEN_CHUNK:  # the wgrad reference itself
+        assert_bits_equal_nan(sums.cpu(), transforms.mean.token_sum(values.cpu(), round_sum), "mean.token_sum")
+
+
 @pytest.mark.parametrize("shape,dtype", [((70, 45), torch.bfloat16), ((40, 48), torch.float32)])
 def test_column_stats_one_pass(shape, dtype):
     x = hard_input(shape, dtype) + 3.0  # a mean bias
@@ -397,22 +443,27 @@ def test_fallback_without_triton_backend_matches():
         ("mxfp4_averis", "dgrad_dy", "rows"),
     ],
 )
-def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis):
-    """qgemm.prepare through the fused kernels == its unfused torch path, bit for bit."""
+@pytest.mark.parametrize("exact_gemm,out_dtype", [(False, None), (False, torch.bfloat16), (True, torch.bfloat16)])
+def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis, exact_gemm, out_dtype):
+    """qgemm.prepare through the fused kernels == its unfused torch path, bit for bit; a wgrad mean operand
+    (no RHT) also comes with its token sums, transforms.mean.token_sum of those values, which the GEMM uses."""
     from averis import recipes
+    from averis.qgemm.gemm import token_sum
     from averis.transforms import random_signs
 
     recipe = recipes.get(recipe_name)
     spec = recipe.operand(operand)
-    tokens = (hard_input((64, 32), torch.bfloat16, seed=4).float() + 1.5).bfloat16()  # tokens x channels
+    # tokens x channels; 208 tokens: 3 whole token tiles and a ragged one, a multiple of 16 for the RHT
+    tokens = (hard_input((208, 32), torch.bfloat16, seed=4).float() + 1.5).bfloat16()
     a = tokens if mean_axis == "rows" else tokens.T  # the operand as prepare sees it (reduction axis last)
     signs = random_signs(1).to(DEV)
     outs = []
     for backend in ("torch", "triton"):
         g = torch.Generator(device=DEV).manual_seed(3)
-        with qgemm.use_backend(backend):
+        with qgemm.use_backend(backend, exact_gemm=exact_gemm):
             assert qgemm.fused_applies(a, spec, recipe, mean_axis, True) == (backend == "triton")
-            outs.append(qgemm.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs))
+            outs.append(qgemm.prepare(a, spec, recipe, mean_axis=mean_axis, generator=g, signs=signs,
+                                      out_dtype=out_dtype))
     ref, got = outs
     assert_bits_equal(
         got.values.float().contiguous(), ref.values.float().contiguous(), f"{recipe_name} {operand} values"
@@ -425,6 +476,54 @@ def test_fused_prepare_equals_unfused_path(recipe_name, operand, mean_axis):
         assert (r is None) == (t is None)
         if r is not None:
             assert_bits_equal(t, r, name)
+    assert ref.token_sum is None  # the unfused path: the GEMM sums the values itself (the same reference order)
+    if mean_axis != "reduction" or not spec.has_mean or spec.has_hadamard:
+        assert got.token_sum is None
+        return
+    folded = not exact_gemm  # the tensor scale is in the values: the sums rounded to their dtype
+    want = transforms.mean.token_sum(ref.values.T.cpu(), folded)  # the unfused values, tokens-major
+    assert_bits_equal(got.token_sum.cpu(), want, f"{recipe_name} {operand} token sums")
+    assert_bits_equal(token_sum(got, got.values, exact_gemm), token_sum(ref, ref.values, exact_gemm), "GEMM sums")
+
+
+@pytest.mark.parametrize("exact_gemm", [False, True])
+def test_layer_dw_from_the_fused_token_sums_equals_the_summing_path(monkeypatch, exact_gemm):
+    """averis' QuantLinear backward through the fused kernels: wgrad's mean terms take both operands' token sums
+    from the quantize pass (X's saved by the forward, dY's from the backward) and give the same dW, bit for bit,
+    as the GEMM summing the values itself (transforms.mean.token_sum, the unfused paths' way)."""
+    import dataclasses
+
+    import averis
+    from averis.qgemm import gemm
+
+    real = gemm.token_sum
+    seen = []
+
+    def summing(op, values, exact=True):
+        return real(dataclasses.replace(op, token_sum=None), values, exact)
+
+    def recording(op, values, exact=True):
+        got = real(op, values, exact)
+        seen.append((op.token_sum is not None, torch.equal(bits(got), bits(summing(op, values, exact)))))
+        return got
+
+    g = torch.Generator().manual_seed(5)
+    x0 = (torch.randn(200, 64, generator=g) + 2).bfloat16().to(DEV)  # 200 tokens: a ragged token tile
+    model = averis.quantize_model(torch.nn.Sequential(torch.nn.Linear(64, 48, bias=False)), "averis")
+    model = model.to(device=DEV, dtype=torch.bfloat16)
+    rng = model[0].averis_rng.clone()
+    grads = []
+    for token_sum in (recording, summing):
+        monkeypatch.setattr(gemm, "token_sum", token_sum)
+        model[0].averis_rng.copy_(rng)  # the same random draws in both runs
+        model[0].weight.grad = None
+        x = x0.clone().requires_grad_()
+        with averis.use_backend("triton", exact_gemm=exact_gemm):
+            model(x).float().pow(2).mean().backward()
+        grads.append((model[0].weight.grad.clone(), x.grad.clone()))
+    assert seen == [(True, True), (True, True)], seen  # dY's and X's sums from the kernels, equal to the summing path's
+    assert_bits_equal(grads[0][0], grads[1][0], "dW")
+    assert_bits_equal(grads[0][1], grads[1][1], "dX")
 
 
 @pytest.mark.parametrize("fmt,block,rule", SPECS)

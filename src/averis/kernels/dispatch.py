@@ -166,8 +166,10 @@ def _mu_args(mu, x3, axis, x):
 # --------------------------------------------------------------------------- quantize
 def _launch_quantize(
     x, spec, axis, seed, tensor_amax, pad, *, mu=None, signs=None, fake=True, packed=False, out_dtype=None,
-    unscaled=False,
+    unscaled=False, token_sum=None,
 ):
+    """token_sum: (chunk, group, round) to also return the (R,) float32 sums over the block axis of the stored
+    values (see fake_quantize), else None: y, codes, scales, tensor scale, dims, sums."""
     x3, nb, R, L, Rp, Lp, tiled, b = _dims(x, spec, axis, pad)
     nv = spec.fmt == "nvfp4"
     had = signs is not None
@@ -176,6 +178,11 @@ def _launch_quantize(
         tensor_amax = amax(x, mu=mu, signs=signs, axis=axis)
     kind = _layout_kind(x3, tiled, had)
     br, bl, nw = _tile(kind, Rp, Lp, b, tiled)
+    if token_sum is not None:
+        if tiled or had or not fake or nb != 1 or token_sum[0] % b or token_sum[0] > 256:
+            raise ValueError("token sums need a 2D fake quantize in 1D blocks without the RHT, a chunk of whole "
+                             "blocks (<= 256)")
+        bl = token_sum[0]  # the token tile is the reference's chunk: the summation order, whatever CONFIGS says
     dev = x.device
     y = y3 = None
     is_view = True
@@ -198,6 +205,7 @@ def _launch_quantize(
             tscale = torch.empty((), dtype=torch.float32, device=dev)
     amax_t = tensor_amax.reshape(1).float() if nv else dummy
     grid = (triton.cdiv(Rp, br), triton.cdiv(Lp, bl), nb)
+    part = torch.empty(grid[1], R, dtype=torch.float32, device=dev) if token_sum is not None else dummy
     K.quantize_kernel[grid](
         *_source_args(x, x3, axis, mu, signs),
         y3 if fake else dummy,
@@ -207,6 +215,7 @@ def _launch_quantize(
         tscale if (packed and nv) else dummy,
         amax_t,
         seed if sr else dummy,
+        part,
         R,
         L,
         Rp,
@@ -221,6 +230,7 @@ def _launch_quantize(
         FAKE=fake,
         PACKED=packed,
         UNSCALED=unscaled,
+        TSUM=token_sum is not None,
         BR=br,
         BL=bl,
         num_warps=nw,
@@ -228,7 +238,13 @@ def _launch_quantize(
     )
     if fake and not is_view:
         y.copy_(_unview3(y3, x, axis))
-    return y, codes, scales, tscale, (nb, R, L, Rp, Lp)
+    sums = None
+    if token_sum is not None:  # a second small launch over the (token tiles x R) partials: no atomics, one order
+        sums = torch.empty(R, dtype=torch.float32, device=dev)
+        bn = 32 if _interpret() else 128
+        K.token_sum_kernel[(triton.cdiv(R, bn),)](part, sums, y3, grid[1], R, ROUND=token_sum[2], BN=bn,
+                                                  GROUP=token_sum[1], num_warps=4, **_LAUNCH)
+    return y, codes, scales, tscale, (nb, R, L, Rp, Lp), sums
 
 
 def _unview3(y3, x, axis):
@@ -242,7 +258,7 @@ def quantize(
 ) -> QuantizedTensor:
     """Triton twin of averis.formats.quantize (packed codes, block scales, tensor scale)."""
     seed = noise.draw_seed(generator, x.device) if spec.rounding == "stochastic" else None
-    _, codes, scales, tscale, _ = _launch_quantize(
+    _, codes, scales, tscale, _, _ = _launch_quantize(
         x, spec, axis, seed, tensor_amax, pad, fake=False, packed=True
     )
     moved_shape = list(x.shape)
@@ -263,6 +279,12 @@ def quantize(
 
 
 # --------------------------------------------------------------------------- the fake-quant custom op
+def _op_spec(fmt: str, tiled: bool, stochastic: bool, scale_rule: str) -> FormatSpec:
+    """The FormatSpec the fake-quant custom ops' plain arguments describe (a custom op takes no dataclass)."""
+    return FormatSpec(fmt, (16, 16) if tiled else ((16,) if fmt == "nvfp4" else (32,)),
+                      "stochastic" if stochastic else "nearest", scale_rule)
+
+
 @torch.library.custom_op("averis::fake_quantize", mutates_args=())
 def _fake_quantize_op(
     x: torch.Tensor,
@@ -279,12 +301,7 @@ def _fake_quantize_op(
     out_dtype: torch.dtype,
     unscaled: bool,
 ) -> torch.Tensor:
-    spec = FormatSpec(
-        fmt,
-        (16, 16) if tiled else ((16,) if fmt == "nvfp4" else (32,)),
-        "stochastic" if stochastic else "nearest",
-        scale_rule,
-    )
+    spec = _op_spec(fmt, tiled, stochastic, scale_rule)
     y, *_ = _launch_quantize(
         x, spec, axis, seed, tensor_amax, pad, mu=mu, signs=signs, fake=True, out_dtype=out_dtype, unscaled=unscaled
     )
@@ -299,8 +316,47 @@ def _(x, seed, tensor_amax, mu, signs, fmt, tiled, stochastic, scale_rule, axis,
     return torch.empty(x.shape, dtype=out_dtype, device=x.device)
 
 
+@torch.library.custom_op("averis::fake_quantize_token_sum", mutates_args=())
+def _fake_quantize_token_sum_op(
+    x: torch.Tensor,
+    seed: torch.Tensor | None,
+    tensor_amax: torch.Tensor | None,
+    mu: torch.Tensor | None,
+    signs: torch.Tensor | None,
+    fmt: str,
+    tiled: bool,
+    stochastic: bool,
+    scale_rule: str,
+    axis: int,
+    pad: bool,
+    out_dtype: torch.dtype,
+    unscaled: bool,
+    chunk: int,
+    group: int,
+    round_sum: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """averis::fake_quantize plus the token sums (fake_quantize's ``token_sum``): a separate op, so that the
+    plain one keeps its single output."""
+    spec = _op_spec(fmt, tiled, stochastic, scale_rule)
+    y, *_, sums = _launch_quantize(
+        x, spec, axis, seed, tensor_amax, pad, mu=mu, signs=signs, fake=True, out_dtype=out_dtype, unscaled=unscaled,
+        token_sum=(chunk, group, round_sum),
+    )
+    return y, sums
+
+
+_FQS_IMPL = getattr(_fake_quantize_token_sum_op, "_init_fn", _fake_quantize_token_sum_op)
+
+
+@_fake_quantize_token_sum_op.register_fake
+def _(x, seed, tensor_amax, mu, signs, fmt, tiled, stochastic, scale_rule, axis, pad, out_dtype, unscaled, chunk,
+      group, round_sum):
+    return (torch.empty(x.shape, dtype=out_dtype, device=x.device),
+            torch.empty(x.shape[1 - axis % 2], dtype=torch.float32, device=x.device))
+
+
 def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=None, out_dtype=None,
-        unscaled=False):
+        unscaled=False, token_sum=None):
     seed = noise.draw_seed(generator, x.device) if spec.rounding == "stochastic" else None
     if unscaled and spec.fmt == "nvfp4" and tensor_amax is None:  # the caller needs the scale it implies
         tensor_amax = amax(x, mu=mu, signs=signs, axis=axis)
@@ -321,24 +377,38 @@ def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=N
         out_dtype or x.dtype,
         unscaled,
     )
-    if torch.compiler.is_compiling():  # traced: one opaque op with a fake implementation
+    sums = None
+    if token_sum is not None:
+        if x.ndim != 2:
+            raise ValueError(f"token sums take a 2D tensor, got shape {tuple(x.shape)}")
+        op = _fake_quantize_token_sum_op if torch.compiler.is_compiling() else _FQS_IMPL
+        y, sums = op(*args, *token_sum)
+    elif torch.compiler.is_compiling():  # traced: one opaque op with a fake implementation
         y = _fake_quantize_op(*args)
     else:
         y = _FQ_IMPL(*args)  # eager: skip the dispatcher (host overhead)
-    if not unscaled:
-        return y
-    return y, (nvfp4_decode_scale(tensor_amax) if spec.fmt == "nvfp4" else None)
+    if unscaled:
+        y = (y, (nvfp4_decode_scale(tensor_amax) if spec.fmt == "nvfp4" else None))
+    return y if token_sum is None else (y, sums)
 
 
 def fake_quantize(
     x: torch.Tensor, spec: FormatSpec, axis: int, generator, pad: bool, tensor_amax, out_dtype=None, *,
     mu: torch.Tensor | None = None, signs: torch.Tensor | None = None, unscaled: bool = False,
+    token_sum: tuple[int, int, bool] | None = None,
 ):
     """Triton twin of averis.formats.quantize.fake_quantize_spec: x's shape, dequantized FP4 values in out_dtype
     (x's).  mu: quantize x.float() - mu instead (x 2D, mu per column); signs: the 16-point RHT of x along axis.
     unscaled: (code x block scale, the NVFP4 tensor decode scale or None), the twin of
-    fake_quantize_unscaled_spec."""
-    return _fq(x, spec, axis, generator, pad, tensor_amax, mu=mu, signs=signs, out_dtype=out_dtype, unscaled=unscaled)
+    fake_quantize_unscaled_spec.
+
+    token_sum: (chunk, group, round) to return (result, sums) with sums the (x.shape[1 - axis],) float32 sums
+    over ``axis`` of the values as stored, from the same pass (x 2D, 1D blocks, no RHT): the order of
+    transforms.mean.column_sum(values, chunk, group) (the kernel's tile along ``axis`` is ``chunk``), rounded
+    once to out_dtype where ``round`` (transforms.mean.token_sum).  wgrad's mean terms use them instead of a
+    second read of the operand."""
+    return _fq(x, spec, axis, generator, pad, tensor_amax, mu=mu, signs=signs, out_dtype=out_dtype, unscaled=unscaled,
+               token_sum=token_sum)
 
 
 def uniform_pair(n: int, seed1: torch.Tensor, seed2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

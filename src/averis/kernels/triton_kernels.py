@@ -322,6 +322,7 @@ def quantize_kernel(
     ts_ptr,
     amax_ptr,
     seed_ptr,
+    tsum_ptr,
     R,
     L,
     Rp,
@@ -336,9 +337,13 @@ def quantize_kernel(
     FAKE: tl.constexpr,
     PACKED: tl.constexpr,
     UNSCALED: tl.constexpr,
+    TSUM: tl.constexpr,
     BR: tl.constexpr,
     BL: tl.constexpr,
 ):
+    """Quantize one (BR, BL) tile.  TSUM (fake, batch 1): also this tile's partial sums over L of the values as
+    stored (their dtype's bits), a pairwise tree over the BL = chunk positions (transforms.mean.column_sum's
+    chunk), into tsum_ptr (n_L_tiles, R) float32; token_sum_kernel adds the chunks (the wgrad token sums)."""
     pid_r = tl.program_id(0)
     pid_l = tl.program_id(1)
     pid_b = tl.program_id(2)
@@ -375,6 +380,11 @@ def quantize_kernel(
     if FAKE:
         out = y_ptr + pid_b.to(tl.int64) * syb + rr.to(tl.int64) * syr + ll * syl
         tl.store(out, _to_out(fq, y_ptr.dtype.element_ty), mask=(rr < R) & (ll < L))
+        if TSUM:
+            # zero outside the tensor (a padded lane may be NaN in a NaN block), + 0.0: -0 -> +0 as in the reference
+            sv = tl.where((rr < R) & (ll < L), _to_out(fq, y_ptr.dtype.element_ty).to(tl.float32) + 0.0, 0.0)
+            rv = r0 + tl.arange(0, BR)
+            tl.store(tsum_ptr + pid_l.to(tl.int64) * R + rv, _tree_sum(tl.trans(sv), BL, BR), mask=rv < R)
     if PACKED:
         Rc = R
         if TILE:
@@ -604,6 +614,24 @@ def _column_stats_finish(s, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pm
         res = _fmax_nan(gmx - mu, mu - gmn)
         res = tl.where(cm, res, 0.0)
         tl.atomic_max(ramax_ptr, tl.max(res.to(tl.int32, bitcast=True) & 0x7FFFFFFF, axis=0))
+
+
+@triton.jit
+def token_sum_kernel(part_ptr, out_ptr, dt_ptr, NT, C, ROUND: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr):
+    """out (C,) float32 = the column sums of the chunk partials part (NT, C) (quantize_kernel's TSUM): a pairwise
+    tree inside each group of GROUP chunks (zero-padded), the groups one after the other from +0
+    (transforms.mean.column_sum); ROUND: then rounded once to dt_ptr's dtype (the values' dtype)."""
+    cols = tl.program_id(0) * BN + tl.arange(0, BN)
+    cm = cols < C
+    tot = tl.zeros((BN,), tl.float32)
+    kk = tl.arange(0, GROUP)[:, None]
+    for k0 in range(0, NT, GROUP):
+        m2 = ((k0 + kk) < NT) & cm[None, :]
+        tot = tot + _tree_sum(tl.load(part_ptr + (k0 + kk).to(tl.int64) * C + cols[None, :], mask=m2, other=0.0),
+                              GROUP, BN)
+    if ROUND:
+        tot = _to_out(tot, dt_ptr.dtype.element_ty).to(tl.float32)
+    tl.store(out_ptr + cols, tot, mask=cm)
 
 
 @triton.jit

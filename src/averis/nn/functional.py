@@ -88,6 +88,13 @@ def wgrad_x_tokens_major(x: torch.Tensor, recipe: Recipe) -> bool:
     return fused_applies(x.T, recipe.wgrad_x, recipe, "reduction", has_signs=True)
 
 
+def wgrad_x_has_token_sum(x: torch.Tensor, recipe: Recipe) -> bool:
+    """Whether wgrad_x_operand(x) comes with its token sums (QOperand.token_sum): a mean without the RHT through
+    the fused kernels.  Reads only x's shape and device (for the custom op's fake implementation)."""
+    spec = recipe.wgrad_x
+    return spec.has_mean and not spec.has_hadamard and wgrad_x_tokens_major(x, recipe)
+
+
 def in_wgrad_x_layout(main: torch.Tensor, tokens_major: bool) -> torch.Tensor:
     """main (K x M) in the layout wgrad_x_tokens_major names (a copy only where a path made the other one)."""
     if tokens_major:

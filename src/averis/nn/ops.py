@@ -4,9 +4,9 @@ The ops (``averis::fprop`` and ``averis::backward``, which runs dgrad and wgrad 
 to torch.compile (their fake implementations give only shapes), so compiled models keep the exact
 emulation, random draws included.  Saved for backward: wgrad's X operand, made in the forward from
 the statistics the fprop computed (X^T transformed and quantized along the tokens, in the compute
-dtype, its mean and its tensor scale), the weight W itself (no copy) and W's tensor amax -- not X,
-which under autocast often arrives in FP32.  dgrad re-quantizes W along its own axis; dY's statistics / amax
-pass runs once for dgrad and wgrad.
+dtype, its mean, its token sums where the quantize pass emitted them, and its tensor scale), the weight
+W itself (no copy) and W's tensor amax -- not X, which under autocast often arrives in FP32.  dgrad
+re-quantizes W along its own axis; dY's statistics / amax pass runs once for dgrad and wgrad.
 
 The ops carry no reference to the layer: the recipe is a constant (its JSON key, see state.py) and the
 randomness a step-seed tensor, so their fake implementations read only their arguments.
@@ -30,9 +30,9 @@ from .state import hadamard_signs, recipe_from_key, stream
 @torch.library.custom_op("averis::fprop", mutates_args=())
 def fprop_op(x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: str, dtype: torch.dtype,
              need_wgrad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                        torch.Tensor]:
-    """(Y, wgrad's X operand: its values, its mean over tokens and its tensor scale, W's tensor amax, X's adaptive
-    split decision [1, split] or empty).
+                                        torch.Tensor, torch.Tensor]:
+    """(Y, wgrad's X operand: its values, its mean over tokens, its token sums (K,) float32 and its tensor scale,
+    W's tensor amax, X's adaptive split decision [1, split] or empty).
 
     With need_wgrad, X^T is transformed and quantized for wgrad here, from the statistics the fprop
     just computed, and backward keeps that (in the compute dtype) instead of X; its random draws come
@@ -43,13 +43,14 @@ def fprop_op(x: torch.Tensor, w: torch.Tensor, step: torch.Tensor, recipe_key: s
     y = F.fprop(x, w, recipe, dtype, stream(step, "fprop"), signs, stats)
     w_amax = _empty(x) if stats.w.amax is None else stats.w.amax
     if not need_wgrad:
-        return y, _empty(x, dtype), _empty(x), _empty(x), w_amax, _decision(recipe, "x", stats.x, x)
+        return y, _empty(x, dtype), _empty(x), _empty(x), _empty(x), w_amax, _decision(recipe, "x", stats.x, x)
     op = F.wgrad_x_operand(x, recipe, dtype, stream(step, "wgrad_x"), signs, stats)
     values = F.in_wgrad_x_layout(op.values, F.wgrad_x_tokens_major(x, recipe))  # the layout the fake declares
     values = values.clone() if _same_storage(values, x) else values  # a custom op may not return its input
     mean = _empty(x) if op.red_mean is None else op.red_mean.to(mean_dtype(recipe.mean_format))  # no copy
+    sums = _empty(x) if op.token_sum is None else op.token_sum  # F.wgrad_x_has_token_sum says which
     scale = _empty(x) if op.scale is None else op.scale.float().reshape(())
-    return y, values, mean, scale, w_amax, _decision(recipe, "x", stats.x, x)
+    return y, values, mean, sums, scale, w_amax, _decision(recipe, "x", stats.x, x)
 
 
 def _decision(recipe, source: str, stats, like: torch.Tensor) -> torch.Tensor:
@@ -81,21 +82,22 @@ def _(x, w, step, recipe_key, dtype, need_wgrad):
     w_amax = _empty(x) if not shares_amax(recipe.fprop_w) else x.new_empty((), dtype=torch.float32)
     decision = _fake_decision(recipe, "x", x)
     if not need_wgrad:
-        return y, _empty(x, dtype), _empty(x), _empty(x), w_amax, decision
+        return y, _empty(x, dtype), _empty(x), _empty(x), _empty(x), w_amax, decision
     length, has_mean, _, has_scale = F.wgrad_x_layout(recipe, x.shape[0])
     mean = x.new_empty((x.shape[1], 1), dtype=mean_dtype(recipe.mean_format)) if has_mean else _empty(x)
+    sums = x.new_empty((x.shape[1],), dtype=torch.float32) if F.wgrad_x_has_token_sum(x, recipe) else _empty(x)
     scale = x.new_empty((), dtype=torch.float32) if has_scale else _empty(x)
     if F.wgrad_x_tokens_major(x, recipe):
         values = x.new_empty((length, x.shape[1]), dtype=dtype).T
     else:
         values = x.new_empty((x.shape[1], length), dtype=dtype)
-    return y, values, mean, scale, w_amax, decision
+    return y, values, mean, sums, scale, w_amax, decision
 
 
 @torch.library.custom_op("averis::backward", mutates_args=())
 def backward_op(dy: torch.Tensor, w: torch.Tensor, xw_values: torch.Tensor, xw_mean: torch.Tensor,
-                xw_scale: torch.Tensor, w_amax: torch.Tensor, step: torch.Tensor, recipe_key: str,
-                dtype: torch.dtype, x_dtype: torch.dtype, need_dx: bool,
+                xw_sums: torch.Tensor, xw_scale: torch.Tensor, w_amax: torch.Tensor, step: torch.Tensor,
+                recipe_key: str, dtype: torch.dtype, x_dtype: torch.dtype, need_dx: bool,
                 need_dw: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dX, dW, dY's adaptive split decision) in X's and W's dtypes; an empty tensor for a gradient not needed
     (and for the decision where the recipe does not decide for dY)."""
@@ -110,7 +112,8 @@ def backward_op(dy: torch.Tensor, w: torch.Tensor, xw_values: torch.Tensor, xw_m
     if need_dw:
         _, has_mean, in_hadamard, has_scale = F.wgrad_x_layout(recipe, dy.shape[0])
         x_operand = QOperand(xw_values, dy.shape[0], scale=xw_scale if has_scale else None,
-                             signs=signs if in_hadamard else None, red_mean=xw_mean if has_mean else None)
+                             signs=signs if in_hadamard else None, red_mean=xw_mean if has_mean else None,
+                             token_sum=xw_sums if xw_sums.numel() else None)
         dw = F.wgrad(dy, None, recipe, dtype, stream(step, "wgrad_dy"), signs, stats,
                      x_operand=x_operand).to(w.dtype)
     return ((dy.new_empty(0, dtype=x_dtype) if dx is None else dx), (w.new_empty(0) if dw is None else dw),
@@ -118,7 +121,7 @@ def backward_op(dy: torch.Tensor, w: torch.Tensor, xw_values: torch.Tensor, xw_m
 
 
 @backward_op.register_fake
-def _(dy, w, xw_values, xw_mean, xw_scale, w_amax, step, recipe_key, dtype, x_dtype, need_dx, need_dw):
+def _(dy, w, xw_values, xw_mean, xw_sums, xw_scale, w_amax, step, recipe_key, dtype, x_dtype, need_dx, need_dw):
     dx = dy.new_empty((dy.shape[0], w.shape[1]) if need_dx else (0,), dtype=x_dtype)
     return dx, w.new_empty(w.shape if need_dw else (0,)), _fake_decision(recipe_from_key(recipe_key), "dy", dy)
 
@@ -133,8 +136,9 @@ class QuantLinearFunction(torch.autograd.Function):
         which backward increments in place (a plain ctx attribute: its in-place updates must not trip autograd's
         version check of saved tensors)."""
         need_wgrad = ctx.needs_input_grad[1] and grad_enabled  # evaluation under no_grad skips it
-        y, xw_values, xw_mean, xw_scale, w_amax, x_split = fprop_op(x, w, step, recipe_key, dtype, need_wgrad)
-        ctx.save_for_backward(w, xw_values, xw_mean, xw_scale, w_amax, step)
+        y, xw_values, xw_mean, xw_sums, xw_scale, w_amax, x_split = fprop_op(x, w, step, recipe_key, dtype,
+                                                                             need_wgrad)
+        ctx.save_for_backward(w, xw_values, xw_mean, xw_sums, xw_scale, w_amax, step)
         ctx.recipe_key, ctx.dtype, ctx.x_dtype = recipe_key, dtype, x.dtype
         ctx.dy_splits = dy_splits
         ctx.mark_non_differentiable(x_split)
@@ -142,11 +146,11 @@ class QuantLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor, _):
-        w, xw_values, xw_mean, xw_scale, w_amax, step = ctx.saved_tensors
+        w, xw_values, xw_mean, xw_sums, xw_scale, w_amax, step = ctx.saved_tensors
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_dx or need_dw):
             return None, None, None, None, None, None, None
-        dx, dw, dy_split = backward_op(dy.contiguous(), w, xw_values, xw_mean, xw_scale, w_amax, step,
+        dx, dw, dy_split = backward_op(dy.contiguous(), w, xw_values, xw_mean, xw_sums, xw_scale, w_amax, step,
                                        ctx.recipe_key, ctx.dtype, ctx.x_dtype, need_dx, need_dw)
         if ctx.dy_splits is not None and dy_split.numel():
             with torch.no_grad():

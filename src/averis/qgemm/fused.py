@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..formats.spec import make_spec
-from ..transforms.mean import CHUNK, GROUP
+from ..transforms.mean import CHUNK, GROUP, TOKEN_CHUNK
 from .backend import dispatch, fused_setting, resolve
 
 
@@ -36,8 +36,14 @@ def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, has_signs: boo
 
 def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None,
                   stats=None, unscaled: bool = True):
-    """(code x block scale in out_dtype (float32), NVFP4 tensor scale or None, mean with keepdim or None)
-    from one fused pass, or None.  unscaled=False: the values with the tensor scale applied, and None for it.
+    """(code x block scale in out_dtype (float32), NVFP4 tensor scale or None, mean with keepdim or None, token
+    sums or None) from one fused pass, or None.  unscaled=False: the values with the tensor scale applied, and None
+    for it.
+
+    The token sums (wgrad's mean operand without the RHT: mean_axis "reduction"): the (P,) float32 sums over the
+    tokens of the values as stored, a by-product of the quantize pass (transforms.mean.token_sum's order and
+    rounding: rounded to the values' dtype where the tensor scale is folded in), which the wgrad mean terms
+    need (qgemm.gemm.token_sum) instead of a second read of the operand.  The RHT operand keeps the GEMV there.
 
     stats: the source's SourceStats (averis.qgemm.operand) for this layer call: X and dY each enter two
     GEMMs (fprop + wgrad, dgrad + wgrad) with the same mean over tokens, so their statistics pass runs
@@ -61,19 +67,23 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
                 stats.mean, stats.residual_amax = mean, res_amax
         if stats is not None:
             mu, residual_amax = stats.mean, stats.residual_amax
+    sums = None
     if has_had:
         main = launchers.fake_quantize(
             src, qspec, axis, generator, False, None, out_dtype or torch.float32, mu=mu, signs=signs,
             unscaled=unscaled,
         )
     else:
+        token_sum = (TOKEN_CHUNK, GROUP, not unscaled) if has_mean and mean_axis == "reduction" else None
         main = launchers.fake_quantize(
             src, qspec, axis, generator, True, residual_amax if qspec.fmt == "nvfp4" else None,
-            out_dtype or torch.float32, mu=mu, unscaled=unscaled,
+            out_dtype or torch.float32, mu=mu, unscaled=unscaled, token_sum=token_sum,
         )
+        if token_sum is not None:
+            main, sums = main
     main, scale = main if unscaled else (main, None)
     if tokens_last:
         main = main.T  # tokens-major: the kernels write along the source rows (nn.functional.wgrad_x_tokens_major)
     if mu is not None:
         mu = mu.reshape(1, -1) if mean_axis == "rows" else mu.reshape(-1, 1)
-    return main, scale, mu
+    return main, scale, mu, sums

@@ -27,6 +27,7 @@ import torch
 from ..formats import fp4_matmul
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 from ..transforms.hadamard import hadamard_matrix
+from ..transforms.mean import token_sum as mean_token_sum
 from .backend import exact_gemm_setting
 from .operand import QOperand
 from .ops import mean_terms
@@ -126,14 +127,19 @@ def _reduction_mean_terms(a: QOperand, b: QOperand, av: torch.Tensor, bv: torch.
 
 
 def token_sum(op: QOperand, values: torch.Tensor, exact: bool = True) -> torch.Tensor:
-    """Sum of the operand over its tokens (the reduction axis), in the original domain, FP32 (P x 1): a GEMV
-    (a column reduction over the transposed operand is several times slower), with an FP32 result where
-    ``exact``, else rounded to the values' dtype first."""
+    """Sum of the operand over its tokens (the reduction axis), in the original domain, FP32 (P x 1), with an FP32
+    result where ``exact``, else rounded to the values' dtype first, in transforms.mean.token_sum's fixed order
+    (so every path gives the kernels' bits): the sums the fused quantize pass emitted (``op.token_sum``: no second
+    read of the operand), else that reference over the values.  In the Hadamard domain a GEMV with lane weights."""
+    if op.token_sum is not None and op.values.dtype == values.dtype:
+        # rounded to the values' dtype iff prepared with the tensor scale folded in (scale None, not exact_gemm),
+        # which is what ``exact`` says for operands prepared under one setting; FP32 values need no rounding
+        return _scaled(op.token_sum.reshape(-1, 1), op.scale)
     if op.signs is None:
-        values, weights = values[:, : op.length], values.new_ones(op.length, 1)
-    else:
-        # Hadamard domain, y = x M per block of 16: the sum of x is y (M^T 1), so weight the lanes by
-        # M's column sums (exact in BF16: multiples of 1/4); the zero padding is summed, as the GEMM does
-        lanes = hadamard_matrix(op.signs).sum(dim=0)
-        weights = lanes.repeat(values.shape[-1] // HADAMARD_BLOCK).reshape(-1, 1).to(values.dtype)
+        sums = mean_token_sum(values[:, : op.length].T, folded=not exact)
+        return _scaled(sums.reshape(-1, 1), op.scale)
+    # Hadamard domain, y = x M per block of 16: the sum of x is y (M^T 1), so weight the lanes by M's column sums
+    # (exact in BF16: multiples of 1/4); the zero padding is summed, as the GEMM does
+    lanes = hadamard_matrix(op.signs).sum(dim=0)
+    weights = lanes.repeat(values.shape[-1] // HADAMARD_BLOCK).reshape(-1, 1).to(values.dtype)
     return _scaled(_mm(values, weights, exact), op.scale).float()

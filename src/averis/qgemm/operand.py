@@ -70,7 +70,10 @@ class QOperand:
     scale to apply to the accumulator (None: 1); row_mean (1 x R', a mean over the rows = tokens,
     fprop/dgrad) or red_mean (P x 1, a mean over the reduction axis = tokens, wgrad): the Averis mean in
     its recipe precision, restored by rank-one terms; signs: the Hadamard sign vector when ``values`` is in
-    the Hadamard domain; packed: the codes and block scales (``prepare(..., packed=True)``)."""
+    the Hadamard domain; packed: the codes and block scales (``prepare(..., packed=True)``); token_sum: (P,)
+    float32, a reduction-mean operand's sums over the tokens of ``values`` (transforms.mean.token_sum: rounded to
+    the values' dtype where no tensor scale is apart, else exact, to be scaled), from the fused quantize pass, or
+    None (the GEMM then sums the values itself)."""
 
     values: torch.Tensor
     length: int
@@ -79,6 +82,7 @@ class QOperand:
     row_mean: torch.Tensor | None = None
     red_mean: torch.Tensor | None = None
     packed: QuantizedTensor | None = None
+    token_sum: torch.Tensor | None = None
 
     def dequantized(self) -> torch.Tensor:
         """values x scale in FP32 (the operand as a tensor, without its mean term)."""
@@ -120,12 +124,12 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
         stats = stats if stats is not None else SourceStats()
         if stats.split is None:
             decide_split(a.T if mean_axis == "reduction" else a, recipe.mean_threshold, stats)
-    mu = scale = packed_q = None
+    mu = scale = packed_q = sums = None
     unscaled = exact_gemm_setting() or packed
     fused = None if packed else fused_operand(a, spec, recipe, mean_axis, generator, signs, out_dtype, stats,
                                               unscaled=unscaled)
     if fused is not None:
-        values, scale, mu = fused
+        values, scale, mu, sums = fused
     else:
         if spec.has_mean and stats is not None and stats.split is not None:  # the adaptive split's mean (or 0)
             mu = stats.mean.reshape((1, -1) if mean_axis == "rows" else (-1, 1))
@@ -151,7 +155,8 @@ def prepare(a: torch.Tensor, spec: OperandSpec, recipe: Recipe, *, mean_axis: st
                 values, scale = fake_quantize_unscaled(a, spec.format, out_dtype=out_dtype, **options)
             else:
                 values = fake_quantize(a, spec.format, out_dtype=out_dtype, **options)
-    op = QOperand(values, length, scale=scale, signs=signs if spec.has_hadamard else None, packed=packed_q)
+    op = QOperand(values, length, scale=scale, signs=signs if spec.has_hadamard else None, packed=packed_q,
+                  token_sum=sums)
     if mu is not None:
         # the mean vector runs along the rows' other axis: R for a row mean, P for a reduction mean
         shared = _shares_quantized_mean(mu, spec, recipe, stats)

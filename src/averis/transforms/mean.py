@@ -3,7 +3,7 @@
 The 2D mean comes from ``column_stats``, whose floating-point order is fixed so that the Triton kernel
 (``averis.kernels.dispatch.column_stats``) reproduces it bit for bit:
 
-- column sums of a 2D tensor in float32: each chunk of ``CHUNK`` rows (zero-padded) summed by a fixed
+- column sums of a 2D tensor in float32 (``column_sum``): each chunk of ``CHUNK`` rows (zero-padded) summed by a fixed
   pairwise tree (rows 2i + 2i+1, level by level), the chunk sums likewise inside groups of ``GROUP``
   chunks (zero-padded), then the group sums one after the other from +0;
 - mean = sum / rows (a true float32 division: a tensor divisor, since PyTorch on CUDA multiplies by the
@@ -12,8 +12,10 @@ The 2D mean comes from ``column_stats``, whose floating-point order is fixed so 
   ``amax(|x.float() - mu|)`` bit for bit (rounding is monotonic, so the extreme of each column's
   ``x - mu`` comes from its max or min).
 
-``mean_terms`` (the rank-one terms that restore the mean in wgrad) is elementwise with one fixed rounding;
-``split_decision`` (the adaptive split's rule) sums over channels in a fixed order too.
+``column_sum`` also defines the wgrad token sums that the columnwise quantize kernel emits as a by-product
+(``token_sum``: the sums over the tokens of the quantized residual values, chunks of ``TOKEN_CHUNK``, the
+kernel's token tile).  ``mean_terms`` (the rank-one terms that restore the mean in wgrad) is elementwise with
+one fixed rounding; ``split_decision`` (the adaptive split's rule) sums over channels in a fixed order too.
 
 ``mean_split``, ``quantize_mean`` and ``mean_terms`` are the PyTorch reference; ``averis.qgemm`` passes them the routed
 statistics and quantizer (``stats=``, ``quantizer=``), which give the same bits.
@@ -33,6 +35,7 @@ from ..formats import fake_quantize
 _E4M3_MAX = 448.0
 CHUNK = 128
 GROUP = 64
+TOKEN_CHUNK = 64  # the wgrad token sums' chunk: the columnwise quantize kernel's token tile (pinned, not its config)
 
 
 def _tree(t: torch.Tensor) -> torch.Tensor:
@@ -61,6 +64,19 @@ class ColumnStats(NamedTuple):
     residual_amax: torch.Tensor  # () float32: amax(|x - mean|)
 
 
+def column_sum(x: torch.Tensor, chunk: int = CHUNK, group: int = GROUP) -> torch.Tensor:
+    """(m,) float32: the column sums of a 2D tensor (l rows x m columns) in the kernels' one order.
+
+    +0.0 first (-0 becomes +0, so the sums never see a -0, whatever identity a reduction uses), zero-padding to
+    whole chunks of ``chunk`` rows, a pairwise tree inside each chunk, the chunk sums likewise inside groups of
+    ``group`` chunks, the group sums one after the other from +0 (``_blocked_sum``)."""
+    xf = x.float()
+    rows, cols = xf.shape
+    nch = max(1, -(-rows // chunk))
+    padded = torch.nn.functional.pad(xf + 0.0, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
+    return _blocked_sum(_tree(padded), group)
+
+
 def column_stats(x: torch.Tensor, chunk: int = CHUNK) -> ColumnStats:
     """Column statistics of a 2D tensor (l tokens x m channels) in the kernels' summation order.
 
@@ -68,15 +84,22 @@ def column_stats(x: torch.Tensor, chunk: int = CHUNK) -> ColumnStats:
     if x.ndim != 2:
         raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
     xf = x.float()
-    rows, cols = xf.shape
-    nch = -(-rows // chunk)
-    # + 0.0 turns -0 into +0 (the sums never see a -0, whatever order or identity a reduction uses)
-    padded = torch.nn.functional.pad(xf + 0.0, (0, 0, 0, nch * chunk - rows)).view(nch, chunk, cols)
-    total = _blocked_sum(_tree(padded), GROUP)
+    rows = xf.shape[0]
+    total = column_sum(xf, chunk)
     mean = total / torch.full_like(total, float(rows))
     cmax, cmin = xf.amax(0), xf.amin(0)
     ramax = torch.maximum(cmax - mean, mean - cmin).amax()
     return ColumnStats(total, cmax, cmin, mean, ramax)
+
+
+def token_sum(values: torch.Tensor, folded: bool) -> torch.Tensor:
+    """(m,) float32: the sums over the tokens of a quantized wgrad operand, tokens-major (l tokens x m channels),
+    as the GEMM's mean terms use them: ``column_sum`` in chunks of ``TOKEN_CHUNK`` of the values as stored (their
+    dtype's bits), rounded once to that dtype where the NVFP4 tensor scale is folded into the values (``folded``:
+    the folded GEMM's rounding), else exact in float32 (the caller scales it in the epilogue).  The columnwise
+    quantize kernel emits the same bits as a by-product (``averis.kernels.dispatch.fake_quantize(token_sum=)``)."""
+    total = column_sum(values, TOKEN_CHUNK)
+    return total.to(values.dtype).float() if folded else total
 
 
 def mean_split(x: torch.Tensor, dim: int = 0, *, all_reduce: bool = False,
