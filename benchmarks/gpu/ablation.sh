@@ -5,8 +5,11 @@
 # Compiled and CUDA-graphed (the adaptive split's decisions and counters stay on the device).
 #   BENCH=smollm2 runs the same recipes as continued pretraining of SmolLM2-135M instead (after
 #   smollm2_gguf.sh assemble; carries .whl and .carry/tokens/smollm2_small), where the mean is strong.
-# Not run yet. Launch: bash benchmarks/gpu/ablation.sh (env: RECIPES, SEEDS, JOBS, BUDGET, BENCH).
+# Launch: bash benchmarks/gpu/ablation.sh (env: RECIPES, SEEDS, JOBS, BUDGET, BENCH, PREVIOUS); first runs:
+# benchmarks/results/ablation/ (bf16, nvfp4, averis come from benchmarks/results/scratch_seeds: same config and seeds).
+# PREVIOUS=benchmarks/results/ablation/runs.tar.gz: its finished runs are put in place first (skipped, and in the report).
 source benchmarks/gpu/env.sh
+if [ -n "${PREVIOUS:-}" ]; then mkdir -p /tmp/runs && tar xzf "$PREVIOUS" -C /tmp/runs; fi  # holds ablation/<recipe>/seedN
 RECIPES="${RECIPES:-bf16,nvfp4,averis,averis_act,averis_grad,averis_attn_in,averis_o_proj,averis_mlp_in,averis_down_proj,averis_norm_in,averis_adaptive}"
 SEEDS="${SEEDS:-0,1,2,3,4}"
 if [ "${BENCH:-scratch}" = smollm2 ]; then
