@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import time
 import traceback
@@ -589,7 +588,7 @@ def main():
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return
     dev = torch.cuda.get_device_name()
-    tag = re.sub(r"[^A-Za-z0-9]+", "_", dev).strip("_").lower()
+    tag = provenance.slug(dev)
     path = Path(args.out) / f"kernels_{tag}.json"
     if args.merge and path.exists():
         RESULTS.update(json.loads(path.read_text()))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import statistics
 import sys
 import time
@@ -34,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from averis import qgemm  # noqa: E402
+from averis import provenance, qgemm  # noqa: E402
 
 SHAPES = [(8192, 512), (8192, 1536), (576, 8192), (16384, 576)]
 RANK, POWER_ITERS = 16, 2
@@ -236,7 +235,7 @@ def main(argv=None):
                 print(f"{v} {r['shape']}: synchronizes: {r[f'sync_where_{v}']}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"lowrank_{re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_')}.json"
+    path = out / f"lowrank_{provenance.slug(name)}.json"
     meta = {"device": name, "torch": torch.__version__, "repeats": args.repeats, "warmup": args.warmup}
     try:
         import triton

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import shlex
 import statistics
 import sys
@@ -278,7 +277,7 @@ def main():
            "torch": torch.__version__, "triton": triton.__version__, "model": f"qwen3 '{args.preset}' preset",
            "batch": args.batch, "seq": args.seq, "compile": not args.no_compile, "steps": args.steps,
            "exact_gemm": args.exact_gemm, "rows": []}
-    path = args.out / f"step_{re.sub(r'[^A-Za-z0-9]+', '_', dev).strip('_').lower()}_{args.preset}.json"
+    path = args.out / f"step_{provenance.slug(dev)}_{args.preset}.json"
     args.out.mkdir(parents=True, exist_ok=True)
     modes = args.modes.split(",")
     unknown = sorted(set(modes) - {"eager", "graph", "eager-again"})

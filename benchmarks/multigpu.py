@@ -303,10 +303,6 @@ def device_name(cpu: bool) -> str:
     return torch.cuda.get_device_name(0)
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
 def add_speedups(rows: list[dict]) -> None:
     """speedup_vs_one: tokens/s over the one-GPU row of the same preset and recipe (averis_global: averis's)."""
     one = {(r["preset"], r["recipe"]): r["tokens_per_s"] for r in rows if r["mode"] == "one" and "tokens_per_s" in r}
@@ -453,7 +449,7 @@ def drive(args) -> int:
     write_inputs(workdir, presets)
     plain = [r for r in recipes if r != GLOBAL_MEAN]
     jobs = [f"{p}:{r}" for p in presets for r in plain]
-    name = slug(device_name(args.cpu_smoke))
+    name = provenance.slug(device_name(args.cpu_smoke))
     path = out / f"multigpu_{name}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}  # a part run alone keeps the other part
     command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/multigpu.py", *sys.argv[1:]])
@@ -492,7 +488,7 @@ def drive(args) -> int:
 
 def write_result(result: dict, out: Path, stem: str | None = None) -> None:
     """<stem>.json / .md (the table, also printed) / PNGs into out; stem: multigpu_<device> by default."""
-    stem = stem or f"multigpu_{slug(result['device'])}"
+    stem = stem or f"multigpu_{provenance.slug(result['device'])}"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     table = markdown(result)
     (out / f"{stem}.md").write_text(table)

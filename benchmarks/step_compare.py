@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -148,7 +147,7 @@ def main() -> int:
                 times = ", ".join(f"{m} {row[f'{m}_ms']:.2f} ms" for m in res["modes"] if f"{m}_ms" in row)
                 log(f"{recipe:11s} round {rnd} {t['name']:8s} {times or row.get('error')} ({row['seconds']:.0f} s)")
         summarize(res)
-        dev = re.sub(r"[^A-Za-z0-9]+", "_", res["device"] or "unknown").strip("_").lower()
+        dev = provenance.slug(res["device"])
         path = args.out / f"step_compare_{dev}.json"
         path.write_text(json.dumps(res, indent=1))  # partial results survive a time-out
     log(markdown(res))

@@ -75,3 +75,13 @@ def test_multigpu_refuses_without_a_gpu_or_with_unknown_names(tmp_path):
         assert "no CUDA GPU here; --cpu-smoke" in done.stdout
     else:
         assert "unknown recipe(s) ['nope']" in done.stdout
+
+
+def test_result_files_name_the_device_the_same_way_everywhere():
+    """Every benchmark names its result file after the device through provenance.slug."""
+    from averis.provenance import slug
+
+    assert slug("NVIDIA H200") == "nvidia_h200"
+    assert slug("NVIDIA H100 80GB HBM3") == "nvidia_h100_80gb_hbm3"  # the committed kernels_* / step_* files
+    assert slug("cpu AMD EPYC 7B13, 2 threads") == "cpu_amd_epyc_7b13_2_threads"
+    assert slug(None) == "unknown"

@@ -8,6 +8,7 @@ the commit being measured, so the scripts that run there set it.  Otherwise the 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -43,3 +44,8 @@ def device_name(device) -> str:
     except OSError:
         pass
     return f"cpu{' ' + model if model else ''}, {torch.get_num_threads()} threads"
+
+
+def slug(name: str) -> str:
+    """A device (or any) name as a file-name part: "NVIDIA H200" -> "nvidia_h200"."""
+    return re.sub(r"[^a-z0-9]+", "_", (name or "unknown").lower()).strip("_")
