@@ -7,35 +7,20 @@
 #      -1.4 ms from the token sums and a few tenths from 6 fewer small kernels per layer call)  ~4 min
 #   4. issue 18's ablation at the bench preset, restartable, until the deadline (34 runs left, ~23 min at
 #      ~40 s of GPU a run; the export holds the finished ones for the next session's PREVIOUS)
-# Calls, each within 30 s of the last (carry this file as .carry/session.sh, and .carry/tokens/scratch16k):
-#   AVERIS_COMMIT=<sha> bash .carry/session.sh start SECONDS     (detached; returns at once)
-#   bash .carry/session.sh watch SECONDS                           (progress; $OUT/snap.tgz holds all results so far)
-set +e
-case "$1" in
-  start)
-    echo $(( $(date +%s) + $2 )) > /tmp/deadline
-    echo "$AVERIS_COMMIT" > /tmp/commit
-    bash benchmarks/gpu/bg.sh start plan bash .carry/session.sh plan ;;
-  plan)
-    export AVERIS_COMMIT=$(cat /tmp/commit)
-    DEADLINE=$(cat /tmp/deadline); left() { echo $(( DEADLINE - $(date +%s) )); }
-    cap() { local t=$(left); t=$(( t - 20 )); [ "$t" -gt "$1" ] && t=$1; [ "$t" -lt 10 ] && t=10; echo $t; }
-    echo "phase 1: GPU tests ($(left) s left)"
-    timeout $(cap 300) bash benchmarks/gpu/qgemm_path.sh tests > /tmp/bg/tests.log 2>&1; echo "tests rc $?"; pkill -f pytest
-    echo "phase 2: token sums ($(left) s left)"
-    timeout $(cap 90) python3 benchmarks/token_sums.py > /tmp/bg/token_sums.log 2>&1; echo "token_sums rc $?"
-    echo "phase 3: bench step ($(left) s left)"
-    timeout $(cap 300) python3 benchmarks/bench_step.py --preset bench --recipes bf16,nvfp4,nvidia,averis,averis_rht \
-      --modes graph --out /tmp/steps > /tmp/bg/steps.log 2>&1; echo "steps rc $?"
-    echo "phase 4: ablation until the deadline ($(left) s left)"
-    RECIPES=averis_act,averis_grad,averis_adaptive,averis_attn_in,averis_o_proj,averis_mlp_in,averis_down_proj,averis_norm_in \
-      PREVIOUS=benchmarks/results/ablation/runs.tar.gz BUDGET=$(( $(left) - 30 )) bash benchmarks/gpu/ablation.sh \
-      > /tmp/bg/ablation.log 2>&1; echo "ablation rc $?"
-    echo "plan done" ;;
-  watch)
-    bash benchmarks/gpu/bg.sh watch "$2" plan
-    rm -rf /tmp/snap; mkdir -p /tmp/snap
-    cp -r /tmp/steps /tmp/export /tmp/snap/ 2>/dev/null
-    cp /tmp/bg/*.log /tmp/gpu_tests.txt /tmp/snap/ 2>/dev/null
-    tar czf "$OUT/snap.tgz" -C /tmp snap; ls -la "$OUT" ;;
-esac
+# Carry this file as .carry/session.sh, and .carry/tokens/scratch16k; calls as in benchmarks/gpu/session.sh.
+SNAP="/tmp/gpu_tests.txt /tmp/steps /tmp/export"
+plan() {
+  echo "phase 1: GPU tests ($(left) s left)"
+  timeout "$(cap 300)" bash benchmarks/gpu/qgemm_path.sh tests > /tmp/bg/tests.log 2>&1; echo "tests rc $?"
+  pkill -f pytest
+  echo "phase 2: token sums ($(left) s left)"
+  timeout "$(cap 90)" python3 benchmarks/token_sums.py > /tmp/bg/token_sums.log 2>&1; echo "token_sums rc $?"
+  echo "phase 3: bench step ($(left) s left)"
+  timeout "$(cap 300)" python3 benchmarks/bench_step.py --preset bench --recipes bf16,nvfp4,nvidia,averis,averis_rht \
+    --modes graph --out /tmp/steps > /tmp/bg/steps.log 2>&1; echo "steps rc $?"
+  echo "phase 4: ablation until the deadline ($(left) s left)"
+  RECIPES=averis_act,averis_grad,averis_adaptive,averis_attn_in,averis_o_proj,averis_mlp_in,averis_down_proj,averis_norm_in \
+    PREVIOUS=benchmarks/results/ablation/runs.tar.gz BUDGET=$(( $(left) - 30 )) bash benchmarks/gpu/ablation.sh \
+    > /tmp/bg/ablation.log 2>&1; echo "ablation rc $?"
+}
+source benchmarks/gpu/session.sh "$@"

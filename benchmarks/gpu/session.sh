@@ -1,0 +1,28 @@
+# The start / watch protocol of a device-session plan (benchmarks/gpu/sessions/*.sh): a plan outlasts one device
+# call (10 min), so it runs detached until an absolute deadline and the following calls, each within the machine's
+# idle limit of the last, watch it and bring back a snapshot of everything it has written so far.
+# A plan file defines plan() (its phases; DEADLINE, left and cap are set for it) and SNAP (the paths each snapshot
+# copies), then ends with `source benchmarks/gpu/session.sh "$@"`.  Carry the plan as .carry/session.sh:
+#   AVERIS_COMMIT=<sha> bash .carry/session.sh start SECONDS     (detached; returns at once)
+#   bash .carry/session.sh watch SECONDS                           (progress; $OUT/snap.tgz holds all results so far)
+set +e
+_plan_file=${BASH_SOURCE[1]}
+left() { echo $(( DEADLINE - $(date +%s) )); }
+cap() { local t; t=$(( $(left) - 20 )); [ "$t" -gt "$1" ] && t=$1; [ "$t" -lt 10 ] && t=10; echo $t; }  # a phase's limit
+case "$1" in
+  start)
+    echo $(( $(date +%s) + $2 )) > /tmp/deadline
+    echo "$AVERIS_COMMIT" > /tmp/commit
+    bash benchmarks/gpu/bg.sh start plan bash "$_plan_file" plan ;;
+  plan)
+    export AVERIS_COMMIT=$(cat /tmp/commit)
+    DEADLINE=$(cat /tmp/deadline)
+    plan
+    echo "plan done" ;;
+  watch)
+    bash benchmarks/gpu/bg.sh watch "$2" plan
+    rm -rf /tmp/snap; mkdir -p /tmp/snap
+    for path in $SNAP /tmp/bg/*.log; do cp -r "$path" /tmp/snap/ 2>/dev/null; done
+    tar czf "$OUT/snap.tgz" -C /tmp snap; ls -la "$OUT" ;;
+  *) echo "usage: $_plan_file start SECONDS | watch SECONDS" >&2; exit 2 ;;
+esac
