@@ -142,6 +142,25 @@ def test_report_paired_statistics(tmp_path):
     assert saved["paired"][0]["rows"][0]["final"]["verdict"] == "lower"
 
 
+def test_report_paired_curve_over_training(tmp_path):
+    """The paired difference at every evaluation: 'good' is 0.5 / 0.4 / 0.6 points below nvfp4 at every
+    validation step of seeds 0-2 (paired_runs), so each step's mean is -0.5 with the t-interval of the final
+    reading; the curve is in report.json and drawn in paired_nvfp4.png."""
+    paired_runs(tmp_path, {"nvfp4": [1.0, 3.0, 5.0], "good": [0.5, 2.6, 4.4]})
+    summary = write_report(tmp_path, plots=True)
+    (pair,) = summary["paired"]
+    curve = pair["rows"][0]["curve"]
+    assert [c["step"] for c in curve] == [10, 20] and all(c["n"] == 3 for c in curve)
+    half = 4.302652729749 * 0.1 / 3 ** 0.5
+    for c in curve:
+        assert c["mean"] == pytest.approx(-0.5)
+        assert (c["ci_low"], c["ci_high"]) == (pytest.approx(-0.5 - half), pytest.approx(-0.5 + half))
+    assert (tmp_path / "paired_nvfp4.png").stat().st_size > 0
+    assert "`paired_nvfp4.png`" in summary["markdown"]
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["paired"][0]["rows"][0]["curve"][0]["step"] == 10
+
+
 def test_report_leaves_runs_cut_short_out_of_the_gaps(tmp_path):
     """A run stopped at step 8 of 20 (a time budget) would be compared at step 8: it is left out of the gaps
     and of the pairing, and the report says so."""

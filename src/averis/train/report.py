@@ -97,7 +97,8 @@ def pair_gaps(run: Run, baselines: list[Run]) -> dict:
     tail = steps[-max(1, len(steps) // 10):] if steps else []
     final = val_gap[max(val_gap)] if val_gap else (train_gap[steps[-1]] if steps else math.nan)
     last10 = sum(train_gap[s] for s in tail) / len(tail) if tail else math.nan
-    return {"train_gap": train_gap, "final": final, "last10": last10, "final_is_val": bool(val_gap)}
+    return {"train_gap": train_gap, "val_gap": val_gap, "final": final, "last10": last10,
+            "final_is_val": bool(val_gap)}
 
 
 def stats(values: list[float]) -> dict:
@@ -198,8 +199,25 @@ def paired_against(rows: list[dict], against: str, baseline: str, level: float =
             mine, theirs = row[f"gap_{metric}_by_seed"], ref[f"gap_{metric}_by_seed"]
             entry[metric] = paired_stats({s: mine[s] - theirs[s] for s in set(mine) & set(theirs)}, level)
         entry["seeds"] = sorted(entry["final"]["by_seed"])
+        entry["curve"] = paired_curve(row.get("gap_val_curve_by_seed", {}), ref.get("gap_val_curve_by_seed", {}), level)
         out.append(entry)
     return {"against": against, "level": level, "rows": out}
+
+
+def paired_curve(mine: dict[int, dict[int, float]], theirs: dict[int, dict[int, float]],
+                 level: float = 0.95) -> list[dict]:
+    """The paired difference over training: at every evaluation step that all shared seeds have, the per-seed
+    validation gaps minus the reference's, as paired_stats (step, n, mean, ci_low, ci_high; no interval from
+    one seed)."""
+    seeds = sorted(set(mine) & set(theirs))
+    if not seeds:
+        return []
+    steps = sorted(set.intersection(*(set(mine[s]) & set(theirs[s]) for s in seeds)))
+    curve = []
+    for step in steps:
+        st = paired_stats({s: mine[s][step] - theirs[s][step] for s in seeds}, level)
+        curve.append({"step": step, **{k: st[k] for k in ("n", "mean", "ci_low", "ci_high")}})
+    return curve
 
 
 def summarize(runs: list[Run], baseline: str = "bf16", paired: str | list[str] | None = None,
@@ -234,6 +252,8 @@ def summarize(runs: list[Run], baseline: str = "bf16", paired: str | list[str] |
             row["gap_final_by_seed"] = {r.seed: p["final"] for r, p in zip(group, pairs)}
             row["gap_last10_by_seed"] = {r.seed: p["last10"] for r, p in zip(group, pairs)}
             row["gap_final_on"] = "val" if all(p["final_is_val"] for p in pairs) else "train"
+            # the validation gap at every evaluation, seed by seed: the paired curves over training
+            row["gap_val_curve_by_seed"] = {r.seed: p["val_gap"] for r, p in zip(group, pairs) if p["val_gap"]}
         rows.append(row)
     if isinstance(paired, str):
         paired = [p for p in paired.split(",") if p]
@@ -273,6 +293,9 @@ def paired_markdown(pair: dict) -> list[str]:
              f"Per seed: the recipe's gap % minus {ref}'s gap % on the same seed (percentage points of the "
              f"baseline's loss; negative: closer to the baseline than {ref}). Mean and {level:.0%} Student-t "
              "interval over the shared seeds; *resolved* only when the interval excludes 0.", ""]
+    if any(row.get("curve") for row in pair["rows"]):
+        lines += [f"Over training: `paired_{ref}.png` draws the same difference of the validation gap at every "
+                  "evaluation, with its interval (report.json: each row's `curve`).", ""]
     for metric, label in (("final", "gap % final"), ("last10", "gap % last 10%")):
         lines += [f"**{label}, recipe - {ref}**", "",
                   f"| recipe | n | per seed | mean | {level:.0%} interval | seeds lower | reading |",
@@ -382,6 +405,25 @@ def plot(runs: list[Run], summary: dict, out: Path) -> list[Path]:
         ax.legend()
         ax.grid(alpha=0.3)
         written.append(_save(fig, out / "gap_curves.png"))
+    for pair in summary.get("paired", []):
+        curves = [(row["recipe"], row["curve"]) for row in pair["rows"] if row.get("curve")]
+        if not curves:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for k, (recipe, curve) in enumerate(curves):
+            steps = [c["step"] for c in curve]
+            ax.plot(steps, [c["mean"] for c in curve], "o-", markersize=3, color=f"C{k % 10}",
+                    label=f"{recipe} (n={curve[-1]['n']})")
+            if all(c["ci_low"] is not None for c in curve):
+                ax.fill_between(steps, [c["ci_low"] for c in curve], [c["ci_high"] for c in curve],
+                                color=f"C{k % 10}", alpha=0.15)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set(xlabel="step", ylabel=f"gap minus {pair['against']}'s (points of {base}'s loss)",
+               title=f"validation gap minus {pair['against']}'s, paired by seed\n(band: "
+                     f"{100 * pair['level']:.0f}% interval; below 0: closer to {base} than {pair['against']})")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        written.append(_save(fig, out / f"paired_{pair['against']}.png"))
     return written
 
 
