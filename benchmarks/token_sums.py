@@ -3,10 +3,13 @@ it replaced (quantize, then values @ ones and a cast), on wgrad-sized operands (
 stochastic rounding, the Averis mean).  Checks the kernel's sums against transforms.mean.token_sum bit for bit and
 counts the channels where the GEMV's sums (cuBLAS order) differ after the rounding to BF16.
 
-    python benchmarks/token_sums.py            # needs CUDA (not run yet: no GPU measurement in the commit)
+    python benchmarks/token_sums.py            # on the GPU (not run yet: no GPU measurement in the commit)
+    TRITON_INTERPRET=1 python benchmarks/token_sums.py --cpu-smoke   # the same checks on a small shape, no timing
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch
 import triton
@@ -19,11 +22,11 @@ from averis.transforms.mean import GROUP, TOKEN_CHUNK
 SHAPES = [(8192, 1024), (8192, 3072), (16384, 1024)]
 
 
-def one_shape(tokens: int, channels: int) -> str:
+def one_shape(tokens: int, channels: int, device: str = "cuda", timing: bool = True) -> str:
     spec = make_spec("nvfp4", rounding="stochastic")
-    x = (torch.randn(tokens, channels, device="cuda") + torch.linspace(-1, 2, channels, device="cuda")).bfloat16()
+    x = (torch.randn(tokens, channels, device=device) + torch.linspace(-1, 2, channels, device=device)).bfloat16()
     st = transforms.column_stats(x)
-    g = torch.Generator("cuda").manual_seed(1)
+    g = torch.Generator(device).manual_seed(1)
 
     def plain():
         return dispatch.fake_quantize(x, spec, 0, g, True, st.residual_amax, torch.bfloat16, mu=st.mean)
@@ -43,16 +46,21 @@ def one_shape(tokens: int, channels: int) -> str:
     assert torch.equal(v0.T.view(torch.int16), v1.view(torch.int16)), "values differ"
     exact = torch.equal(transforms.mean.token_sum(v1, True).view(torch.int32), s1.view(torch.int32))
     differ = int((s0.reshape(-1).view(torch.int32) != s1.view(torch.int32)).sum())
+    line = f"{tokens} x {channels}: kernel sums == reference: {exact}; GEMV sums differ on {differ}/{channels} channels"
+    if not timing:
+        return line
     t_plain, t_gemv, t_fused = (triton.testing.do_bench(f, warmup=50, rep=300) * 1e3 for f in (plain, gemv, fused))
-    return (f"{tokens} x {channels}: kernel sums == reference: {exact}; GEMV sums differ on {differ}/{channels} "
-            f"channels; quantize {t_plain:.1f} us, + GEMV {t_gemv:.1f} us, with the sums {t_fused:.1f} us")
+    return f"{line}; quantize {t_plain:.1f} us, + GEMV {t_gemv:.1f} us, with the sums {t_fused:.1f} us"
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
     torch.manual_seed(0)
+    if "--cpu-smoke" in argv:  # the checks on the CPU (Triton's interpreter), a small shape, no timing
+        print(one_shape(200, 48, "cpu", timing=False))
+        return
     for tokens, channels in SHAPES:
         print(one_shape(tokens, channels))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
