@@ -25,7 +25,7 @@ stat2=$(head -1 /proc/stat)
 times > "$work/times"  # not $(times): a command substitution's subshell has no children of its own
 ours=$(tail -1 "$work/times")
 mkdir -p "$results"
-cp runs/quickstart/report.md runs/quickstart/loss_curves.png runs/quickstart/gap_curves.png "$work/compare.log" \
+cp runs/quickstart/report.md runs/quickstart/*.png "$work/compare.log" \
    "$results/"
 python - "$results/timing.json" "$t0" "$t1" "$t2" "$load_before" "$stat0" "$stat2" "$ours" <<'EOF'
 import json, os, platform, re, subprocess, sys
