@@ -410,6 +410,7 @@ def plot(runs: list[Run], summary: dict, out: Path) -> list[Path]:
         if not curves:
             continue
         fig, ax = plt.subplots(figsize=(8, 5))
+        banded = False
         for k, (recipe, curve) in enumerate(curves):
             steps = [c["step"] for c in curve]
             ax.plot(steps, [c["mean"] for c in curve], "o-", markersize=3, color=f"C{k % 10}",
@@ -417,10 +418,12 @@ def plot(runs: list[Run], summary: dict, out: Path) -> list[Path]:
             if all(c["ci_low"] is not None for c in curve):
                 ax.fill_between(steps, [c["ci_low"] for c in curve], [c["ci_high"] for c in curve],
                                 color=f"C{k % 10}", alpha=0.15)
+                banded = True
+        band = f"band: {100 * pair['level']:.0f}% interval" if banded else "one seed: no interval"
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set(xlabel="step", ylabel=f"gap minus {pair['against']}'s (points of {base}'s loss)",
-               title=f"validation gap minus {pair['against']}'s, paired by seed\n(band: "
-                     f"{100 * pair['level']:.0f}% interval; below 0: closer to {base} than {pair['against']})")
+               title=f"validation gap minus {pair['against']}'s, paired by seed\n({band}; below 0: closer to "
+                     f"{base} than {pair['against']})")
         ax.legend()
         ax.grid(alpha=0.3)
         written.append(_save(fig, out / f"paired_{pair['against']}.png"))
