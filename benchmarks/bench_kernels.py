@@ -262,8 +262,9 @@ def section_diag():
         q = quantize(x, fmt, axis=axis, backend="triton", check_finite=False).dequantize(x.dtype)
         c = fake_quantize(x.cpu(), fmt, axis=axis, backend="torch", check_finite=False)
         spec = make_spec(fmt)
-        d = dispatch._fake_quantize_op(
-            x, None, None, None, None, spec.fmt, False, False, spec.scale_rule, axis % x.ndim, False, x.dtype
+        d, _ = dispatch._fake_quantize_op(
+            x, None, None, None, None, spec.fmt, False, False, spec.scale_rule, axis % x.ndim, False, x.dtype, False,
+            0, 0, False,
         )
         bad = (bits(r) != bits(t)).nonzero()
         log(

@@ -220,9 +220,7 @@ def test_split_decision_kernel_equals_the_reference(shift, expect):
     assert bool(ref.split) is expect and torch.equal(got.split, ref.split) and got.split.dtype == torch.bool
     assert torch.equal(got.counts, ref.counts) and ref.counts.tolist() == [1, int(expect)]
     for name in ("mean", "residual_amax", "energies"):  # the energies: the sums' order, bit for bit
-        a, b = getattr(got, name), getattr(ref, name)
-        assert a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
-        assert_bits_equal(a.nan_to_num(), b.nan_to_num(), name)
+        assert_bits_equal_nan(getattr(got, name), getattr(ref, name), name)
     if not expect and shift == 0.0:
         assert_bits_equal(ref.residual_amax, x.abs().amax(), "amax(|x|) where not split")
 
@@ -413,10 +411,15 @@ def test_custom_op_has_fake_impl():
 
     with FakeTensorMode():
         x = torch.empty(32, 64, dtype=torch.bfloat16)
-        y = torch.ops.averis.fake_quantize(
-            x, None, None, None, None, "nvfp4", False, False, "te", 1, False, torch.bfloat16, False
+        y, sums = torch.ops.averis.fake_quantize(
+            x, None, None, None, None, "nvfp4", False, False, "te", 1, False, torch.bfloat16, False, 0, 0, False
         )
         assert y.shape == x.shape and y.dtype == torch.bfloat16
+        assert sums.shape == (0,)  # no token sums asked for
+        _, sums = torch.ops.averis.fake_quantize(
+            x, None, None, None, None, "nvfp4", False, False, "te", 1, False, torch.bfloat16, False, 16, 4, True
+        )
+        assert sums.shape == (32,) and sums.dtype == torch.float32  # one sum per row: the sums run along axis 1
 
 
 def test_fallback_without_triton_backend_matches():

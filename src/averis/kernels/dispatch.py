@@ -42,6 +42,7 @@ CONFIGS = {
     "stats": (0, 32, 2),  # (-, columns, warps): the rows per chunk are the caller's (the summation order)
     "amaxflat": (0, 32768, 16),  # (-, elements per program, warps)
     "terms": (32, 256, 4),  # mean_terms: rows, columns of the P x Q output, warps
+    "tsum": (0, 128, 4),  # token_sum_kernel: (-, columns, warps); its chunk and group are the caller's (the order)
 }
 _INTERPRET_CONFIGS = {k: (min(v[0], 32), min(v[1], 64), v[2]) for k, v in CONFIGS.items()}
 
@@ -241,9 +242,9 @@ def _launch_quantize(
     sums = None
     if token_sum is not None:  # a second small launch over the (token tiles x R) partials: no atomics, one order
         sums = torch.empty(R, dtype=torch.float32, device=dev)
-        bn = 32 if _interpret() else 128
+        _, bn, tw = _cfg("tsum")
         K.token_sum_kernel[(triton.cdiv(R, bn),)](part, sums, y3, grid[1], R, ROUND=token_sum[2], BN=bn,
-                                                  GROUP=token_sum[1], num_warps=4, **_LAUNCH)
+                                                  GROUP=token_sum[1], num_warps=tw, **_LAUNCH)
     return y, codes, scales, tscale, (nb, R, L, Rp, Lp), sums
 
 
@@ -279,45 +280,8 @@ def quantize(
 
 
 # --------------------------------------------------------------------------- the fake-quant custom op
-def _op_spec(fmt: str, tiled: bool, stochastic: bool, scale_rule: str) -> FormatSpec:
-    """The FormatSpec the fake-quant custom ops' plain arguments describe (a custom op takes no dataclass)."""
-    return FormatSpec(fmt, (16, 16) if tiled else ((16,) if fmt == "nvfp4" else (32,)),
-                      "stochastic" if stochastic else "nearest", scale_rule)
-
-
 @torch.library.custom_op("averis::fake_quantize", mutates_args=())
 def _fake_quantize_op(
-    x: torch.Tensor,
-    seed: torch.Tensor | None,
-    tensor_amax: torch.Tensor | None,
-    mu: torch.Tensor | None,
-    signs: torch.Tensor | None,
-    fmt: str,
-    tiled: bool,
-    stochastic: bool,
-    scale_rule: str,
-    axis: int,
-    pad: bool,
-    out_dtype: torch.dtype,
-    unscaled: bool,
-) -> torch.Tensor:
-    spec = _op_spec(fmt, tiled, stochastic, scale_rule)
-    y, *_ = _launch_quantize(
-        x, spec, axis, seed, tensor_amax, pad, mu=mu, signs=signs, fake=True, out_dtype=out_dtype, unscaled=unscaled
-    )
-    return y
-
-
-_FQ_IMPL = getattr(_fake_quantize_op, "_init_fn", _fake_quantize_op)
-
-
-@_fake_quantize_op.register_fake
-def _(x, seed, tensor_amax, mu, signs, fmt, tiled, stochastic, scale_rule, axis, pad, out_dtype, unscaled):
-    return torch.empty(x.shape, dtype=out_dtype, device=x.device)
-
-
-@torch.library.custom_op("averis::fake_quantize_token_sum", mutates_args=())
-def _fake_quantize_token_sum_op(
     x: torch.Tensor,
     seed: torch.Tensor | None,
     tensor_amax: torch.Tensor | None,
@@ -335,24 +299,29 @@ def _fake_quantize_token_sum_op(
     group: int,
     round_sum: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """averis::fake_quantize plus the token sums (fake_quantize's ``token_sum``): a separate op, so that the
-    plain one keeps its single output."""
-    spec = _op_spec(fmt, tiled, stochastic, scale_rule)
+    """(the fake-quantized values, their token sums or an empty tensor): chunk > 0 asks for the sums
+    (fake_quantize's ``token_sum`` = (chunk, group, round_sum)), 0 for none."""
+    spec = FormatSpec(
+        fmt,
+        (16, 16) if tiled else ((16,) if fmt == "nvfp4" else (32,)),
+        "stochastic" if stochastic else "nearest",
+        scale_rule,
+    )
     y, *_, sums = _launch_quantize(
         x, spec, axis, seed, tensor_amax, pad, mu=mu, signs=signs, fake=True, out_dtype=out_dtype, unscaled=unscaled,
-        token_sum=(chunk, group, round_sum),
+        token_sum=(chunk, group, round_sum) if chunk else None,
     )
-    return y, sums
+    return y, (x.new_empty(0, dtype=torch.float32) if sums is None else sums)
 
 
-_FQS_IMPL = getattr(_fake_quantize_token_sum_op, "_init_fn", _fake_quantize_token_sum_op)
+_FQ_IMPL = getattr(_fake_quantize_op, "_init_fn", _fake_quantize_op)
 
 
-@_fake_quantize_token_sum_op.register_fake
+@_fake_quantize_op.register_fake
 def _(x, seed, tensor_amax, mu, signs, fmt, tiled, stochastic, scale_rule, axis, pad, out_dtype, unscaled, chunk,
       group, round_sum):
     return (torch.empty(x.shape, dtype=out_dtype, device=x.device),
-            torch.empty(x.shape[1 - axis % 2], dtype=torch.float32, device=x.device))
+            torch.empty(x.shape[1 - axis % 2] if chunk else 0, dtype=torch.float32, device=x.device))
 
 
 def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=None, out_dtype=None,
@@ -377,16 +346,11 @@ def _fq(x, spec: FormatSpec, axis, generator, pad, tensor_amax, mu=None, signs=N
         out_dtype or x.dtype,
         unscaled,
     )
-    sums = None
-    if token_sum is not None:
-        if x.ndim != 2:
-            raise ValueError(f"token sums take a 2D tensor, got shape {tuple(x.shape)}")
-        op = _fake_quantize_token_sum_op if torch.compiler.is_compiling() else _FQS_IMPL
-        y, sums = op(*args, *token_sum)
-    elif torch.compiler.is_compiling():  # traced: one opaque op with a fake implementation
-        y = _fake_quantize_op(*args)
-    else:
-        y = _FQ_IMPL(*args)  # eager: skip the dispatcher (host overhead)
+    if token_sum is not None and x.ndim != 2:
+        raise ValueError(f"token sums take a 2D tensor, got shape {tuple(x.shape)}")
+    args += tuple(token_sum) if token_sum is not None else (0, 0, False)
+    # traced: one opaque op with a fake implementation; eager: skip the dispatcher (host overhead)
+    y, sums = (_fake_quantize_op if torch.compiler.is_compiling() else _FQ_IMPL)(*args)
     if unscaled:
         y = (y, (nvfp4_decode_scale(tensor_amax) if spec.fmt == "nvfp4" else None))
     return y if token_sum is None else (y, sums)
