@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..qgemm import LayerStats, QOperand, fused_applies, prepare, qgemm
+from ..qgemm import LayerStats, QOperand, emits_token_sum, fused_applies, prepare, qgemm
 from ..qgemm.backend import exact_gemm_setting
 from ..recipes.spec import Recipe
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
@@ -91,8 +91,7 @@ def wgrad_x_tokens_major(x: torch.Tensor, recipe: Recipe) -> bool:
 def wgrad_x_has_token_sum(x: torch.Tensor, recipe: Recipe) -> bool:
     """Whether wgrad_x_operand(x) comes with its token sums (QOperand.token_sum): a mean without the RHT through
     the fused kernels.  Reads only x's shape and device (for the custom op's fake implementation)."""
-    spec = recipe.wgrad_x
-    return spec.has_mean and not spec.has_hadamard and wgrad_x_tokens_major(x, recipe)
+    return emits_token_sum(recipe.wgrad_x, "reduction") and wgrad_x_tokens_major(x, recipe)
 
 
 def in_wgrad_x_layout(main: torch.Tensor, tokens_major: bool) -> torch.Tensor:

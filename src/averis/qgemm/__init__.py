@@ -17,7 +17,7 @@ package is the only one that imports both the reference and the kernels.
 
 from .backend import BACKENDS, current_backend, resolve, use_backend
 from .fused import applies as fused_applies
-from .fused import fused_operand
+from .fused import emits_token_sum, fused_operand
 from .gemm import GEMM_BACKENDS, qgemm
 from .lowrank import lowrank_split, randomized_svd
 from .operand import LayerStats, QOperand, SourceStats, prepare, shares_amax
@@ -40,5 +40,5 @@ __all__ = ["QOperand", "SourceStats", "LayerStats", "prepare", "shares_amax", "q
            "fake_quantize_unscaled", "use_backend", "current_backend", "resolve", "BACKENDS", "quantize",
            "fake_quantize", "tensor_amax",
            "column_stats", "mean_split", "mean_terms", "split_decision", "quantize_mean", "fake_quantize_residual",
-           "fake_quantize_hadamard", "fake_quantize_dual", "fused_operand", "fused_applies", "randomized_svd",
-           "lowrank_split"]
+           "fake_quantize_hadamard", "fake_quantize_dual", "fused_operand", "fused_applies", "emits_token_sum",
+           "randomized_svd", "lowrank_split"]

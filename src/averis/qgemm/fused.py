@@ -34,6 +34,12 @@ def applies(a: torch.Tensor, spec, recipe, mean_axis: str | None, has_signs: boo
     return fused_setting() and resolve(a)
 
 
+def emits_token_sum(spec, mean_axis: str | None) -> bool:
+    """Whether fused_operand also returns the operand's token sums (where it applies): a wgrad mean operand
+    without the RHT."""
+    return spec.has_mean and not spec.has_hadamard and mean_axis == "reduction"
+
+
 def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generator, signs, out_dtype=None,
                   stats=None, unscaled: bool = True):
     """(code x block scale in out_dtype (float32), NVFP4 tensor scale or None, mean with keepdim or None, token
@@ -74,7 +80,7 @@ def fused_operand(a: torch.Tensor, spec, recipe, mean_axis: str | None, generato
             unscaled=unscaled,
         )
     else:
-        token_sum = (TOKEN_CHUNK, GROUP, not unscaled) if has_mean and mean_axis == "reduction" else None
+        token_sum = (TOKEN_CHUNK, GROUP, not unscaled) if emits_token_sum(spec, mean_axis) else None
         main = launchers.fake_quantize(
             src, qspec, axis, generator, True, residual_amax if qspec.fmt == "nvfp4" else None,
             out_dtype or torch.float32, mu=mu, unscaled=unscaled, token_sum=token_sum,

@@ -154,10 +154,8 @@ def quantize_mean(mu: torch.Tensor, mean_format: str, *, fmt: str | None = None,
     (``fmt`` with ``fp4_options``) along ``axis``, zero-padded to whole blocks; ``quantizer``: a
     function with fake_quantize's signature and results to use instead of the reference.
     """
-    if mean_format == "fp32":
-        return mu.float()
-    if mean_format == "bf16":
-        return mu.to(torch.bfloat16)
+    if mean_format in ("fp32", "bf16"):
+        return mu.to(mean_dtype(mean_format))
     if mean_format == "fp8":
         amax = mu.abs().amax().float()
         # divide by a tensor: CUDA computes x / python_scalar as x * (1 / scalar), which can differ from the CPU
