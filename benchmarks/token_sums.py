@@ -14,7 +14,7 @@ import sys
 import torch
 import triton
 
-from averis import transforms
+from averis import provenance, transforms
 from averis.formats import make_spec
 from averis.kernels import dispatch
 from averis.transforms.mean import GROUP, TOKEN_CHUNK
@@ -55,6 +55,8 @@ def one_shape(tokens: int, channels: int, device: str = "cuda", timing: bool = T
 
 def main(argv: list[str]) -> None:
     torch.manual_seed(0)
+    device = "cpu (Triton interpreter)" if "--cpu-smoke" in argv else torch.cuda.get_device_name(0)
+    print(f"device {device}; commit {provenance.commit()}; command python benchmarks/token_sums.py {' '.join(argv)}")
     if "--cpu-smoke" in argv:  # the checks on the CPU (Triton's interpreter), a small shape, no timing
         print(one_shape(200, 48, "cpu", timing=False))
         return
