@@ -6,6 +6,8 @@ Sections (``--sections`` picks some; default all):
          reference on a mid-size tensor of every spec)
   bw     each kernel's achieved bandwidth vs the device's measured copy bandwidth (+ a tile-config sweep)
   averis Averis quantization (column stats + fused subtract-and-quantize) vs plain NVFP4 fake-quant
+  shapes each quantization kernel at the training step's own (narrow) shapes against its floor, the token sums'
+         second launch, and the statistics / token-sum column tiles swept there (not in the default set)
 (the training step is benchmarks/bench_step.py)
 
 Times are medians (triton.testing.do_bench, or CUDA-graph replays); ratios come from the same run.
@@ -317,6 +319,13 @@ def timed(fn, inner=10, outer=15):
     return times[len(times) // 2]
 
 
+def wall_ms(fn):
+    """Wall-clock ms of one call (the CPU smoke test: no meaning as a timing)."""
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1e3
+
+
 def timed_eager(fn):
     return do_bench(fn, warmup=25, rep=200, return_mode="median")
 
@@ -504,6 +513,83 @@ def section_sweep():
     RESULTS["sweep"] = {"shape": [M, Kd], "results": table, "best": {k: list(v) for k, v in best.items()}}
 
 
+# --------------------------------------------------------------------------- (1b) the step's own shapes
+# (tokens, channels) of the linears' inputs and output gradients in bench_step's presets (batch 8 x 1024): where the
+# step spends its quantization time, each launch is small, and latency, not bandwidth, sets its time.
+STEP_SHAPES = {"bench": [(8192, 256), (8192, 512), (8192, 1536)], "qwen3-0.6b": [(8192, 1024), (8192, 2048),
+                                                                               (8192, 3072)]}
+
+
+def section_shapes(device="cuda", shapes=None, time_fn=None):
+    """Per call at the step's shapes, graphed: each Averis and NVFP4 quantization kernel, its floor (bytes over
+    the copy bandwidth of the same tensor, each input read once and each output written once) and the gap; the
+    token sums' second launch alone; and the statistics / token-sum column tiles swept.  (device, shapes,
+    time_fn: the CPU smoke test's Triton interpreter, small shapes and a wall clock.)"""
+    rows = []
+    for preset, preset_shapes in (shapes or STEP_SHAPES).items():
+        for shape in preset_shapes:
+            row = _shape_row(preset, shape, device, time_fn or timed)
+            rows.append(row)
+            log(f"  {preset} {shape}: copy {row['copy_us']:.1f} us ({row['copy_gbs']:.0f} GB/s); " + "; ".join(
+                f"{name} {v['us']:.1f} us" + (f" ({v['gap']:.1f}x floor)" if "gap" in v else "")
+                for name, v in row["kernels"].items()))
+            tiles = row["tiles_us"]
+            best = min(tiles, key=tiles.get)
+            log(f"    tiles: best {best} {tiles[best]:.1f} us; " + ", ".join(f"{t} {u:.1f}" for t, u in tiles.items()))
+    RESULTS["step_shapes"] = rows
+
+
+def _shape_row(preset, shape, device, timed_):
+    from averis.transforms.mean import TOKEN_CHUNK
+
+    nv, nvsr = make_spec("nvfp4"), make_spec("nvfp4", rounding="stochastic")
+    x = (torch.randn(shape, device=device) + torch.randn(shape[1], device=device) * 3).bfloat16()
+    y = torch.empty_like(x)
+    n = x.numel()
+    copy_us = timed_(lambda: y.copy_(x)) * 1e3
+    bw = 4 * n / copy_us / 1e3  # GB/s
+    st = qgemm.column_stats(x)
+    amax = dispatch.amax(x)
+    tsum = (TOKEN_CHUNK, GROUP, True)  # SR below draws from the default generator, which graph capture handles
+
+    def with_sums():
+        return dispatch.fake_quantize(x, nvsr, 0, None, True, st.residual_amax, mu=st.mean, token_sum=tsum)
+
+    cases = [  # name, fn, bytes moved
+        ("amax", lambda: dispatch.amax(x), 2 * n),
+        ("column_stats", lambda: qgemm.column_stats(x), 2 * n),
+        ("rowwise RNE", lambda: dispatch.fake_quantize(x, nv, 1, None, False, amax), 4 * n),
+        ("columnwise SR", lambda: dispatch.fake_quantize(x, nvsr, 0, None, True, amax), 4 * n),
+        ("residual rowwise RNE", lambda: dispatch.fake_quantize(x, nv, 1, None, False, st.residual_amax, mu=st.mean),
+         4 * n),
+        ("residual columnwise SR", lambda: dispatch.fake_quantize(x, nvsr, 0, None, True, st.residual_amax,
+                                                                   mu=st.mean), 4 * n),
+        ("residual columnwise SR + token sums", with_sums, 4 * n),
+    ]
+    row = {"preset": preset, "shape": list(shape), "copy_us": copy_us, "copy_gbs": bw, "kernels": {}}
+    k = row["kernels"]
+    for name, fn, nbytes in cases:
+        us = timed_(fn) * 1e3
+        floor = nbytes / bw / 1e3
+        k[name] = {"us": us, "floor_us": floor, "gap": us / floor}
+    k["token sums (the difference)"] = {"us": k["residual columnwise SR + token sums"]["us"]
+                                        - k["residual columnwise SR"]["us"]}
+    tiles = {}
+    for kind, cands, fn in (("stats", (16, 32, 64), lambda: qgemm.column_stats(x)), ("tsum", (16, 32, 64, 128),
+                                                                                      with_sums)):
+        orig, enough = dispatch.CONFIGS[kind], dispatch.ENOUGH_PROGRAMS
+        dispatch.ENOUGH_PROGRAMS = 1  # each tile as given
+        try:
+            for bn in cands:
+                for warps in (1, 2, 4):
+                    dispatch.CONFIGS[kind] = (0, bn, warps)
+                    tiles[f"{kind} {bn}x{warps}w"] = timed_(fn) * 1e3
+        finally:
+            dispatch.CONFIGS[kind], dispatch.ENOUGH_PROGRAMS = orig, enough
+    row["tiles_us"] = tiles
+    return row
+
+
 # --------------------------------------------------------------------------- (2) Averis vs plain NVFP4
 def section_averis():
     rows = []
@@ -575,6 +661,20 @@ def markdown(res: dict) -> str:
                 f"{r['ratio']:.3f} | {r['plain_graph_us']:.1f} | {r['averis_graph_us']:.1f} | "
                 f"{r['ratio_graph']:.3f} | {r['averis_unfused_us']:.1f} |"
             )
+    if "step_shapes" in res:
+        names = list(res["step_shapes"][0]["kernels"])
+        out += ["\nAt the training step's shapes, graphed, us per call (x: times the floor, bytes over the copy "
+                "bandwidth of the same tensor):\n",
+                "| preset | shape | copy | " + " | ".join(names) + " | best stats tile | best tsum tile |",
+                "| --- | --- | ---: | " + " | ".join("---:" for _ in names) + " | --- | --- |"]
+        for r in res["step_shapes"]:
+            cells = [f"{v['us']:.1f}" + (f" ({v['gap']:.1f}x)" if "gap" in v else "")
+                     for v in (r["kernels"][n] for n in names)]
+            best = {kind: min((t for t in r["tiles_us"] if t.startswith(kind + " ")), key=r["tiles_us"].get)
+                    for kind in ("stats", "tsum")}
+            out.append(f"| {r['preset']} | {r['shape'][0]} x {r['shape'][1]} | {r['copy_us']:.1f} | "
+                       + " | ".join(cells) + " | " + " | ".join(f"{b} ({r['tiles_us'][b]:.1f})"
+                                                               for b in best.values()) + " |")
     return "\n".join(out)
 
 
@@ -584,7 +684,13 @@ def main():
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--merge", action="store_true", help="update an existing JSON instead of replacing it")
     ap.add_argument("--markdown", metavar="JSON", help="print the tables of a results JSON and exit (no GPU)")
+    ap.add_argument("--cpu-smoke", action="store_true",
+                    help="run the shapes section once on the CPU (TRITON_INTERPRET=1), small shapes, no timing meaning")
     args = ap.parse_args()
+    if args.cpu_smoke:  # the code path of the shapes section, checked without a GPU
+        section_shapes("cpu", {"smoke": [(256, 48)]}, time_fn=wall_ms)
+        print(markdown(RESULTS))
+        return
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return
@@ -622,6 +728,8 @@ def main():
                 section_bw()
             elif sec == "averis":
                 section_averis()
+            elif sec == "shapes":
+                section_shapes()
         except Exception as e:
             RESULTS.setdefault("errors", []).append(f"{sec}: {e!r}")
             traceback.print_exc()

@@ -276,6 +276,38 @@ def test_column_stats_kernel_equals_the_reference_at_every_chunk_size(chunk):
             assert_bits_equal_nan(got, want, name)  # the NaN column's sum is NaN on both, its payload the device's
 
 
+def test_column_tiles_narrow_until_the_launch_fills_the_gpu():
+    """Narrow operands get narrow column tiles (more programs); wide ones keep the configured tile."""
+    from averis.kernels.dispatch import ENOUGH_PROGRAMS, _narrow_columns
+
+    assert _narrow_columns(128, 512, 1) == 16  # token sums of a 512-channel operand: 32 programs, not 4
+    assert _narrow_columns(32, 4096, 64) == 32  # statistics of 8192 x 4096: 128 x 64 programs already
+    assert _narrow_columns(32, 512, 64) == 32  # statistics at the bench preset: 16 x 64 programs already
+    assert _narrow_columns(128, 20, 1) == 16 and _narrow_columns(64, 3, 1) == 16  # never below 16
+    assert triton.cdiv(4096, _narrow_columns(128, 4096, 1)) >= ENOUGH_PROGRAMS // 2
+
+
+@pytest.mark.parametrize("enough", [1, 1 << 20])
+def test_column_statistics_and_token_sums_do_not_depend_on_the_column_tile(monkeypatch, enough):
+    """The widest tile (enough=1: no narrowing) and the narrowest (16 columns) give the same bits: each
+    column's order is its own."""
+    from averis.kernels import dispatch
+    from averis.transforms.mean import GROUP, TOKEN_CHUNK
+
+    monkeypatch.setattr(dispatch, "ENOUGH_PROGRAMS", enough)
+    cfg = dispatch._cfg  # the statistics' widest tile 64 columns here too (the interpreter's default is 16)
+    monkeypatch.setattr(dispatch, "_cfg", lambda kind: (0, 64, 1) if kind == "stats" else cfg(kind))
+    x = (hard_input((150, 100), torch.float32, seed=5).cpu() + 0.25).to(DEV)  # a ragged last tile of columns
+    ref = transforms.column_stats(x.cpu(), chunk=16)
+    got = dispatch.column_stats(x, 16, GROUP)
+    for name, g, w in zip(("sum", "max", "min", "mean", "residual_amax"), got, ref):
+        assert_bits_equal_nan(g.cpu(), w, name)
+    gen = torch.Generator(DEV).manual_seed(0)
+    values, sums = dispatch.fake_quantize(x, make_spec("nvfp4"), 0, gen, True, ref.residual_amax.to(DEV),
+                                          torch.bfloat16, mu=ref.mean.to(DEV), token_sum=(TOKEN_CHUNK, GROUP, True))
+    assert_bits_equal_nan(sums.cpu(), transforms.mean.token_sum(values.cpu(), True), "token sums")
+
+
 @pytest.mark.parametrize("fmt,chunk,group,tokens", [("nvfp4", 16, 4, 16 * 4 * 2 + 16 * 2 + 5),
                                                     ("nvfp4", transforms.mean.TOKEN_CHUNK, transforms.mean.GROUP, 200),
                                                     ("mxfp4", 32, 2, 32 * 5 + 7)])

@@ -39,10 +39,10 @@ CONFIGS = {
     "had": (16, 128, 4),  # Hadamard along the contiguous dim
     "dual": (32, 64, 4),
     "amax": (32, 256, 4),
-    "stats": (0, 32, 2),  # (-, columns, warps): the rows per chunk are the caller's (the summation order)
+    "stats": (0, 32, 2),  # (-, columns at most, warps): the rows per chunk are the caller's (the summation order)
     "amaxflat": (0, 32768, 16),  # (-, elements per program, warps)
     "terms": (32, 256, 4),  # mean_terms: rows, columns of the P x Q output, warps
-    "tsum": (0, 128, 4),  # token_sum_kernel: (-, columns, warps); its chunk and group are the caller's (the order)
+    "tsum": (0, 128, 4),  # token_sum_kernel: (-, columns at most, warps); chunk, group: the caller's (the order)
 }
 _INTERPRET_CONFIGS = {k: (min(v[0], 32), min(v[1], 64), v[2]) for k, v in CONFIGS.items()}
 
@@ -59,6 +59,20 @@ def _cfg(kind: str) -> tuple[int, int, int]:
 
 def _pow2_at_least(n: int, lo: int) -> int:
     return max(lo, triton.next_power_of_2(n))
+
+
+ENOUGH_PROGRAMS = 512  # a launch over column tiles narrows its tiles until it has this many programs (or 16 columns)
+
+
+def _narrow_columns(bn: int, cols: int, programs_per_tile: int) -> int:
+    """The column tile (a power of two, 16 <= it <= bn) of a reduction over the rows of ``cols`` columns: halved
+    until the launch has ENOUGH_PROGRAMS programs.  The step's operands are narrow (256-3072 channels), and a
+    launch of a few wide programs leaves most SMs idle.  Each column's sum is its own, so the tile never changes
+    a bit."""
+    bn = min(bn, _pow2_at_least(cols, 16))
+    while bn > 16 and triton.cdiv(cols, bn) * programs_per_tile < ENOUGH_PROGRAMS:
+        bn //= 2
+    return bn
 
 
 # --------------------------------------------------------------------------- layout
@@ -243,6 +257,7 @@ def _launch_quantize(
     if token_sum is not None:  # a second small launch over the (token tiles x R) partials: no atomics, one order
         sums = torch.empty(R, dtype=torch.float32, device=dev)
         _, bn, tw = _cfg("tsum")
+        bn = _narrow_columns(bn, R, 1)
         K.token_sum_kernel[(triton.cdiv(R, bn),)](part, sums, y3, grid[1], R, ROUND=token_sum[2], BN=bn,
                                                   GROUP=token_sum[1], num_warps=tw, **_LAUNCH)
     return y, codes, scales, tscale, (nb, R, L, Rp, Lp), sums
@@ -394,10 +409,8 @@ def column_stats(x: torch.Tensor, chunk: int, group: int):
     rows, cols = x.shape
     _, bn, nw = _cfg("stats")
     ch = chunk
-    bn = min(bn, _pow2_at_least(cols, 16))
     nch = triton.cdiv(rows, ch)
-    while bn > 16 and triton.cdiv(cols, bn) * nch < 512:  # enough programs to fill the GPU
-        bn //= 2
+    bn = _narrow_columns(bn, cols, nch)
     nct = triton.cdiv(cols, bn)
     dev = x.device
     part = torch.empty(3, nch, cols, dtype=torch.float32, device=dev)
