@@ -23,6 +23,12 @@ case "$1" in
     bash benchmarks/gpu/bg.sh watch "$2" plan
     rm -rf /tmp/snap; mkdir -p /tmp/snap
     for path in $SNAP /tmp/bg/*.log; do cp -r "$path" /tmp/snap/ 2>/dev/null; done
+    # every training run finished so far under /tmp/runs (no checkpoints): a machine lost later loses only the runs
+    # in flight (their export comes at the end).  Untar beside the exports and `averis report` the folder.
+    (cd /tmp && find runs -name summary.json 2>/dev/null | xargs -r grep -l '"status": "done"' | xargs -r -n1 dirname) \
+      > /tmp/snap_runs.txt
+    [ -s /tmp/snap_runs.txt ] && tar czf /tmp/snap/finished_runs.tgz -C /tmp --exclude=checkpoints \
+      --exclude=tensorboard -T /tmp/snap_runs.txt
     tar czf "$OUT/snap.tgz" -C /tmp snap; ls -la "$OUT" ;;
   *) echo "usage: $_plan_file start SECONDS | watch SECONDS" >&2; exit 2 ;;
 esac
