@@ -3,46 +3,47 @@
 # copy of the tree (/tmp/frozen), so calls that watch it may carry newer code without changing runs still to start.
 # Each watch call's snapshot holds every training run finished so far (finished_runs.tgz): keep the calls back to
 # back (the machine goes back after 30 s idle, and everything on it with it: 2026-12-01-d lost its ablation so).
-#   GPU 1: issue 18's per-site ablation at the bench preset (averis_attn_in, _o_proj, _mlp_in, _down_proj,
-#          _norm_in; seeds 0-4; 25 runs, six at a time), the whole session.
+#   GPU 1: issue 18's ablation at the bench preset, the 34 runs left (averis_attn_in, _o_proj, _mlp_in, _down_proj,
+#          _norm_in seeds 0-4; averis_act, _grad, _adaptive seeds 2-4: ablation.sh with PREVIOUS), six at a time,
+#          until the deadline (~40 s of GPU a run: ~23 min)
 #   GPU 0: 1. the GPU tests, alone on their GPU (at 1a11b29 386/390 passed in 300 s beside six training runs)
 #          2. bench_kernels check (228 cases) and shapes: each kernel per call at the step's shapes against its
-#             floor, the token sums' second launch, the stats/tsum column tiles swept
+#             floor, the token sums' second launch, the stats/tsum column tiles swept; then
+#             gpu/diag/tree_order.py: the column statistics with the adjacent (today's), halving and tl.sum trees
 #          3. bench_step, bench preset, graph: bf16, nvfp4, nvidia, averis, averis_rht (predicted: averis about
 #             -1.1 ms from the token sums' narrower tiles: 1.52 ms in 140 launches of 2-12 programs at 1a11b29)
-#          4. bench_step, qwen3-0.6b shape, graph: the same five recipes (last measured at e72a8ce)
-#          5. issue 18: seeds 2-4 of averis_act, averis_grad, averis_adaptive until the deadline.
+#          4. bench_step, qwen3-0.6b shape, graph: the same five recipes (last measured at e72a8ce, ~8 min then)
+#   One GPU: the phases in turn, then the ablation until the deadline.
 # Carry this file as .carry/session.sh, and .carry/tokens/scratch16k; calls as in benchmarks/gpu/session.sh.
 SNAP="/tmp/gpu_tests.txt /tmp/steps /tmp/kernels /tmp/export"
-ablate() {  # GPU, out name, recipes, seeds, jobs
-  CUDA_VISIBLE_DEVICES=$1 python3 benchmarks/train_scratch.py run --tokens .carry/tokens/scratch16k --out "/tmp/runs/$2" \
-    --recipes "$3" --seeds "$4" --jobs "$5" --time-budget $(( $(left) - 45 )) --export "/tmp/export/$2" \
-    --set train.compile=true train.cuda_graph=true train.progress=false > "/tmp/bg/$2.log" 2>&1
-  echo "$2 rc $?"
+ablate() {  # GPU: ablation.sh until the deadline, the first ablation runs put in place (skipped)
+  CUDA_VISIBLE_DEVICES=$1 RECIPES=averis_attn_in,averis_o_proj,averis_mlp_in,averis_down_proj,averis_norm_in,averis_act,averis_grad,averis_adaptive \
+    PREVIOUS=benchmarks/results/ablation/runs.tar.gz BUDGET=$(( $(left) - 45 )) JOBS=6 \
+    bash benchmarks/gpu/ablation.sh --set train.progress=false > /tmp/bg/ablation.log 2>&1
+  echo "ablation rc $?"
 }
 plan() {
   rm -rf /tmp/frozen && mkdir -p /tmp/frozen && cp -r src benchmarks configs tests pyproject.toml .carry /tmp/frozen/
   cd /tmp/frozen && source benchmarks/gpu/env.sh; set +e
   ngpu=$(nvidia-smi -L | wc -l); echo "$ngpu GPU(s), $(left) s left"
-  sites=averis_attn_in,averis_o_proj,averis_mlp_in,averis_down_proj,averis_norm_in
-  if [ "$ngpu" -ge 2 ]; then ablate 1 abl_sites "$sites" 0,1,2,3,4 6 & fi
+  if [ "$ngpu" -ge 2 ]; then ablate 1 & fi
   echo "phase 1: GPU tests ($(left) s left)"
   timeout "$(cap 420)" bash benchmarks/gpu/qgemm_path.sh tests > /tmp/bg/tests.log 2>&1; echo "tests rc $?"
   pkill -f pytest
   echo "phase 2: kernels ($(left) s left)"
   CUDA_VISIBLE_DEVICES=0 timeout "$(cap 240)" python3 benchmarks/bench_kernels.py --sections check,shapes \
     --out /tmp/kernels > /tmp/bg/kernels.log 2>&1; echo "kernels rc $?"
+  CUDA_VISIBLE_DEVICES=0 timeout "$(cap 90)" python3 benchmarks/gpu/diag/tree_order.py > /tmp/bg/tree_order.log 2>&1
+  echo "tree order rc $?"
   echo "phase 3: bench step, bench preset ($(left) s left)"
   CUDA_VISIBLE_DEVICES=0 timeout "$(cap 200)" python3 benchmarks/bench_step.py --preset bench \
     --recipes bf16,nvfp4,nvidia,averis,averis_rht --modes graph --out /tmp/steps > /tmp/bg/steps_bench.log 2>&1
   echo "steps bench rc $?"
   echo "phase 4: bench step, qwen3-0.6b ($(left) s left)"
-  CUDA_VISIBLE_DEVICES=0 timeout "$(cap 300)" python3 benchmarks/bench_step.py --preset qwen3-0.6b \
+  CUDA_VISIBLE_DEVICES=0 timeout "$(cap 480)" python3 benchmarks/bench_step.py --preset qwen3-0.6b \
     --recipes bf16,nvfp4,nvidia,averis,averis_rht --modes graph --out /tmp/steps > /tmp/bg/steps_qwen.log 2>&1
   echo "steps qwen rc $?"
-  echo "phase 5: ablation act/grad/adaptive ($(left) s left)"
-  ablate 0 abl_parts averis_act,averis_grad,averis_adaptive 2,3,4 6
-  [ "$ngpu" -lt 2 ] && ablate 0 abl_sites "$sites" 0,1,2,3,4 6
+  [ "$ngpu" -lt 2 ] && ablate 0
   wait
 }
 source benchmarks/gpu/session.sh "$@"
