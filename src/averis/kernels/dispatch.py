@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 
 import torch
-import triton
 
 from ..formats import noise
 from ..formats.quantize import QuantizedTensor, nvfp4_decode_scale
@@ -47,8 +46,17 @@ CONFIGS = {
 _INTERPRET_CONFIGS = {k: (min(v[0], 32), min(v[1], 64), v[2]) for k, v in CONFIGS.items()}
 
 
+_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"  # read once, as Triton and triton_kernels read it at import
+
+
 def _interpret() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
+    return _INTERPRET
+
+
+# Host-side integer helpers: triton.cdiv and triton.next_power_of_2 are constexpr functions whose Python calls cost
+# microseconds each (argument unwrapping), a dozen or more per layer call on the eager path.
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _cfg(kind: str) -> tuple[int, int, int]:
@@ -58,7 +66,7 @@ def _cfg(kind: str) -> tuple[int, int, int]:
 
 
 def _pow2_at_least(n: int, lo: int) -> int:
-    return max(lo, triton.next_power_of_2(n))
+    return max(lo, 1 << max(n - 1, 0).bit_length())  # triton.next_power_of_2(n), for n >= 0
 
 
 ENOUGH_PROGRAMS = 512  # a launch over column tiles narrows its tiles until it has this many programs (or 16 columns)
@@ -70,7 +78,7 @@ def _narrow_columns(bn: int, cols: int, programs_per_tile: int) -> int:
     launch of a few wide programs leaves most SMs idle.  Each column's sum is its own, so the tile never changes
     a bit."""
     bn = min(bn, _pow2_at_least(cols, 16))
-    while bn > 16 and triton.cdiv(cols, bn) * programs_per_tile < ENOUGH_PROGRAMS:
+    while bn > 16 and _cdiv(cols, bn) * programs_per_tile < ENOUGH_PROGRAMS:
         bn //= 2
     return bn
 
@@ -129,7 +137,7 @@ def amax(
     if mu is None and signs is None and x.is_contiguous():
         _, block, nw = CONFIGS["amaxflat"]
         block = 4096 if _interpret() else block
-        K.amax_flat_kernel[(triton.cdiv(x.numel(), block),)](x, out, x.numel(), BLOCK=block, num_warps=nw)
+        K.amax_flat_kernel[(_cdiv(x.numel(), block),)](x, out, x.numel(), BLOCK=block, num_warps=nw)
         return out.view(torch.float32).reshape(())
     had = signs is not None
     x3, _ = _view3(x, axis, False)
@@ -139,7 +147,7 @@ def amax(
     else:
         kind = "amax" if x3.stride(2) == 1 or L == 1 else "col"
     br, bl, nw = _tile(kind, R, L, 16, False)
-    grid = (triton.cdiv(R, br), triton.cdiv(L, bl), nb)
+    grid = (_cdiv(R, br), _cdiv(L, bl), nb)
     K.amax_kernel[grid](
         *_source_args(x, x3, axis, mu, signs),
         out,
@@ -219,7 +227,7 @@ def _launch_quantize(
             scales = scales.view(torch.float8_e4m3fn)
             tscale = torch.empty((), dtype=torch.float32, device=dev)
     amax_t = tensor_amax.reshape(1).float() if nv else dummy
-    grid = (triton.cdiv(Rp, br), triton.cdiv(Lp, bl), nb)
+    grid = (_cdiv(Rp, br), _cdiv(Lp, bl), nb)
     part = torch.empty(grid[1], R, dtype=torch.float32, device=dev) if token_sum is not None else dummy
     K.quantize_kernel[grid](
         *_source_args(x, x3, axis, mu, signs),
@@ -258,7 +266,7 @@ def _launch_quantize(
         sums = torch.empty(R, dtype=torch.float32, device=dev)
         _, bn, tw = _cfg("tsum")
         bn = _narrow_columns(bn, R, 1)
-        K.token_sum_kernel[(triton.cdiv(R, bn),)](part, sums, y3, grid[1], R, ROUND=token_sum[2], BN=bn,
+        K.token_sum_kernel[(_cdiv(R, bn),)](part, sums, y3, grid[1], R, ROUND=token_sum[2], BN=bn,
                                                   GROUP=token_sum[1], num_warps=tw, **_LAUNCH)
     return y, codes, scales, tscale, (nb, R, L, Rp, Lp), sums
 
@@ -396,7 +404,7 @@ def uniform_pair(n: int, seed1: torch.Tensor, seed2: torch.Tensor) -> tuple[torc
     u1 = torch.empty(n, dtype=torch.float32, device=seed1.device)
     u2 = torch.empty_like(u1)
     block = 1024
-    K.uniform_pair_kernel[(triton.cdiv(n, block),)](u1, u2, seed1, seed2, n, BLOCK=block, **_LAUNCH)
+    K.uniform_pair_kernel[(_cdiv(n, block),)](u1, u2, seed1, seed2, n, BLOCK=block, **_LAUNCH)
     return u1, u2
 
 
@@ -409,9 +417,9 @@ def column_stats(x: torch.Tensor, chunk: int, group: int):
     rows, cols = x.shape
     _, bn, nw = _cfg("stats")
     ch = chunk
-    nch = triton.cdiv(rows, ch)
+    nch = _cdiv(rows, ch)
     bn = _narrow_columns(bn, cols, nch)
-    nct = triton.cdiv(cols, bn)
+    nct = _cdiv(cols, bn)
     dev = x.device
     part = torch.empty(3, nch, cols, dtype=torch.float32, device=dev)
     out = torch.empty(4, cols, dtype=torch.float32, device=dev)
@@ -470,7 +478,7 @@ def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None, v1: 
     p, q = u0.numel(), v0.numel()
     out = torch.empty(p, q, dtype=out_dtype, device=u0.device)
     bp, bq, nw = _cfg("terms")
-    K.mean_terms_kernel[(triton.cdiv(p, bp), triton.cdiv(q, bq))](u0, v0, u1, v1, out, p, q, length, TWO=two,
+    K.mean_terms_kernel[(_cdiv(p, bp), _cdiv(q, bq))](u0, v0, u1, v1, out, p, q, length, TWO=two,
                                                                   ADD_LENGTH=bool(length), BP=bp, BQ=bq,
                                                                   num_warps=nw, **_LAUNCH)
     return out
@@ -545,7 +553,7 @@ def fake_quantize_dual(
     yc = torch.empty(M, Kd, dtype=dt, device=x.device)
     Mp, Kp = -(-M // b) * b, -(-Kd // b) * b
     muv = mu.reshape(-1).float().contiguous() if mu is not None else x
-    grid = (triton.cdiv(M, bm), triton.cdiv(Kd, bk))
+    grid = (_cdiv(M, bm), _cdiv(Kd, bk))
     K.dual_kernel[grid](
         x,
         x.stride(0),
