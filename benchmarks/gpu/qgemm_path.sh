@@ -13,6 +13,7 @@ case "${1:-tests}" in
       tests/test_kernels.py tests/test_nn_gpu.py tests/test_qgemm_fidelity.py tests/test_nn_compile.py tests/test_backend.py \
       tests/test_nn.py \
       tests/test_adaptive_split.py tests/test_recipe_ablations.py tests/test_split_diag.py tests/test_nn_backends.py \
+      tests/test_shared_input.py \
       "tests/test_train.py::test_a_released_graph_is_captured_again_with_the_same_numbers" > /tmp/gpu_tests.txt 2>&1
     tail -5 /tmp/gpu_tests.txt; cp /tmp/gpu_tests.txt "$OUT"/ 2>/dev/null
     ;;

@@ -10,8 +10,9 @@
 #          2. bench_kernels check (228 cases) and shapes: each kernel per call at the step's shapes against its
 #             floor, the token sums' second launch, the stats/tsum column tiles swept; then
 #             gpu/diag/tree_order.py: the column statistics with the adjacent (today's), halving and tl.sum trees
-#          3. bench_step, bench preset, graph: bf16, nvfp4, nvidia, averis, averis_rht (predicted: averis about
-#             -1.1 ms from the token sums' narrower tiles: 1.52 ms in 140 launches of 2-12 programs at 1a11b29)
+#          3. bench_step, bench preset, graph: bf16, nvfp4, nvidia, averis, averis_rht (predicted against 1a11b29:
+#             averis about -1.1 ms from the token sums' narrower tiles (1.52 ms in 140 launches of 2-12 programs),
+#             and from X quantized once for q/k/v and gate/up about -0.7 ms for nvfp4 / nvidia, -1.3 ms for averis)
 #          4. bench_step, qwen3-0.6b shape, graph: the same five recipes (last measured at e72a8ce, ~8 min then)
 #   One GPU: the phases in turn, then the ablation until the deadline.
 # Carry this file as .carry/session.sh, and .carry/tokens/scratch16k; calls as in benchmarks/gpu/session.sh.

@@ -16,6 +16,7 @@ from .convert import (
     quantize_model,
     quantized_layers,
     rng_kept,
+    share_inputs,
     split_counts,
     split_fractions_by_site,
     spread_streams,
@@ -26,5 +27,5 @@ from .state import LayerState
 
 __all__ = ["QuantLinear", "QuantLinearFunction", "LayerState", "QuantizationReport", "quantize_model",
            "dequantize_model", "quantization_disabled", "get_report", "quantized_layers",
-           "plain_state_dict", "rng_kept", "spread_streams", "split_counts", "split_fractions_by_site",
+           "plain_state_dict", "rng_kept", "share_inputs", "spread_streams", "split_counts", "split_fractions_by_site",
            "quant_linear", "is_quantized"]

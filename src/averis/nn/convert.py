@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import itertools
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from .. import recipes as _recipes
 from ..recipes.sites import site_of
 from ..recipes.spec import GEMM_OPERANDS, Recipe
 from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
+from .functional import shares_input
 from .modules import QuantLinear, attach_state, detach_state, is_hf_conv1d, is_quantized, quant_conv1d_class
 from .pretrained import forget_recipe, record_recipe
 from .state import RNG_BUFFER, SPLIT_BUFFER, LayerState, is_state_key
@@ -80,11 +82,32 @@ def quantize_model(model: nn.Module, recipe: str | Recipe, *, report: bool = Fal
     if ragged:
         warnings.warn(f"averis: {len(ragged)} layers kept in high precision because their sizes do not "
                       f"divide into {recipe.name} blocks: {'; '.join(ragged)}", stacklevel=2)
+    share_inputs(model)
     object.__setattr__(model, _REPORT_ATTR, rep)
     record_recipe(model, recipe, [name for name, _ in rep.swapped])  # config.json keeps it
     if report:
         print(rep)
     return model
+
+
+_GROUPS = itertools.count(1)  # share groups: unique in the process (the custom op receives them as constants)
+
+
+def share_inputs(model: nn.Module) -> None:
+    """Tag the quantized linears that a module declares to read one X, so that X is quantized once for them
+    (averis.nn.ops.SharedInput): ``averis_shared_inputs`` on the module, tuples of its children's names in call
+    order, e.g. (("q_proj", "k_proj", "v_proj"),).  A group is tagged where all its members are QuantLinears under
+    one recipe whose X operands draw no random numbers (nn.functional.shares_input); the bits are the same either
+    way.  Only a model's author can declare this: linears that read different inputs must never be a group."""
+    for module in model.modules():
+        for names in getattr(module, "averis_shared_inputs", ()):
+            states = [getattr(getattr(module, n, None), "averis_state", None) for n in names]
+            ok = (all(isinstance(getattr(module, n, None), QuantLinear) for n in names) and len(names) > 1
+                  and len({st.key for st in states}) == 1 and shares_input(states[0].recipe))
+            group = next(_GROUPS) if ok else 0
+            for pos, st in enumerate(states):
+                if st is not None:
+                    st.share = (group, pos, len(names)) if ok else (0, 0, 1)
 
 
 def dequantize_model(model: nn.Module) -> nn.Module:

@@ -26,14 +26,28 @@ from ..transforms.hadamard import BLOCK as HADAMARD_BLOCK
 
 # --------------------------------------------------------------------------- the three GEMMs
 def fprop(x: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,
-          signs=None, stats: LayerStats | None = None) -> torch.Tensor:
-    """Y = Q(X) Q(W)^T (M x N) for X (M x K) and W (N x K).  stats: the layer call's LayerStats."""
+          signs=None, stats: LayerStats | None = None, x_operand: QOperand | None = None) -> torch.Tensor:
+    """Y = Q(X) Q(W)^T (M x N) for X (M x K) and W (N x K).  stats: the layer call's LayerStats; x_operand: X
+    already prepared by :func:`fprop_x_operand` (then x is not read)."""
     stats = stats or LayerStats()
-    a = prepare(x, recipe.fprop_x, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype,
-                stats=stats.x)
+    a = x_operand if x_operand is not None else fprop_x_operand(x, recipe, dtype, generator, signs, stats)
     b = prepare(w, recipe.fprop_w, recipe, mean_axis=None, generator=generator, signs=signs, out_dtype=dtype,
                 stats=stats.w)
     return qgemm(a, b, dtype)
+
+
+def fprop_x_operand(x: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None, signs=None,
+                    stats: LayerStats | None = None) -> QOperand:
+    """fprop's X operand: X (M x K) transformed and quantized along K.  It does not depend on W: linears that
+    read the same X (q, k, v; gate, up) can share it where :func:`shares_input` allows."""
+    return prepare(x, recipe.fprop_x, recipe, mean_axis="rows", generator=generator, signs=signs, out_dtype=dtype,
+                   stats=(stats or LayerStats()).x)
+
+
+def shares_input(recipe: Recipe) -> bool:
+    """Whether X's two operands (fprop's and wgrad's) are the same bits for every linear that reads X: neither
+    draws random numbers (round to nearest, no low-rank sketch), so no layer's own stream enters them."""
+    return all(spec.rounding == "nearest" and spec.transform != "lowrank" for spec in (recipe.fprop_x, recipe.wgrad_x))
 
 
 def dgrad(dy: torch.Tensor, w: torch.Tensor, recipe: Recipe, dtype: torch.dtype, generator=None,

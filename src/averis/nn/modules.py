@@ -36,7 +36,7 @@ class QuantLinear(nn.Linear):
         if not (st.enabled and st.recipe.quantizes):
             return nn.functional.linear(x, self.weight, self.bias)  # bit-identical to nn.Linear
         return quant_linear(x, self.weight, self.bias, st.key, getattr(self, RNG_BUFFER),
-                            self._buffers.get(SPLIT_BUFFER), st.counter_stride)
+                            self._buffers.get(SPLIT_BUFFER), st.counter_stride, st.share)
 
     def _load_from_state_dict(self, state_dict, prefix, *args):
         _keep_rng_if_absent(self, state_dict, prefix)

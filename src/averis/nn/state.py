@@ -101,6 +101,9 @@ class LayerState:
         # how far a training forward advances the counter: 1, or the number of data-parallel ranks, each of which
         # starts at its rank (spread_streams): the ranks then draw what one process would for the same micro-batches
         self.counter_stride = 1
+        # (group, position, size) among linears that read one X (declared by the model: see convert.share_inputs);
+        # (0, 0, 1) for none.  The custom op receives it as constants.
+        self.share = (0, 0, 1)
 
     def __repr__(self) -> str:
         return f"LayerState(recipe={self.recipe.name!r}, index={self.index}, enabled={self.enabled})"
