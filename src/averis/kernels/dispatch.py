@@ -267,7 +267,7 @@ def _launch_quantize(
         _, bn, tw = _cfg("tsum")
         bn = _narrow_columns(bn, R, 1)
         K.token_sum_kernel[(_cdiv(R, bn),)](part, sums, y3, grid[1], R, ROUND=token_sum[2], BN=bn,
-                                                  GROUP=token_sum[1], num_warps=tw, **_LAUNCH)
+                                            GROUP=token_sum[1], num_warps=tw, **_LAUNCH)
     return y, codes, scales, tscale, (nb, R, L, Rp, Lp), sums
 
 
@@ -479,8 +479,8 @@ def mean_terms(u0: torch.Tensor, v0: torch.Tensor, u1: torch.Tensor | None, v1: 
     out = torch.empty(p, q, dtype=out_dtype, device=u0.device)
     bp, bq, nw = _cfg("terms")
     K.mean_terms_kernel[(_cdiv(p, bp), _cdiv(q, bq))](u0, v0, u1, v1, out, p, q, length, TWO=two,
-                                                                  ADD_LENGTH=bool(length), BP=bp, BQ=bq,
-                                                                  num_warps=nw, **_LAUNCH)
+                                                      ADD_LENGTH=bool(length), BP=bp, BQ=bq, num_warps=nw,
+                                                      **_LAUNCH)
     return out
 
 

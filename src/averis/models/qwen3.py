@@ -84,6 +84,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 class Attention(nn.Module):
     averis_shared_inputs = (("q_proj", "k_proj", "v_proj"),)  # they read one X: quantized once (averis.nn.convert)
+
     def __init__(self, cfg: Qwen3Config):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
@@ -108,6 +109,7 @@ class Attention(nn.Module):
 
 class MLP(nn.Module):
     averis_shared_inputs = (("gate_proj", "up_proj"),)
+
     def __init__(self, cfg: Qwen3Config):
         super().__init__()
         self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
