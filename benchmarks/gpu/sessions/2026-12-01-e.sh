@@ -4,7 +4,7 @@
 #   1. alone on the GPU (timings): bench_kernels check (228 cases) and shapes (each kernel per call at the step's
 #      shapes against its floor; the token sums' second launch; the stats/tsum column tiles swept), then
 #      gpu/diag/tree_order.py (the column statistics with the adjacent (today's), halving and tl.sum trees)
-#   2. alone: bench_step, bench preset, graph + profile: bf16, nvfp4, nvidia, averis, averis_rht.  Predicted against
+#   2. alone: bench_step, bench preset, eager (profiled) and graph: bf16, nvfp4, nvidia, averis, averis_rht.  Predicted against
 #      1a11b29 (9.50 / 16.03 / 16.71 / 21.47 / 25.04 ms): averis about -1.1 ms from the token sums' narrower tiles,
 #      and X quantized once for q/k/v and gate/up about -0.7 ms for nvfp4 / nvidia, -1.3 ms for averis
 #   3. throughput, side by side: the GPU tests (capped) and issue 18's ablation at the bench preset: averis_act,
@@ -27,8 +27,8 @@ plan() {
   timeout "$(cap 90)" python3 benchmarks/gpu/diag/tree_order.py > /tmp/bg/tree_order.log 2>&1
   echo "tree order rc $?"
   echo "phase 2: bench step, bench preset ($(left) s left)"
-  timeout "$(cap 240)" python3 benchmarks/bench_step.py --preset bench \
-    --recipes bf16,nvfp4,nvidia,averis,averis_rht --modes graph --profile --out /tmp/steps \
+  timeout "$(cap 300)" python3 benchmarks/bench_step.py --preset bench \
+    --recipes bf16,nvfp4,nvidia,averis,averis_rht --modes eager,graph --profile --out /tmp/steps \
     > /tmp/bg/steps_bench.log 2>&1; echo "steps bench rc $?"
   echo "phase 3: GPU tests beside the ablation ($(left) s left)"
   (timeout "$(cap 420)" python3 -m pytest -q -p no:cacheprovider -p no:logging --tb=short -rfE \
