@@ -476,7 +476,7 @@ def section_sweep():
             lambda: dispatch.amax(x, signs=None, mu=st_mean, axis=1),
         ),
         "stats": (
-            [(0, 32, 2), (0, 16, 2), (0, 32, 4), (0, 64, 4), (0, 64, 8)],
+            [(0, 128, 4), (0, 128, 1), (0, 256, 8), (0, 256, 2), (0, 64, 2), (0, 32, 1)],
             lambda: qgemm.column_stats(x),
         ),
         "amaxflat": (
@@ -575,13 +575,13 @@ def _shape_row(preset, shape, device, timed_):
     k["token sums (the difference)"] = {"us": k["residual columnwise SR + token sums"]["us"]
                                         - k["residual columnwise SR"]["us"]}
     tiles = {}
-    for kind, cands, fn in (("stats", (16, 32, 64), lambda: qgemm.column_stats(x)), ("tsum", (16, 32, 64, 128),
-                                                                                      with_sums)):
+    for kind, cands, fn in (("stats", (16, 32, 64, 128, 256), lambda: qgemm.column_stats(x)),
+                            ("tsum", (16, 32, 64, 128), with_sums)):
         orig, enough = dispatch.CONFIGS[kind], dispatch.ENOUGH_PROGRAMS
         dispatch.ENOUGH_PROGRAMS = 1  # each tile as given
         try:
             for bn in cands:
-                for warps in (1, 2, 4):
+                for warps in (w for w in (1, 2, 4, 8) if w == 1 or 32 * w <= bn):  # dispatch's warps rule
                     dispatch.CONFIGS[kind] = (0, bn, warps)
                     tiles[f"{kind} {bn}x{warps}w"] = timed_(fn) * 1e3
         finally:

@@ -278,13 +278,15 @@ def test_column_stats_kernel_equals_the_reference_at_every_chunk_size(chunk):
 
 def test_column_tiles_narrow_until_the_launch_fills_the_gpu():
     """Narrow operands get narrow column tiles (more programs); wide ones keep the configured tile."""
-    from averis.kernels.dispatch import ENOUGH_PROGRAMS, _narrow_columns
+    from averis.kernels.dispatch import ENOUGH_PROGRAMS, _narrow_columns, _row_reduction_warps
 
     assert _narrow_columns(128, 512, 1) == 16  # token sums of a 512-channel operand: 32 programs, not 4
     assert _narrow_columns(32, 4096, 64) == 32  # statistics of 8192 x 4096: 128 x 64 programs already
     assert _narrow_columns(32, 512, 64) == 32  # statistics at the bench preset: 16 x 64 programs already
     assert _narrow_columns(128, 20, 1) == 16 and _narrow_columns(64, 3, 1) == 16  # never below 16
     assert triton.cdiv(4096, _narrow_columns(128, 4096, 1)) >= ENOUGH_PROGRAMS // 2
+    # a narrowed tile keeps at most a warp per 32 columns (the row-at-a-time reductions: a thread per column)
+    assert [_row_reduction_warps(bn, 4) for bn in (16, 32, 64, 128, 256)] == [1, 1, 2, 4, 4]
 
 
 @pytest.mark.parametrize("enough", [1, 1 << 20])

@@ -38,7 +38,7 @@ CONFIGS = {
     "had": (16, 128, 4),  # Hadamard along the contiguous dim
     "dual": (32, 64, 4),
     "amax": (32, 256, 4),
-    "stats": (0, 32, 2),  # (-, columns at most, warps): the rows per chunk are the caller's (the summation order)
+    "stats": (0, 128, 4),  # (-, columns at most, warps): the rows per chunk are the caller's (the summation order)
     "amaxflat": (0, 32768, 16),  # (-, elements per program, warps)
     "terms": (32, 256, 4),  # mean_terms: rows, columns of the P x Q output, warps
     "tsum": (0, 128, 4),  # token_sum_kernel: (-, columns at most, warps); chunk, group: the caller's (the order)
@@ -81,6 +81,12 @@ def _narrow_columns(bn: int, cols: int, programs_per_tile: int) -> int:
     while bn > 16 and _cdiv(cols, bn) * programs_per_tile < ENOUGH_PROGRAMS:
         bn //= 2
     return bn
+
+
+def _row_reduction_warps(bn: int, warps: int) -> int:
+    """Warps for a launch that reads its rows one at a time (column statistics, token sums): at most one thread
+    per column, so a narrowed tile drops its surplus warps instead of holding replicas of the same columns."""
+    return min(warps, max(1, bn // 32))
 
 
 # --------------------------------------------------------------------------- layout
@@ -266,6 +272,7 @@ def _launch_quantize(
         sums = torch.empty(R, dtype=torch.float32, device=dev)
         _, bn, tw = _cfg("tsum")
         bn = _narrow_columns(bn, R, 1)
+        tw = _row_reduction_warps(bn, tw)
         K.token_sum_kernel[(_cdiv(R, bn),)](part, sums, y3, grid[1], R, ROUND=token_sum[2], BN=bn,
                                             GROUP=token_sum[1], num_warps=tw, **_LAUNCH)
     return y, codes, scales, tscale, (nb, R, L, Rp, Lp), sums
@@ -419,6 +426,7 @@ def column_stats(x: torch.Tensor, chunk: int, group: int):
     ch = chunk
     nch = _cdiv(rows, ch)
     bn = _narrow_columns(bn, cols, nch)
+    nw = _row_reduction_warps(bn, nw)
     nct = _cdiv(cols, bn)
     dev = x.device
     part = torch.empty(3, nch, cols, dtype=torch.float32, device=dev)

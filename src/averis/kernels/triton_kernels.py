@@ -530,6 +530,36 @@ def _tree_sum(t, G: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
+def _rows_stats(x_ptr, sxr, row0, coffs, cm, NROWS, N: tl.constexpr):
+    """(sum, max, min) over rows row0 .. row0 + N - 1 (N a power of two; rows past NROWS read as +0 for the sum
+    and are left out of max / min) of the columns at coffs: the pairwise tree as halves of halves, which is the
+    level-by-level tree (rows 2i + 2i+1 first) exactly.  Each row is one coalesced load of the column tile, and
+    every column's tree stays in its own thread's registers: no layout conversion, no shared memory."""
+    if N == 1:
+        rows = row0 + tl.zeros_like(coffs)  # a tensor (row0 may be a plain int in the interpreter)
+        ok = cm & (rows < NROWS)
+        v = tl.load(x_ptr + rows.to(tl.int64) * sxr + coffs, mask=ok, other=0.0).to(tl.float32)
+        return v + 0.0, tl.where(ok, v, float("-inf")), tl.where(ok, v, float("inf"))  # + 0.0: -0 -> +0
+    else:
+        s0, mx0, mn0 = _rows_stats(x_ptr, sxr, row0, coffs, cm, NROWS, N // 2)
+        s1, mx1, mn1 = _rows_stats(x_ptr, sxr, row0 + N // 2, coffs, cm, NROWS, N // 2)
+        return s0 + s1, _fmax_nan(mx0, mx1), _fmin_nan(mn0, mn1)
+
+
+@triton.jit
+def _rows_sum(p, stride, row0, coffs, cm, NROWS, N: tl.constexpr):
+    """The pairwise tree sum (as in _rows_stats) of rows row0 .. row0 + N - 1 of float32 partials (rows past NROWS
+    read as +0), read from L2 (.cg): other programs of this launch may have just written them."""
+    if N == 1:
+        rows = row0 + tl.zeros_like(coffs)
+        return tl.load(p + rows.to(tl.int64) * stride + coffs, mask=cm & (rows < NROWS), other=0.0,
+                       cache_modifier=".cg")
+    else:
+        return (_rows_sum(p, stride, row0, coffs, cm, NROWS, N // 2)
+                + _rows_sum(p, stride, row0 + N // 2, coffs, cm, NROWS, N // 2))
+
+
+@triton.jit
 def column_stats_kernel(
     x_ptr,
     sxr,
@@ -555,20 +585,14 @@ def column_stats_kernel(
 
     Order (transforms.mean.column_stats): each chunk of CH rows (zero-padded) is summed by a pairwise tree;
     the chunk sums likewise inside groups of GROUP chunks; the group sums one after the other.  This
-    program loads its chunk's (CH, BN) tile at once and sums it level by level (_tree_sum); the last
-    program to finish a column tile combines the partials (_column_stats_finish).
+    program reads its chunk row by row (_rows_stats); the last program to finish a column tile combines the
+    partials (_column_stats_finish).
     """
     pid_c = tl.program_id(0)
     pid_k = tl.program_id(1)
     cols = pid_c * BN + tl.arange(0, BN)
     cm = cols < NCOLS
-    rows = pid_k * CH + tl.arange(0, CH)
-    ok = (rows[:, None] < NROWS) & cm[None, :]
-    v = tl.load(x_ptr + rows[:, None].to(tl.int64) * sxr + cols[None, :] * sxc, mask=ok, other=0.0)
-    v = v.to(tl.float32)
-    s = _tree_sum(v + 0.0, CH, BN)  # + 0.0: -0 -> +0, as in the reference
-    mx = tl.reduce(tl.where(ok, v, float("-inf")), 0, _fmax_nan)
-    mn = tl.reduce(tl.where(ok, v, float("inf")), 0, _fmin_nan)
+    s, mx, mn = _rows_stats(x_ptr, sxr, pid_k * CH, cols * sxc, cm, NROWS, CH)
     _column_stats_finish(s, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr, sum_ptr, max_ptr,
                          min_ptr, mu_ptr, ramax_ptr, NROWS_F, NCOLS, NCH, BN, GROUP)
 
@@ -593,7 +617,7 @@ def _column_stats_finish(s, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pm
         for k0 in range(0, NCH, GROUP):
             m2 = ((k0 + kk) < NCH) & cm[None, :]
             off = (k0 + kk).to(tl.int64) * NCOLS + cols[None, :]
-            tot = tot + _tree_sum(tl.load(ps_ptr + off, mask=m2, other=0.0, cache_modifier=".cg"), GROUP, BN)
+            tot = tot + _rows_sum(ps_ptr, NCOLS, k0, cols, cm, NCH, GROUP)
             gmx = _fmax_nan(
                 tl.reduce(
                     tl.load(pmax_ptr + off, mask=m2, other=float("-inf"), cache_modifier=".cg"), 0, _fmax_nan
@@ -624,11 +648,8 @@ def token_sum_kernel(part_ptr, out_ptr, dt_ptr, NT, C, ROUND: tl.constexpr, BN: 
     cols = tl.program_id(0) * BN + tl.arange(0, BN)
     cm = cols < C
     tot = tl.zeros((BN,), tl.float32)
-    kk = tl.arange(0, GROUP)[:, None]
     for k0 in range(0, NT, GROUP):
-        m2 = ((k0 + kk) < NT) & cm[None, :]
-        tot = tot + _tree_sum(tl.load(part_ptr + (k0 + kk).to(tl.int64) * C + cols[None, :], mask=m2, other=0.0),
-                              GROUP, BN)
+        tot = tot + _rows_sum(part_ptr, C, k0, cols, cm, NT, GROUP)
     if ROUND:
         tot = _to_out(tot, dt_ptr.dtype.element_ty).to(tl.float32)
     tl.store(out_ptr + cols, tot, mask=cm)
