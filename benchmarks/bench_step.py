@@ -115,6 +115,10 @@ def bench_recipe(name: str, modes: list[str], args) -> dict:
     with naive_path(name.endswith("-torch")):
         for mode in modes:
             try:
+                # every Setup compiles a new model through the same code objects: without a reset their entries add
+                # up over the recipes and past Dynamo's recompile limit the later recipes silently run uncompiled
+                # (at 48b1419 the sixth recipe's graphed step was 1.7x its own GPU time)
+                torch._dynamo.reset()
                 setup = Setup(recipe, args.batch, args.seq, not args.no_compile, args.preset)
                 row["params"] = sum(p.numel() for p in setup.model.parameters())
                 step = setup.graph_step_fn() if mode == "graph" else setup.eager_step
