@@ -476,7 +476,7 @@ def section_sweep():
             lambda: dispatch.amax(x, signs=None, mu=st_mean, axis=1),
         ),
         "stats": (
-            [(0, 128, 4), (0, 128, 1), (0, 256, 8), (0, 256, 2), (0, 64, 2), (0, 32, 1)],
+            [(16, 64, 4), (8, 64, 2), (32, 64, 8), (16, 128, 8), (32, 32, 4), (8, 128, 4)],
             lambda: qgemm.column_stats(x),
         ),
         "amaxflat": (
@@ -575,15 +575,18 @@ def _shape_row(preset, shape, device, timed_):
     k["token sums (the difference)"] = {"us": k["residual columnwise SR + token sums"]["us"]
                                         - k["residual columnwise SR"]["us"]}
     tiles = {}
-    for kind, cands, fn in (("stats", (16, 32, 64, 128, 256), lambda: qgemm.column_stats(x)),
-                            ("tsum", (16, 32, 64, 128), with_sums)):
+    # (row blocks side by side, columns, warps): the statistics read sub x bn values a step, the token sums bn
+    stats_tiles = [(s, bn, w) for s, bn in ((8, 32), (16, 32), (32, 32), (8, 64), (16, 64), (32, 64), (8, 128),
+                                            (16, 128)) for w in (2, 4, 8) if 32 * w <= s * bn]
+    tsum_tiles = [(0, bn, w) for bn in (16, 32, 64, 128) for w in (1, 2, 4, 8) if w == 1 or 32 * w <= bn]
+    for kind, cands, fn in (("stats", stats_tiles, lambda: qgemm.column_stats(x)), ("tsum", tsum_tiles, with_sums)):
         orig, enough = dispatch.CONFIGS[kind], dispatch.ENOUGH_PROGRAMS
         dispatch.ENOUGH_PROGRAMS = 1  # each tile as given
         try:
-            for bn in cands:
-                for warps in (w for w in (1, 2, 4, 8) if w == 1 or 32 * w <= bn):  # dispatch's warps rule
-                    dispatch.CONFIGS[kind] = (0, bn, warps)
-                    tiles[f"{kind} {bn}x{warps}w"] = timed_(fn) * 1e3
+            for cfg in cands:
+                dispatch.CONFIGS[kind] = cfg
+                tiles[f"{kind} {cfg[0]}x{cfg[1]}x{cfg[2]}w" if kind == "stats" else f"{kind} {cfg[1]}x{cfg[2]}w"] = (
+                    timed_(fn) * 1e3)
         finally:
             dispatch.CONFIGS[kind], dispatch.ENOUGH_PROGRAMS = orig, enough
     row["tiles_us"] = tiles

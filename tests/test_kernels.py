@@ -298,7 +298,7 @@ def test_column_statistics_and_token_sums_do_not_depend_on_the_column_tile(monke
 
     monkeypatch.setattr(dispatch, "ENOUGH_PROGRAMS", enough)
     cfg = dispatch._cfg  # the statistics' widest tile 64 columns here too (the interpreter's default is 16)
-    monkeypatch.setattr(dispatch, "_cfg", lambda kind: (0, 64, 1) if kind == "stats" else cfg(kind))
+    monkeypatch.setattr(dispatch, "_cfg", lambda kind: (4, 64, 1) if kind == "stats" else cfg(kind))
     x = (hard_input((150, 100), torch.float32, seed=5).cpu() + 0.25).to(DEV)  # a ragged last tile of columns
     ref = transforms.column_stats(x.cpu(), chunk=16)
     got = dispatch.column_stats(x, 16, GROUP)

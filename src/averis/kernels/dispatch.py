@@ -38,7 +38,8 @@ CONFIGS = {
     "had": (16, 128, 4),  # Hadamard along the contiguous dim
     "dual": (32, 64, 4),
     "amax": (32, 256, 4),
-    "stats": (0, 128, 4),  # (-, columns at most, warps): the rows per chunk are the caller's (the summation order)
+    "stats": (16, 64, 4),  # (row blocks of a chunk read side by side, columns at most, warps); the rows per chunk
+    # are the caller's (the summation order); a narrowed tile reads more blocks side by side (column_stats)
     "amaxflat": (0, 32768, 16),  # (-, elements per program, warps)
     "terms": (32, 256, 4),  # mean_terms: rows, columns of the P x Q output, warps
     "tsum": (0, 128, 4),  # token_sum_kernel: (-, columns at most, warps); chunk, group: the caller's (the order)
@@ -61,7 +62,7 @@ def _cdiv(a: int, b: int) -> int:
 
 def _cfg(kind: str) -> tuple[int, int, int]:
     if kind == "stats":
-        return CONFIGS["stats"] if not _interpret() else (0, 16, 1)
+        return CONFIGS["stats"] if not _interpret() else (4, 16, 1)
     return _INTERPRET_CONFIGS[kind] if _interpret() else CONFIGS[kind]
 
 
@@ -83,10 +84,11 @@ def _narrow_columns(bn: int, cols: int, programs_per_tile: int) -> int:
     return bn
 
 
-def _row_reduction_warps(bn: int, warps: int) -> int:
-    """Warps for a launch that reads its rows one at a time (column statistics, token sums): at most one thread
-    per column, so a narrowed tile drops its surplus warps instead of holding replicas of the same columns."""
-    return min(warps, max(1, bn // 32))
+def _row_reduction_warps(width: int, warps: int) -> int:
+    """Warps for a launch that reads ``width`` values at a time (token sums: a row of the column tile; column
+    statistics: a row of each of its side-by-side blocks): at most one thread per value, so a narrowed tile drops
+    its surplus warps instead of holding replicas of the same values."""
+    return min(warps, max(1, width // 32))
 
 
 # --------------------------------------------------------------------------- layout
@@ -422,11 +424,12 @@ def column_stats(x: torch.Tensor, chunk: int, group: int):
     if x.ndim != 2:
         raise ValueError(f"column_stats takes a 2D (tokens x channels) tensor, got shape {tuple(x.shape)}")
     rows, cols = x.shape
-    _, bn, nw = _cfg("stats")
+    sub0, bn0, nw = _cfg("stats")
     ch = chunk
     nch = _cdiv(rows, ch)
-    bn = _narrow_columns(bn, cols, nch)
-    nw = _row_reduction_warps(bn, nw)
+    bn = _narrow_columns(bn0, cols, nch)
+    sub = min(ch, max(1, sub0 * bn0 // bn))  # as many values in flight per program when the tile narrows
+    nw = _row_reduction_warps(sub * bn, nw)
     nct = _cdiv(cols, bn)
     dev = x.device
     part = torch.empty(3, nch, cols, dtype=torch.float32, device=dev)
@@ -451,6 +454,7 @@ def column_stats(x: torch.Tensor, chunk: int, group: int):
         cols,
         nch,
         CH=ch,
+        SUB=sub,
         BN=bn,
         GROUP=group,
         num_warps=nw,

@@ -530,19 +530,20 @@ def _tree_sum(t, G: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
-def _rows_stats(x_ptr, sxr, row0, coffs, cm, NROWS, N: tl.constexpr):
-    """(sum, max, min) over rows row0 .. row0 + N - 1 (N a power of two; rows past NROWS read as +0 for the sum
+def _rows_stats(x_ptr, sxr, rows0, coffs, cm, NROWS, N: tl.constexpr):
+    """(sum, max, min) over rows rows0 .. rows0 + N - 1 (N a power of two; rows past NROWS read as +0 for the sum
     and are left out of max / min) of the columns at coffs: the pairwise tree as halves of halves, which is the
-    level-by-level tree (rows 2i + 2i+1 first) exactly.  Each row is one coalesced load of the column tile, and
-    every column's tree stays in its own thread's registers: no layout conversion, no shared memory."""
+    level-by-level tree (rows 2i + 2i+1 first) exactly.  rows0 (SUB, 1) holds the first row of SUB row blocks read
+    side by side, coffs and cm (1, BN) the columns: each step is one coalesced (SUB, BN) load, and every column's
+    tree stays in its own thread's registers: no layout conversion, no shared memory."""
     if N == 1:
-        rows = row0 + tl.zeros_like(coffs)  # a tensor (row0 may be a plain int in the interpreter)
+        rows = rows0 + tl.zeros_like(coffs)  # (SUB, BN)
         ok = cm & (rows < NROWS)
         v = tl.load(x_ptr + rows.to(tl.int64) * sxr + coffs, mask=ok, other=0.0).to(tl.float32)
         return v + 0.0, tl.where(ok, v, float("-inf")), tl.where(ok, v, float("inf"))  # + 0.0: -0 -> +0
     else:
-        s0, mx0, mn0 = _rows_stats(x_ptr, sxr, row0, coffs, cm, NROWS, N // 2)
-        s1, mx1, mn1 = _rows_stats(x_ptr, sxr, row0 + N // 2, coffs, cm, NROWS, N // 2)
+        s0, mx0, mn0 = _rows_stats(x_ptr, sxr, rows0, coffs, cm, NROWS, N // 2)
+        s1, mx1, mn1 = _rows_stats(x_ptr, sxr, rows0 + N // 2, coffs, cm, NROWS, N // 2)
         return s0 + s1, _fmax_nan(mx0, mx1), _fmin_nan(mn0, mn1)
 
 
@@ -578,6 +579,7 @@ def column_stats_kernel(
     NCOLS,
     NCH,
     CH: tl.constexpr,
+    SUB: tl.constexpr,
     BN: tl.constexpr,
     GROUP: tl.constexpr,
 ):
@@ -585,14 +587,19 @@ def column_stats_kernel(
 
     Order (transforms.mean.column_stats): each chunk of CH rows (zero-padded) is summed by a pairwise tree;
     the chunk sums likewise inside groups of GROUP chunks; the group sums one after the other.  This
-    program reads its chunk row by row (_rows_stats); the last program to finish a column tile combines the
-    partials (_column_stats_finish).
+    program reads its chunk as SUB blocks of CH / SUB rows side by side, each block's tree row by row
+    (_rows_stats), then the blocks' sums by the same tree's top levels (_tree_sum); the last program to finish
+    a column tile combines the chunk partials (_column_stats_finish).
     """
     pid_c = tl.program_id(0)
     pid_k = tl.program_id(1)
     cols = pid_c * BN + tl.arange(0, BN)
     cm = cols < NCOLS
-    s, mx, mn = _rows_stats(x_ptr, sxr, pid_k * CH, cols * sxc, cm, NROWS, CH)
+    rows0 = pid_k * CH + tl.arange(0, SUB)[:, None] * (CH // SUB)
+    s2, mx2, mn2 = _rows_stats(x_ptr, sxr, rows0, (cols * sxc)[None, :], cm[None, :], NROWS, CH // SUB)
+    s = _tree_sum(s2, SUB, BN)
+    mx = tl.reduce(mx2, 0, _fmax_nan)
+    mn = tl.reduce(mn2, 0, _fmin_nan)
     _column_stats_finish(s, mx, mn, cols, cm, pid_c, pid_k, ps_ptr, pmax_ptr, pmin_ptr, cnt_ptr, sum_ptr, max_ptr,
                          min_ptr, mu_ptr, ramax_ptr, NROWS_F, NCOLS, NCH, BN, GROUP)
 
