@@ -1,7 +1,28 @@
 """Shared test fixtures."""
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
+
+from averis import _shared_record
+
+
+def pytest_configure(config):
+    # CI's first pass names a file in $AVERIS_RECORD_SHARED: the tests that look up ../shared are recorded there
+    # (averis._shared_record) and run again without it. The main process starts the file empty; the workers
+    # of pytest-xdist and the processes the tests start append to it.
+    record = os.environ.get(_shared_record.ENV)
+    if record and not hasattr(config, "workerinput"):
+        Path(record).write_text("")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    record = os.environ.get(_shared_record.ENV)
+    if record and not hasattr(config, "workerinput") and Path(record).is_file():
+        lines = set(Path(record).read_text().splitlines())
+        terminalreporter.write_line(f"{len(lines)} tests or test files looked up ../shared (recorded in {record})")
 
 
 @pytest.fixture(scope="module")
