@@ -16,6 +16,15 @@ def pytest_configure(config):
     record = os.environ.get(_shared_record.ENV)
     if record and not hasattr(config, "workerinput"):
         Path(record).write_text("")
+    # Under pytest-xdist the workers share the cores: threads of their own each (OpenMP threads that wait for a
+    # core another process holds spin), passed on to the processes the tests start. An explicit
+    # OMP_NUM_THREADS wins.
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if workers.isdigit() and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 def pytest_terminal_summary(terminalreporter, config):
