@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from averis._shared_record import note
 from averis.cli import main
 from averis.eval.harness import TASKS, data_folder
 
@@ -290,6 +291,8 @@ REAL = data_folder.__globals__["REPO"].parent / "shared" / "data" / "eval"
 
 
 def real_data() -> Path:
+    if not os.environ.get("AVERIS_EVAL_DATA"):
+        note("eval data")  # the default place, ../shared: CI runs this test again without it
     folder = Path(os.environ.get("AVERIS_EVAL_DATA") or REAL)
     if os.environ.get("AVERIS_CORPUS") == "none" or not all((folder / f).is_file() for f in TASKS.values()):
         pytest.skip(f"the evaluation files are not at {folder} (a fresh clone without ../shared)")

@@ -85,11 +85,11 @@ def test_two_nodes_through_a_rendezvous_match_one_process(tmp_path):
     a shared --out and cache; the losses are those of one process with two micro-batches."""
     import socket
 
-    with socket.socket() as s:  # a free port for the rendezvous
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     base = common(tmp_path)
     run(["--out", str(tmp_path / "single"), "--max-steps", "3", "--set", "train.grad_accum=2", *base])
+    with socket.socket() as s:  # a free port for the rendezvous, taken just before the agents start (other
+        s.bind(("127.0.0.1", 0))  # tests, e.g. under pytest-xdist, open ports meanwhile)
+        port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     agents = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node), "--nproc-per-node",

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from .._shared_record import note
+
 BUNDLED_DIR = Path(__file__).resolve().parent
 BUNDLED_NAMES = ("austen", "moby_dick", "shakespeare")
 TEXT_SUFFIXES = (".txt", ".txt.xz", ".md", ".rst", ".text")
@@ -30,7 +32,8 @@ class CorpusNotFound(FileNotFoundError):
 def corpus_dir() -> Path:
     """The offline corpus: $AVERIS_CORPUS, else shared/data/corpus beside the repo or the cwd (or a parent).
 
-    AVERIS_CORPUS=none hides it, as on a fresh clone without ../shared (CI runs the tests so once).
+    AVERIS_CORPUS=none hides it, as on a fresh clone without ../shared (CI runs the tests that look it up so
+    once more: averis._shared_record).
     """
     env = os.environ.get("AVERIS_CORPUS")
     if env == "none":
@@ -39,6 +42,7 @@ def corpus_dir() -> Path:
         if not Path(env).is_dir() or not any(Path(env).glob("*.txt.xz")):
             raise FileNotFoundError(f"AVERIS_CORPUS={env} is not a folder of *.txt.xz files")
         return Path(env)
+    note("corpus")  # the default places: beside the repository (../shared) or the cwd
     here = Path(__file__).resolve()
     cwd = Path.cwd().resolve()
     for base in (*here.parents, cwd, *cwd.parents):

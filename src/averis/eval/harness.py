@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from .._shared_record import note
+
 # lm-eval's task names, in the order of the table; the data file each reads (shared/data/eval/README.md)
 TASKS = {
     "arc_easy": "arc_easy.jsonl",
@@ -59,6 +61,7 @@ def data_folder(explicit: str | os.PathLike | None = None, tasks: list[str] | No
     elif os.environ.get("AVERIS_EVAL_DATA"):
         folder, how = Path(os.environ["AVERIS_EVAL_DATA"]), "AVERIS_EVAL_DATA"
     else:
+        note("eval data")
         folder, how = REPO.parent / "shared" / "data" / "eval", "the default"
     missing = [TASKS[t] for t in tasks or TASKS if not (folder / TASKS[t]).is_file()]
     if missing:
