@@ -276,6 +276,25 @@ def test_column_stats_kernel_equals_the_reference_at_every_chunk_size(chunk):
             assert_bits_equal_nan(got, want, name)  # the NaN column's sum is NaN on both, its payload the device's
 
 
+@pytest.mark.parametrize("cfg", [(1, 16, 1), (8, 32, 1), (32, 16, 2), (16, 64, 4)])
+def test_column_stats_kernel_equals_the_reference_at_every_tile(monkeypatch, cfg):
+    """Every (row blocks side by side, columns, warps) tile the benchmark's sweep may set gives the reference's
+    bits: one block (the whole chunk's tree row by row) to a block a row (the tree's top levels only), a ragged
+    last chunk and column tile, NaN and a column of -0."""
+    from averis.kernels import dispatch
+    from averis.transforms.mean import GROUP
+
+    monkeypatch.setattr(dispatch, "_cfg", lambda kind, cfg_=dispatch._cfg: cfg if kind == "stats" else cfg_(kind))
+    g = torch.Generator().manual_seed(cfg[0] + cfg[1])
+    x = torch.randn(300, 70, generator=g) * torch.exp2(torch.randint(-20, 20, (300, 1), generator=g).float()) + 0.3
+    x[5, 3] = float("nan")
+    x[:, 7] = -0.0
+    ref = transforms.column_stats(x, chunk=32)
+    got = dispatch.column_stats(x.to(DEV), 32, GROUP)
+    for name, g_, w in zip(("sum", "max", "min", "mean", "residual_amax"), got, ref):
+        assert_bits_equal_nan(g_.cpu(), w, name)
+
+
 def test_column_tiles_narrow_until_the_launch_fills_the_gpu():
     """Narrow operands get narrow column tiles (more programs); wide ones keep the configured tile."""
     from averis.kernels.dispatch import ENOUGH_PROGRAMS, _narrow_columns, _row_reduction_warps
