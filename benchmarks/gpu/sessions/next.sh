@@ -3,7 +3,8 @@
 # keep the calls back to back (the machine goes back after 30 s idle).
 #   1. alone: bench_kernels check and shapes: every kernel bit for bit on the GPU, then each kernel at the step's
 #      shapes against its floor with the column-statistics tiles swept (89f92dc timed only bench (8192, 256) before
-#      its budget ended).  ~110 s check, shapes not yet timed whole (cap 200 s).
+#      its budget ended).  ~110 s check, shapes not yet timed whole (cap 320 s with the check); then the tile sweep of
+#      every kernel kind (cap 90 s; never run on an H200).
 #   2. alone: bench_step, bench preset, the six recipes of issue 15's must-show, eager (profiled) and graphed, Dynamo
 #      reset between recipes (the 48b1419 run lost nvidia's and metis's graphed rows to the recompile limit).
 #      Predicted from 48b1419 and 89f92dc: bf16 9.7, nvfp4 15.3, nvidia 15.8, averis 18.8, averis_rht ~23 ms.
@@ -23,6 +24,9 @@ plan() {
   timeout "$(cap 320)" python3 benchmarks/bench_kernels.py --sections check,shapes --out /tmp/kernels \
     > /tmp/bg/kernels.log 2>&1; echo "kernels rc $?"
   grep -E "bit-exact|equal" /tmp/bg/kernels.log
+  # the tile sweep has not run on an H200 (CONFIGS come from the H100's): columnwise quantization is nvfp4's largest cost
+  timeout "$(cap 90)" python3 benchmarks/bench_kernels.py --sections sweep --out /tmp/kernels/sweep \
+    > /tmp/bg/kernels_sweep.log 2>&1; echo "sweep rc $?"
   echo "phase 2: bench step, bench preset ($(left) s left)"
   timeout "$(cap 620)" python3 benchmarks/bench_step.py --preset bench \
     --recipes averis,averis_rht,nvfp4,bf16,nvidia,metis --modes eager,graph --profile --out /tmp/steps \
