@@ -227,6 +227,28 @@ def test_hf_dataset_rows_are_read_from_the_text_field(monkeypatch):
         list(documents("hf:json", hf_text_field="body"))
 
 
+def test_the_token_cache_key_follows_the_corpus_folder_and_its_files(monkeypatch, tmp_path):
+    """Two corpora (AVERIS_CORPUS elsewhere) or a corpus file rewritten must not share a token cache."""
+    import importlib
+
+    prep = importlib.import_module("averis.data.prepare")
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        with lzma.open(tmp_path / name / "austen.txt.xz", "wt") as f:
+            f.write(f"the {name} corpus\n")
+    cfg = DataConfig(source="corpus", names=["austen"])
+    monkeypatch.setenv("AVERIS_CORPUS", str(tmp_path / "one"))
+    key = prep.data_key(cfg)
+    assert prep.data_key(cfg) == key
+    monkeypatch.setenv("AVERIS_CORPUS", str(tmp_path / "two"))
+    assert prep.data_key(cfg) != key
+    monkeypatch.setenv("AVERIS_CORPUS", str(tmp_path / "one"))
+    path = tmp_path / "one" / "austen.txt.xz"
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten in place (same size)
+    assert prep.data_key(cfg) != key
+
+
 def test_the_token_cache_key_changes_with_the_tokens_version_and_the_bundled_text(monkeypatch, tmp_path):
     """A cache folder written by code that tokenized differently must not be reused (a stale folder once gave
     the README's quickstart different losses at the same commit)."""

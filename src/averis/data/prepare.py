@@ -44,8 +44,8 @@ TOKENS_VERSION = 2
 
 
 def data_key(cfg) -> str:
-    """Hash of everything that changes the tokens (file sizes and mtimes stand in for file contents; the
-    bundled text's sizes, since an install sets its mtimes)."""
+    """Hash of everything that changes the tokens (file sizes and mtimes stand in for file contents, for given files
+    and the offline corpus; the bundled text's sizes, since an install sets its mtimes)."""
     fields = {k: getattr(cfg, k) for k in ("source", "paths", "names", "tokenizer", "vocab_size", "max_chars",
                                            "val_fraction", "split_seed", "hf_split", "hf_text_field", "hf_config")}
     fields["tokens_version"] = TOKENS_VERSION
@@ -54,6 +54,9 @@ def data_key(cfg) -> str:
                            for p in sources.expand_paths(cfg.paths)]
     if cfg.source == "bundled":
         fields["bundled"] = [(p.name, p.stat().st_size) for p in sources.bundled_files()]
+    if cfg.source == "corpus":  # where $AVERIS_CORPUS or ../shared points, and what is there now
+        fields["corpus"] = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
+                            for p in sources.corpus_files(cfg.names)]
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
