@@ -82,14 +82,11 @@ def _keep(store: dict, key: str, t: torch.Tensor) -> None:
 
 
 def _corpus_ids(tok, tokens: int) -> torch.Tensor:
-    try:
-        from averis.data import corpus_text
+    from averis.data.sources import corpus_or_bundled
 
-        text = corpus_text("austen", 40 * tokens)
-    except (ImportError, FileNotFoundError):
-        path = next((ROOT.parent / "shared" / "data" / "corpus").glob("austen.txt.xz"))
-        with lzma.open(path, "rt", encoding="utf-8") as f:
-            text = f.read(40 * tokens)
+    path, _ = corpus_or_bundled("austen")  # the offline corpus's, else the bundled copy (a fresh clone)
+    with lzma.open(path, "rt", encoding="utf-8") as f:
+        text = f.read(40 * tokens)
     text = text[len(text) // 4:]  # skip the front matter
     return torch.tensor(tok(text)["input_ids"][:tokens])
 
