@@ -50,14 +50,17 @@ def data_key(cfg) -> str:
                                            "val_fraction", "split_seed", "hf_split", "hf_text_field", "hf_config")}
     fields["tokens_version"] = TOKENS_VERSION
     if cfg.source == "files":
-        fields["files"] = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
-                           for p in sources.expand_paths(cfg.paths)]
+        fields["files"] = _stamps(sources.expand_paths(cfg.paths))
     if cfg.source == "bundled":
         fields["bundled"] = [(p.name, p.stat().st_size) for p in sources.bundled_files()]
     if cfg.source == "corpus":  # where $AVERIS_CORPUS or ../shared points, and what is there now
-        fields["corpus"] = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
-                            for p in sources.corpus_files(cfg.names)]
+        fields["corpus"] = _stamps(sources.corpus_files(cfg.names))
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _stamps(paths) -> list[tuple[str, int, int]]:
+    """(resolved path, size, mtime) of each file: what stands in for its contents in the cache key."""
+    return [(str(p.resolve()), st.st_size, st.st_mtime_ns) for p in paths for st in (p.stat(),)]
 
 
 def prepare(cfg, cache_root: str | Path | None = None, progress: bool = True) -> PreparedData:
