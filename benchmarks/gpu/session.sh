@@ -1,7 +1,7 @@
 # The start / watch protocol of a device-session plan (benchmarks/gpu/sessions/*.sh): a plan outlasts one device
 # call (10 min), so it runs detached until an absolute deadline and the following calls, each within the machine's
 # idle limit of the last, watch it and bring back a snapshot of everything it has written so far.
-# A plan file defines plan() (its phases; DEADLINE, left and cap are set for it) and SNAP (the paths each snapshot
+# A plan file defines plan() (its phases; DEADLINE, left, cap and frozen_copy are set for it) and SNAP (the paths each snapshot
 # copies), then ends with `source benchmarks/gpu/session.sh "$@"`.  Carry the plan as .carry/session.sh:
 #   AVERIS_COMMIT=<sha> bash .carry/session.sh start SECONDS     (detached; returns at once)
 #   bash .carry/session.sh watch SECONDS                           (progress; $OUT/snap.tgz holds all results so far)
@@ -9,6 +9,12 @@ set +e
 _plan_file=${BASH_SOURCE[1]}
 left() { echo $(( DEADLINE - $(date +%s) )); }
 cap() { local t; t=$(( $(left) - 20 )); [ "$t" -gt "$1" ] && t=$1; [ "$t" -lt 10 ] && t=10; echo $t; }  # a phase's limit
+# a plan's first step: run from a frozen copy of the tree (later calls may carry another), its GPU environment set
+frozen_copy() {
+  rm -rf /tmp/frozen && mkdir -p /tmp/frozen && cp -r src benchmarks configs tests pyproject.toml .carry /tmp/frozen/
+  cd /tmp/frozen && source benchmarks/gpu/env.sh; set +e
+  echo "$(nvidia-smi -L | wc -l) GPU(s), $(left) s left"
+}
 case "$1" in
   start)
     echo $(( $(date +%s) + $2 )) > /tmp/deadline

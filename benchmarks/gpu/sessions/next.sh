@@ -17,9 +17,7 @@
 #   AVERIS_COMMIT=<sha> bash .carry/session.sh start 1380; bash .carry/session.sh watch 540   (then watch 540, ...)
 SNAP="/tmp/gpu_tests.txt /tmp/steps /tmp/kernels"
 plan() {
-  rm -rf /tmp/frozen && mkdir -p /tmp/frozen && cp -r src benchmarks configs tests pyproject.toml .carry /tmp/frozen/
-  cd /tmp/frozen && source benchmarks/gpu/env.sh; set +e
-  echo "$(nvidia-smi -L | wc -l) GPU(s), $(left) s left"
+  frozen_copy
   echo "phase 1: kernels ($(left) s left)"
   timeout "$(cap 320)" python3 benchmarks/bench_kernels.py --sections check,shapes --out /tmp/kernels \
     > /tmp/bg/kernels.log 2>&1; echo "kernels rc $?"
