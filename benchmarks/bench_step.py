@@ -17,6 +17,9 @@ over ``--steps`` steps after warm-up; the ratios come from the same run.  Also w
 "nvfp4-torch" is the naive path: every quantization through the PyTorch reference (kernels off).
 
 Usage (GPU): python benchmarks/bench_step.py [--recipes bf16,nvfp4,...] [--profile] [--tokens DIR] [--out DIR]
+A run cut short by a time limit can be finished by a second one on the missing recipes at the same commit; their
+rows are then joined into one result, the ratios recomputed (no GPU needed):
+       python benchmarks/bench_step.py --combine A.json B.json [--out DIR]
 """
 
 from __future__ import annotations
@@ -219,6 +222,35 @@ def add_ratios(rows: list[dict]) -> None:
             r["graph_speedup"] = r["eager_ms"] / r["graph_ms"]
 
 
+# what two runs must share for their rows to stand in one table
+SAME_SETUP = ("device", "preset", "commit", "torch", "triton", "model", "batch", "seq", "compile", "steps",
+              "exact_gemm")
+
+
+def combine(results: list[dict], names: list[str]) -> dict:
+    """One result from several runs of the same setup (device, commit, preset, ...): their rows in order, each
+    recipe once, the ratios recomputed from the joined rows; ``command`` lists each run's command."""
+    first = results[0]
+    for res, name in zip(results[1:], names[1:], strict=True):
+        differ = [k for k in SAME_SETUP if res.get(k) != first.get(k)]
+        if differ:
+            raise SystemExit(f"--combine: {name} differs from {names[0]} in {', '.join(differ)} "
+                             f"({res.get(differ[0])!r} vs {first.get(differ[0])!r}); combine only runs of one setup")
+    rows: list[dict] = []
+    for res, name in zip(results, names, strict=True):
+        for row in res["rows"]:
+            if any(r["recipe"] == row["recipe"] for r in rows):
+                raise SystemExit(f"--combine: recipe {row['recipe']!r} is in more than one file ({name} again); "
+                                 "keep one run of each recipe")
+            rows.append({k: v for k, v in row.items() if not k.endswith(("_vs_bf16", "_vs_nvfp4", "_speedup"))})
+    add_ratios(rows)
+    out = {k: first[k] for k in SAME_SETUP if k in first}
+    out["command"] = [res["command"] for res in results]
+    out["combined_from"] = names
+    out["rows"] = rows
+    return out
+
+
 def _cell(row: dict, key: str, spec: str) -> str:
     value = row.get(key)
     return spec.format(value) if isinstance(value, float) else "-"
@@ -264,9 +296,23 @@ def main():
     ap.add_argument("--trainer-steps", type=int, default=12)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--markdown", type=Path, metavar="JSON", help="print the table of a results JSON and exit")
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                    help="join the rows of runs of one setup (device, commit, preset, ...) into "
+                         "--out/step_<device>_<preset>.json and exit")
     args = ap.parse_args()
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
+        return 0
+    if args.combine:
+        missing = [str(f) for f in args.combine if not f.is_file()]
+        if missing:
+            sys.exit(f"--combine: no such file {missing[0]}; give bench_step.py result JSON files")
+        res = combine([json.loads(f.read_text()) for f in args.combine], [str(f) for f in args.combine])
+        path = args.out / f"step_{provenance.slug(res['device'])}_{res['preset']}.json"
+        args.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res, indent=1))
+        log(markdown(res))
+        log(f"wrote {path}")
         return 0
     if args.exact_gemm:
         import averis
