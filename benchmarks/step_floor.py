@@ -133,10 +133,10 @@ def main() -> int:
     print(md)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        stem = args.out / f"step_floor_{provenance.slug(step['device'])}_{step['preset']}"
-        stem.with_suffix(".json").write_text(json.dumps(res, indent=1))
-        stem.with_suffix(".md").write_text(md + "\n")
-        print(f"wrote {stem}.json and .md")
+        stem = f"step_floor_{provenance.slug(step['device'])}_{step['preset']}"  # a preset may hold a dot
+        (args.out / f"{stem}.json").write_text(json.dumps(res, indent=1))
+        (args.out / f"{stem}.md").write_text(md + "\n")
+        print(f"wrote {args.out / stem}.json and .md")
     return 0
 
 

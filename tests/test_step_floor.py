@@ -61,3 +61,15 @@ def test_the_floor_against_a_measured_step(tmp_path):
     assert res["step_commit"] == "abc1234" and res["copy_GBps"] == 1
     done = subprocess.run(run, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode != 0 and "give the copy bandwidth" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_preset_name_with_a_dot_keeps_it_in_the_file_name(tmp_path):
+    step = {"device": "Test GPU", "preset": "qwen3-0.6b", "commit": "abc1234", "batch": 1, "seq": 16,
+            "rows": [{"recipe": "bf16", "graph_ms": 1.0}]}
+    (tmp_path / "step.json").write_text(json.dumps(step))
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "step_floor.py"), "--step",
+                           str(tmp_path / "step.json"), "--bandwidth-gbps", "1000", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "step_floor_test_gpu_qwen3-0.6b.json").is_file()
+    assert (tmp_path / "step_floor_test_gpu_qwen3-0.6b.md").is_file()
