@@ -57,11 +57,13 @@ def source_bytes(specs: list, elements: int, in_bytes: int) -> int | None:
 
 
 def step_bytes(recipe_name: str, preset: str, tokens: int, vocab: int) -> dict:
-    """Quantization bytes per step of the recipe on the preset's model, by source kind."""
+    """Quantization bytes per step of the recipe on the preset's model, by source kind ("<recipe>-torch", bench_step's
+    naive path, has its recipe's floor)."""
+    recipe = recipes.get(recipe_name.removesuffix("-torch"))
     with torch.device("meta"):
         model = build_qwen3(preset, vocab_size=vocab)
-    if recipes.get(recipe_name).quantizes:
-        quantize_model(model, recipes.get(recipe_name))
+    if recipe.quantizes:
+        quantize_model(model, recipe)
     out = {"x": 0, "dy": 0, "w": 0, "linears": 0}
     modelled = True
     seen_groups: set[int] = set()

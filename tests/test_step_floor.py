@@ -28,6 +28,7 @@ def test_vanilla_nvfp4_and_averis_move_the_same_bytes():
     assert nv == {"x": T * X * 10, "dy": T * DY * 10, "w": W * 16, "linears": 28}
     # Averis's column statistics replace the amax read: the same bytes (the mean terms are vectors)
     assert step_floor.step_bytes("averis", "tiny", T, 4096) == nv
+    assert step_floor.step_bytes("nvfp4-torch", "tiny", T, 4096) == nv  # bench_step's naive path: the same floor
     assert step_floor.step_bytes("bf16", "tiny", T, 4096) == {"x": 0, "dy": 0, "w": 0, "linears": 0}
 
 
