@@ -532,7 +532,8 @@ def section_shapes(device="cuda", shapes=None, time_fn=None):
             rows.append(row)
             log(f"  {preset} {shape}: copy {row['copy_us']:.1f} us ({row['copy_gbs']:.0f} GB/s); " + "; ".join(
                 f"{name} {v['us']:.1f} us" + (f" ({v['gap']:.1f}x floor)" if "gap" in v else "")
-                for name, v in row["kernels"].items()))
+                for name, v in row["kernels"].items())
+                + f"; transpose + rowwise == columnwise, bit for bit: {row['transposed_equals_columnwise']}")
             tiles = row["tiles_us"]
             best = min(tiles, key=tiles.get)
             log(f"    tiles: best {best} {tiles[best]:.1f} us; " + ", ".join(f"{t} {u:.1f}" for t, u in tiles.items()))
@@ -565,6 +566,15 @@ def _shape_row(preset, shape, device, timed_):
         ("residual columnwise SR", lambda: dispatch.fake_quantize(x, nvsr, 0, None, True, st.residual_amax,
                                                                    mu=st.mean), 4 * n),
         ("residual columnwise SR + token sums", with_sums, 4 * n),
+        # columnwise quantization is the largest gap to the floor (step/89d7628): its suspects, one at a time.
+        # SR's hash (rowwise SR against rowwise RNE), the strided block axis (columnwise RNE against rowwise
+        # RNE), and the alternative of a transpose then a rowwise pass (the same bits, X^T's layout; the wgrad
+        # GEMM could read it transposed), its floor still one read and one write
+        ("rowwise SR", lambda: dispatch.fake_quantize(x, nvsr, 1, None, False, amax), 4 * n),
+        ("columnwise RNE", lambda: dispatch.fake_quantize(x, nv, 0, None, True, amax), 4 * n),
+        ("transpose copy", lambda: x.t().contiguous(), 4 * n),
+        ("transpose + rowwise SR", lambda: dispatch.fake_quantize(x.t().contiguous(), nvsr, 1, None, True, amax),
+         4 * n),
     ]
     row = {"preset": preset, "shape": list(shape), "copy_us": copy_us, "copy_gbs": bw, "kernels": {}}
     k = row["kernels"]
@@ -574,6 +584,10 @@ def _shape_row(preset, shape, device, timed_):
         k[name] = {"us": us, "floor_us": floor, "gap": us / floor}
     k["token sums (the difference)"] = {"us": k["residual columnwise SR + token sums"]["us"]
                                         - k["residual columnwise SR"]["us"]}
+    # the transposed route is the columnwise quantization's twin: the same noise index, so the same bits
+    col = dispatch.fake_quantize(x, nvsr, 0, torch.Generator(device).manual_seed(7), True, amax)
+    via_t = dispatch.fake_quantize(x.t().contiguous(), nvsr, 1, torch.Generator(device).manual_seed(7), True, amax)
+    row["transposed_equals_columnwise"] = bool(torch.equal(col, via_t.t()))
     tiles = {}
     # (row blocks side by side, columns, warps): the statistics read sub x bn values a step, the token sums bn
     # (two warps lost everywhere at bench (8192, 256), step/89f92dc: not swept again)

@@ -1,6 +1,7 @@
 """The GPU benchmark scripts end to end on the Triton interpreter, so a device session does not spend its minutes on a
 broken script: bench_kernels.py --cpu-smoke (the step-shapes section: per-call kernel times at the training step's
-shapes, their floor, the token sums' second launch, the column-tile sweep) and gpu/diag/tree_order.py."""
+shapes, their floor, the token sums' second launch, the columnwise suspects, the column-tile sweep) and
+gpu/diag/tree_order.py."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ def test_step_shapes_section_on_the_interpreter():
     table = [line for line in done.stdout.splitlines() if line.startswith("| smoke | 256 x 48 |")]
     assert len(table) == 1, done.stdout[-2000:]
     cells = table[0].strip("| ").split(" | ")
-    assert len(cells) == 13  # preset, shape, copy, 8 kernels, the two best tiles
+    assert len(cells) == 17  # preset, shape, copy, 12 kernels, the two best tiles
     assert cells[-2].startswith("stats ") and cells[-1].startswith("tsum ")
     assert "x)" in cells[4]  # column_stats with its gap to the floor
+    # the transpose-then-rowwise route gives the columnwise quantization's bits (same SR noise index)
+    assert "transpose + rowwise == columnwise, bit for bit: True" in done.stdout, done.stdout[-2000:]
 
 
 def test_tree_order_diagnostic_on_the_interpreter():
