@@ -556,11 +556,17 @@ def _shape_row(preset, shape, device, timed_):
     def with_sums():
         return dispatch.fake_quantize(x, nvsr, 0, None, True, st.residual_amax, mu=st.mean, token_sum=tsum)
 
+    def columnwise_sr(generator=None):
+        return dispatch.fake_quantize(x, nvsr, 0, generator, True, amax)
+
+    def transposed_sr(generator=None):  # the same bits as columnwise_sr, in X^T's layout
+        return dispatch.fake_quantize(x.t().contiguous(), nvsr, 1, generator, True, amax)
+
     cases = [  # name, fn, bytes moved
         ("amax", lambda: dispatch.amax(x), 2 * n),
         ("column_stats", lambda: qgemm.column_stats(x), 2 * n),
         ("rowwise RNE", lambda: dispatch.fake_quantize(x, nv, 1, None, False, amax), 4 * n),
-        ("columnwise SR", lambda: dispatch.fake_quantize(x, nvsr, 0, None, True, amax), 4 * n),
+        ("columnwise SR", columnwise_sr, 4 * n),
         ("residual rowwise RNE", lambda: dispatch.fake_quantize(x, nv, 1, None, False, st.residual_amax, mu=st.mean),
          4 * n),
         ("residual columnwise SR", lambda: dispatch.fake_quantize(x, nvsr, 0, None, True, st.residual_amax,
@@ -573,8 +579,7 @@ def _shape_row(preset, shape, device, timed_):
         ("rowwise SR", lambda: dispatch.fake_quantize(x, nvsr, 1, None, False, amax), 4 * n),
         ("columnwise RNE", lambda: dispatch.fake_quantize(x, nv, 0, None, True, amax), 4 * n),
         ("transpose copy", lambda: x.t().contiguous(), 4 * n),
-        ("transpose + rowwise SR", lambda: dispatch.fake_quantize(x.t().contiguous(), nvsr, 1, None, True, amax),
-         4 * n),
+        ("transpose + rowwise SR", transposed_sr, 4 * n),
     ]
     row = {"preset": preset, "shape": list(shape), "copy_us": copy_us, "copy_gbs": bw, "kernels": {}}
     k = row["kernels"]
@@ -585,8 +590,8 @@ def _shape_row(preset, shape, device, timed_):
     k["token sums (the difference)"] = {"us": k["residual columnwise SR + token sums"]["us"]
                                         - k["residual columnwise SR"]["us"]}
     # the transposed route is the columnwise quantization's twin: the same noise index, so the same bits
-    col = dispatch.fake_quantize(x, nvsr, 0, torch.Generator(device).manual_seed(7), True, amax)
-    via_t = dispatch.fake_quantize(x.t().contiguous(), nvsr, 1, torch.Generator(device).manual_seed(7), True, amax)
+    col = columnwise_sr(torch.Generator(device).manual_seed(7))
+    via_t = transposed_sr(torch.Generator(device).manual_seed(7))
     row["transposed_equals_columnwise"] = bool(torch.equal(col, via_t.t()))
     tiles = {}
     # (row blocks side by side, columns, warps): the statistics read sub x bn values a step, the token sums bn
