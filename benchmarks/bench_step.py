@@ -209,9 +209,15 @@ def trainer_check(tokens: Path, recipes: list[str], steps: int) -> list[dict]:
     return rows
 
 
+RATIOS = ("eager_vs_bf16", "eager_vs_nvfp4", "graph_vs_bf16", "graph_vs_nvfp4", "graph_speedup")
+
+
 def add_ratios(rows: list[dict]) -> None:
+    """Each row's ratios, from these rows alone (any ratio a row already holds is recomputed or dropped)."""
     base = {r["recipe"]: r for r in rows}
     for r in rows:
+        for key in RATIOS:
+            r.pop(key, None)
         for mode in ("eager", "graph"):
             ms = r.get(f"{mode}_ms")
             for ref in ("bf16", "nvfp4"):
@@ -242,7 +248,7 @@ def combine(results: list[dict], names: list[str]) -> dict:
             if any(r["recipe"] == row["recipe"] for r in rows):
                 raise SystemExit(f"--combine: recipe {row['recipe']!r} is in more than one file ({name} again); "
                                  "keep one run of each recipe")
-            rows.append({k: v for k, v in row.items() if not k.endswith(("_vs_bf16", "_vs_nvfp4", "_speedup"))})
+            rows.append(dict(row))
     add_ratios(rows)
     out = {k: first[k] for k in SAME_SETUP if k in first}
     out["command"] = [res["command"] for res in results]
