@@ -6,4 +6,5 @@ fi
 export PYTHONPATH="/tmp/site:$PWD/src:$PWD/benchmarks"
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())" \
+  || echo "env.sh: no CUDA device visible to torch"

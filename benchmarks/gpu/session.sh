@@ -11,7 +11,7 @@ left() { echo $(( DEADLINE - $(date +%s) )); }
 cap() { local t; t=$(( $(left) - 20 )); [ "$t" -gt "$1" ] && t=$1; [ "$t" -lt 10 ] && t=10; echo $t; }  # a phase's limit
 # a plan's first step: run from a frozen copy of the tree (later calls may carry another), its GPU environment set
 frozen_copy() {
-  rm -rf /tmp/frozen && mkdir -p /tmp/frozen && cp -r src benchmarks configs tests pyproject.toml .carry /tmp/frozen/
+  rm -rf /tmp/frozen && mkdir -p /tmp/frozen && cp -r src benchmarks configs tests pyproject.toml .carry /tmp/frozen/; [ -d .whl ] && cp -r .whl /tmp/frozen/
   cd /tmp/frozen && source benchmarks/gpu/env.sh; set +e
   echo "$(nvidia-smi -L | wc -l) GPU(s), $(left) s left"
 }
