@@ -16,8 +16,9 @@ SNAP="/tmp/export /tmp/evals"
 RECIPES=${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht} SEEDS=${SEEDS:-0,1,2}
 RUNS=/tmp/runs/smollm2
 # a CPU smoke test of this plan sets RECIPES=bf16,averis SEEDS=0,1 STEPS=2 EVAL_FLAGS="--limit 2 --device cpu" SET_EXTRA="train.batch_size=1 ..."
-STEPS=${STEPS:-943} EVAL_FLAGS=${EVAL_FLAGS:---batch-size 64 --device cuda}
-evaluate() {  # NAME TARGET -> /tmp/evals/NAME/eval.json
+STEPS=${STEPS:-943} EVAL_FLAGS=${EVAL_FLAGS:---batch-size 64 --device cuda} SET_EXTRA=${SET_EXTRA:-}
+evaluate() {  # NAME TARGET -> /tmp/evals/NAME/eval.json (once: a restarted plan skips what is done)
+  if [ -f "/tmp/evals/$1/eval.json" ]; then echo "eval $1 done earlier"; return; fi
   python3 -m averis eval "$2" $EVAL_FLAGS --out "/tmp/evals/$1" > "/tmp/bg/eval_$1.log" 2>&1
   echo "eval $1 rc $? ($(left) s left)"
 }
