@@ -326,3 +326,11 @@ def test_every_task_config_reads_its_real_file(tmp_path, one_thread, no_network,
             assert task.doc_to_text(doc) == first["context"] and task.doc_to_choice(doc) == first["choices"]
             assert task.doc_to_target(doc) == first["label"]
         assert len(task.test_docs()) > 400
+
+
+def test_compare_labels_multi_seed_runs_by_recipe_and_seed():
+    from averis.eval.table import _model_label
+
+    assert _model_label({"run": "/tmp/runs/smollm2/averis/seed0", "step": 943}) == "averis/seed0 (step 943)"
+    assert _model_label({"run": "/tmp/runs/smollm2/averis", "step": 943}) == "averis (step 943)"
+    assert _model_label({"model_name": "smollm2-135m"}) == "smollm2-135m"

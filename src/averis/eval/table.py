@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from .harness import HEADLINE, TASKS
@@ -88,7 +89,9 @@ def compare_table(paths: list[str | Path]) -> str:
 
 
 def _model_label(r: dict) -> str:
-    name = Path(str(r.get("run") or r.get("model_name") or r.get("model", "?"))).name
+    path = Path(str(r.get("run") or r.get("model_name") or r.get("model", "?")))
+    # a multi-seed comparison's runs are RECIPE/seedN: the folder name alone would not say which recipe
+    name = f"{path.parent.name}/{path.name}" if re.fullmatch(r"seed\d+", path.name) else path.name
     return f"{name} (step {r['step']})" if r.get("step") is not None else name
 
 
