@@ -3,8 +3,8 @@
 # site only, at the RMSNorm outputs only (averis_norm_in), and the adaptive split (docs/recipes.md).
 # Carries .carry/tokens/scratch16k (`train_scratch.py prep`). Restartable: run again to continue.
 # Compiled and CUDA-graphed (the adaptive split's decisions and counters stay on the device).
-#   BENCH=smollm2 runs the same recipes as continued pretraining of SmolLM2-135M instead (after
-#   smollm2_gguf.sh assemble; carries .whl and .carry/tokens/smollm2_small), where the mean is strong.
+#   BENCH=smollm2 runs the same recipes as continued pretraining of SmolLM2-135M instead (300 steps, configs/
+#   smollm2_cpt.yaml; after benchmarks/gpu/smollm2_bundle.sh's bundle is unpacked), where the mean is strong.
 # Launch: bash benchmarks/gpu/ablation.sh (env: RECIPES, SEEDS, JOBS, BUDGET, BENCH, PREVIOUS); first runs:
 # benchmarks/results/ablation/ (bf16, nvfp4, averis come from benchmarks/results/scratch_seeds: same config and seeds).
 # PREVIOUS=benchmarks/results/ablation/runs.tar.gz: its finished runs are put in place first (skipped, and in the report).
@@ -13,8 +13,7 @@ if [ -n "${PREVIOUS:-}" ]; then mkdir -p /tmp/runs && tar xzf "$PREVIOUS" -C /tm
 RECIPES="${RECIPES:-bf16,nvfp4,averis,averis_act,averis_grad,averis_attn_in,averis_o_proj,averis_mlp_in,averis_down_proj,averis_norm_in,averis_adaptive}"
 SEEDS="${SEEDS:-0,1,2,3,4}"
 if [ "${BENCH:-scratch}" = smollm2 ]; then
-  export AVERIS_SMOLLM2_GGUF=/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf
-  python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2_small --out /tmp/runs/ablation_smollm2 \
+  python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2 --out /tmp/runs/ablation_smollm2 \
     --recipes "$RECIPES" --seeds "$SEEDS" --jobs "${JOBS:-3}" --time-budget "${BUDGET:-520}" \
     --export /tmp/export/ablation_smollm2 --set train.compile=true train.cuda_graph=true "$@"
   tar czf "$OUT/ablation_smollm2.tgz" -C /tmp/export ablation_smollm2

@@ -1,9 +1,8 @@
-# GPU: continued pretraining of SmolLM2-135M under every recipe (after smollm2_gguf.sh assemble).
-# Carries .whl (gguf wheel) and .carry/tokens/smollm2_small (6.55M tokens: 100 evenly spaced chunks of
-# 65,536 tokens of the corpus in SmolLM2's tokenizer, made from `train_smollm2.py prep`).
-# RUNS=.carry/smollm2_runs (carried) continues from runs finished in an earlier call: done ones are skipped.
+# GPU: continued pretraining of SmolLM2-135M under every recipe, one epoch of the corpus by default (943 steps of
+# 16,384 tokens; STEPS= for fewer), after benchmarks/gpu/smollm2_bundle.sh's bundle is unpacked (bundle.sh).
+# Restartable in the same session: finished runs are skipped.  env: RUNS, JOBS, BUDGET, STEPS; more flags pass on.
 source benchmarks/gpu/env.sh
-export AVERIS_SMOLLM2_GGUF=/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf
-python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2_small --out "${RUNS:-/tmp/runs/smollm2}" \
-  --jobs "${JOBS:-3}" --time-budget "${BUDGET:-500}" --export /tmp/export/smollm2 "$@"
+python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2 --out "${RUNS:-/tmp/runs/smollm2}" \
+  --jobs "${JOBS:-3}" --time-budget "${BUDGET:-500}" --export /tmp/export/smollm2 \
+  --set train.max_steps="${STEPS:-943}" "$@"
 tar czf "$OUT/smollm2.tgz" -C /tmp/export smollm2

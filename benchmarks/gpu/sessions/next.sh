@@ -7,8 +7,8 @@
 #   3. each recipe's seed-0 checkpoint is evaluated as soon as its run is done (2 evaluations at a time), in its
 #      trained numerics; then one comparison table (downstream.md).
 # Runs the deadline stops are lost (no checkpoints leave): what finishes is in each watch call's snapshot.
-# Carried: the bundle (benchmarks/gpu/bundle.sh pack .whl .carry/eval .carry/gguf .carry/tokens/smollm2: the GGUF, the
-# token files, the evaluation files, the wheels of gguf and of lm-eval's packages the image lacks) in 4 calls:
+# Carried: the bundle of benchmarks/gpu/smollm2_bundle.sh (the GGUF, the token files, the evaluation files, the wheels
+# the image lacks; env.sh points averis at them) in 4 calls:
 #   bash benchmarks/gpu/bundle.sh stash    (x3: part_aa, _ab, _ac, each with SHA256 and PARTS)
 #   bash benchmarks/gpu/bundle.sh unpack && AVERIS_COMMIT=<sha> bash .carry/session.sh start 1400;
 #     bash .carry/session.sh watch 520     (part_ad + .carry/session.sh), then `watch 540` calls back to back.
@@ -24,8 +24,6 @@ evaluate() {  # NAME TARGET -> /tmp/evals/NAME/eval.json (once: a restarted plan
 }
 plan() {
   frozen_copy
-  export AVERIS_SMOLLM2_GGUF=$PWD/.carry/gguf/SmolLM2-135M-Instruct.Q4_1.gguf AVERIS_EVAL_DATA=$PWD/.carry/eval
-  export HF_DATASETS_CACHE=/tmp/hf_datasets
   python3 -c "import lm_eval, datasets, pyarrow; print('lm_eval', lm_eval.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)"
   mkdir -p /tmp/evals
   evaluate base smollm2-135m &
