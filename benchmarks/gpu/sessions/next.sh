@@ -1,9 +1,11 @@
 # The next device session's plan (one nvidia-h200, ~30 device minutes): issue 17's SmolLM2-135M continued pretraining
 # for one epoch of the corpus and the downstream table, in one held session (checkpoints never leave the machine).
-#   1. the base model's zero-shot evaluation (every task, no limit) starts at once, beside the training;
+#   1. (the base model's row of the table is committed: benchmarks/results/downstream/base_h200/, 10effda)
 #   2. continued pretraining, one epoch (943 steps of 16,384 tokens = the 15.45M training tokens in SmolLM2's
-#      tokenizer), bf16, nvfp4, nvidia, averis, averis_rht, seeds 0, 1, 2 in seed-major order, 4 side by side (Metis
-#      is left out: ~14x nvfp4's step at the bench preset);
+#      tokenizer), bf16, nvfp4, nvidia, averis, averis_rht, seeds 0, 1, 2 in seed-major order, 5 side by side (Metis
+#      is left out: ~14x nvfp4's step at the bench preset).  Estimated from the bench preset's 17 one-epoch runs in
+#      707 s at 6 side by side (4f4db09) scaled by FLOPs a token (~3.4x): ~140 s of the GPU a run, so seed 0's five
+#      runs take ~12 minutes and seeds 1-2 mostly fall to a later session (restartable from zero only);
 #   3. each recipe's seed-0 checkpoint is evaluated as soon as its run is done (2 evaluations at a time), in its
 #      trained numerics; then one comparison table (downstream.md).
 # Runs the deadline stops are lost (no checkpoints leave): what finishes is in each watch call's snapshot.
@@ -26,10 +28,9 @@ plan() {
   frozen_copy
   python3 -c "import lm_eval, datasets, pyarrow; print('lm_eval', lm_eval.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)"
   mkdir -p /tmp/evals
-  evaluate base smollm2-135m &
   echo "training ($(left) s left)"
   python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2 --out "$RUNS" --recipes "$RECIPES" \
-    --seeds "$SEEDS" --jobs 4 --time-budget $(( $(left) - 40 )) --export /tmp/export/smollm2 \
+    --seeds "$SEEDS" --jobs 5 --time-budget $(( $(left) - 40 )) --export /tmp/export/smollm2 \
     --set train.max_steps="$STEPS" train.eval_every=100 train.progress=false $SET_EXTRA > /tmp/bg/train.log 2>&1 &
   local train=$! pending=" ${RECIPES//,/ } "
   while [ -n "${pending// /}" ] && [ "$(left)" -gt 60 ]; do  # evaluate each seed-0 run once it is done
