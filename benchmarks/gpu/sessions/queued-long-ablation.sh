@@ -1,4 +1,4 @@
-# The next device session's plan (one nvidia-h200, ~30 device minutes: start with a deadline of ~1380 s).  It runs from
+# A plan queued behind next.sh (one nvidia-h200, ~30 device minutes: start with a deadline of ~1380 s).  It runs from
 # a frozen copy of the tree; each watch call's snapshot holds every result and every training run finished so far:
 # keep the calls back to back (the machine goes back after 30 s idle).  No kernel changed since 89d7628, whose GPU
 # check passed 228/228 (benchmarks/results/step/89d7628/): no check this time.
@@ -11,9 +11,8 @@
 #        leave the machine): they get the larger share of the GPU.  Estimated from 89d7628's ablation (12 one-epoch
 #        runs in 502 s at 6 side by side, ~42 s of H200 a run-epoch): 12 run-epochs + 11 analyses ~ 550 s of GPU,
 #        ~950 s wall at 4 of 7 processes, plus ~60 s of compiling.
-#      - issue 18's per-site ablation, the 17 runs left (averis_attn_in, _o_proj, _down_proj seeds 2-4; _mlp_in,
-#        _norm_in seeds 1-4), 3 side by side, restartable: PREVIOUS= the committed archive; what the deadline leaves
-#        for the next session.
+#      - issue 18's per-site ablation, the 2 runs left (averis_down_proj and averis_norm_in seed 4; the other 15 of
+#        the 17 ran at 4f4db09), side by side, restartable: PREVIOUS= the committed archive.
 # Carry this file as .carry/session.sh and .carry/tokens/scratch16k (`python benchmarks/train_scratch.py prep
 # --tokens-out .carry/tokens/scratch16k`, ~50 s here); calls as in benchmarks/gpu/session.sh:
 #   AVERIS_COMMIT=<sha> bash .carry/session.sh start 1380; bash .carry/session.sh watch 540   (then watch 540, ...)
@@ -28,7 +27,7 @@ plan() {
   echo "phase 2: long runs beside the per-site ablation ($(left) s left)"
   PART=bench DEADLINE=$(( DEADLINE - 45 )) bash benchmarks/gpu/long_runs.sh > /tmp/bg/long.log 2>&1 &
   RECIPES=averis_attn_in,averis_o_proj,averis_mlp_in,averis_down_proj,averis_norm_in SEEDS=0,1,2,3,4 \
-    PREVIOUS=benchmarks/results/ablation/runs.tar.gz BUDGET=$(( $(left) - 45 )) JOBS=3 \
+    PREVIOUS=benchmarks/results/ablation/runs.tar.gz BUDGET=$(( $(left) - 45 )) JOBS=2 \
     bash benchmarks/gpu/ablation.sh --set train.progress=false >> /tmp/bg/ablation.log 2>&1
   echo "ablation rc $? ($(left) s left)"
   wait
