@@ -5,7 +5,7 @@
 #                                                         .carry/gguf .carry/tokens/smollm2 -> .carry/bundle/part_aa...)
 #   there:  bash benchmarks/gpu/bundle.sh stash          (carry .carry/bundle/part_aa; then _ab, ...)
 #           bash benchmarks/gpu/bundle.sh unpack         (carry the last part: checks the whole and untars it in place)
-# PART_MB (default 36) sets the part size: 36 MB + the tracked files fit one call.
+# PART_MB (default 34) sets the part size in MiB: 34 MiB + the tracked files fit one call.
 set -euo pipefail
 here=.carry/bundle stash=/tmp/bundle
 case "${1:-}" in
@@ -16,14 +16,14 @@ case "${1:-}" in
     rm -rf "$here" && mkdir -p "$here"
     tar cf - "$@" | xz -T0 -6 > /tmp/bundle.tar.xz
     (cd /tmp && sha256sum bundle.tar.xz) > "$here/SHA256"
-    split -b "${PART_MB:-36}m" /tmp/bundle.tar.xz "$here/part_"
+    split -b "${PART_MB:-34}m" /tmp/bundle.tar.xz "$here/part_"
     rm /tmp/bundle.tar.xz
     ls "$here"/part_* | wc -l > "$here/PARTS"
     ls -la "$here"; echo "$(cat "$here/PARTS") call(s): carry one part_* each, with $here/SHA256 and $here/PARTS" ;;
   stash|unpack)
     mkdir -p "$stash"
     cp "$here"/part_* "$here"/SHA256 "$here"/PARTS "$stash"/ 2>/dev/null || true  # whatever this call carried
-    have=$(ls "$stash"/part_* 2>/dev/null | wc -l)
+    have=$(ls "$stash"/part_* 2>/dev/null | wc -l || true)
     echo "bundle: $have of $(cat "$stash/PARTS" 2>/dev/null || echo '?') part(s) stashed"
     if [ "$1" = unpack ]; then
       [ "$have" = "$(cat "$stash/PARTS")" ] || { echo "bundle.sh unpack: parts missing (stash them first)" >&2; exit 1; }

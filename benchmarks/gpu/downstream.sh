@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU: full zero-shot evaluation (every task, no --limit) of SmolLM2-135M as loaded and of the final checkpoint of
 # every continued-pretraining run (benchmarks/gpu/train_smollm2.sh; $RUNS, default /tmp/runs/smollm2, one folder a
-# recipe, or its seed0 with several seeds), each in its trained numerics (its recipe's FP4 forward, bf16 autocast), then one comparison table.
+# recipe, or its seed0 with several seeds), each in its trained numerics (its recipe's FP4 forward, bf16 autocast),
+# then one comparison table.
 # Checkpoints never leave the machine, so run it in the same session as the training, after it.
 # Needs benchmarks/gpu/smollm2_bundle.sh's bundle unpacked there (bundle.sh: wheels, GGUF, evaluation files).
 # ONLY="base bf16 nvfp4" evaluates a subset; results accumulate in /tmp/evals and every call copies all of them to $OUT.

@@ -1,4 +1,5 @@
-# Sourced by the GPU scripts: wheels carried in .whl (benchmarks/gpu/eval_wheels.txt), averis from this checkout, unbuffered output.
+# Sourced by the GPU scripts: wheels carried in .whl (benchmarks/gpu/eval_wheels.txt), averis from this checkout,
+# unbuffered output.
 set -euo pipefail
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl

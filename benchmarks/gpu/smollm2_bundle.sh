@@ -22,4 +22,4 @@ data="${AVERIS_EVAL_DATA:-../shared/data/eval}"
 rm -rf .carry/eval && mkdir -p .carry/eval && cp "$data"/*.jsonl* "$data"/README.md "$data"/SHA256SUMS .carry/eval/
 (cd .carry/eval && sha256sum -c --quiet SHA256SUMS) && echo "evaluation files copied to .carry/eval and checked"
 $py benchmarks/train_smollm2.py prep --tokens-out .carry/tokens/smollm2
-PART_MB=34 bash benchmarks/gpu/bundle.sh pack .whl .carry/gguf .carry/eval .carry/tokens/smollm2
+bash benchmarks/gpu/bundle.sh pack .whl .carry/gguf .carry/eval .carry/tokens/smollm2
