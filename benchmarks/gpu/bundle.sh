@@ -5,19 +5,20 @@
 #                                                         .carry/gguf .carry/tokens/smollm2 -> .carry/bundle/part_aa...)
 #   there:  bash benchmarks/gpu/bundle.sh stash          (carry .carry/bundle/part_aa; then _ab, ...)
 #           bash benchmarks/gpu/bundle.sh unpack         (carry the last part: checks the whole and untars it in place)
-# PART_MB (default 34) sets the part size in MiB: 34 MiB + the tracked files fit one call.
+# PART_SIZE (default 34m, as split -b takes it) sets the part size: 34 MiB + the tracked files fit one call.
+# BUNDLE_STASH (default /tmp/bundle) is where the parts wait on the GPU machine.
 set -euo pipefail
-here=.carry/bundle stash=/tmp/bundle
+here=.carry/bundle stash=${BUNDLE_STASH:-/tmp/bundle}
 case "${1:-}" in
   pack)
     shift
     [ $# -gt 0 ] || { echo "bundle.sh pack: name the paths to bundle (e.g. .whl .carry/eval)" >&2; exit 2; }
     for p in "$@"; do [ -e "$p" ] || { echo "bundle.sh pack: $p does not exist" >&2; exit 2; }; done
     rm -rf "$here" && mkdir -p "$here"
-    tar cf - "$@" | xz -T0 -6 > /tmp/bundle.tar.xz
-    (cd /tmp && sha256sum bundle.tar.xz) > "$here/SHA256"
-    split -b "${PART_MB:-34}m" /tmp/bundle.tar.xz "$here/part_"
-    rm /tmp/bundle.tar.xz
+    tar cf - "$@" | xz -T0 -6 > "$here/bundle.tar.xz"
+    (cd "$here" && sha256sum bundle.tar.xz) > "$here/SHA256"
+    split -b "${PART_SIZE:-34m}" "$here/bundle.tar.xz" "$here/part_"
+    rm "$here/bundle.tar.xz"
     ls "$here"/part_* | wc -l > "$here/PARTS"
     ls -la "$here"; echo "$(cat "$here/PARTS") call(s): carry one part_* each, with $here/SHA256 and $here/PARTS" ;;
   stash|unpack)
@@ -27,9 +28,9 @@ case "${1:-}" in
     echo "bundle: $have of $(cat "$stash/PARTS" 2>/dev/null || echo '?') part(s) stashed"
     if [ "$1" = unpack ]; then
       [ "$have" = "$(cat "$stash/PARTS")" ] || { echo "bundle.sh unpack: parts missing (stash them first)" >&2; exit 1; }
-      cat "$stash"/part_* > /tmp/bundle.tar.xz
-      (cd /tmp && sha256sum -c "$stash/SHA256")
-      xz -dc /tmp/bundle.tar.xz | tar xf - && rm /tmp/bundle.tar.xz
+      cat "$stash"/part_* > "$stash/bundle.tar.xz"
+      (cd "$stash" && sha256sum -c --quiet SHA256) || { echo "bundle.sh unpack: the parts do not add up to the packed bundle (checksum differs): pack and carry them again" >&2; exit 1; }
+      xz -dc "$stash/bundle.tar.xz" | tar xf - && rm "$stash/bundle.tar.xz"
       echo "bundle unpacked into $PWD"
     fi ;;
   *) echo "usage: bundle.sh pack PATH... | stash | unpack" >&2; exit 2 ;;
