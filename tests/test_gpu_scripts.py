@@ -1,4 +1,5 @@
-"""benchmarks/gpu/bundle.sh: files larger than one device call travel as parts, one a call, and come out whole."""
+"""benchmarks/gpu: bundle.sh (files larger than one device call travel as parts, one a call, and come out whole)
+and every GPU script parsing."""
 
 from __future__ import annotations
 
@@ -80,3 +81,11 @@ def test_unpack_refuses_missing_or_damaged_parts_in_one_line(tmp_path):
 def test_pack_names_a_missing_path(tmp_path):
     r = bundle(tmp_path, "pack", ".carry/gguf", stash=tmp_path / "stash")
     assert r.returncode == 2 and r.stderr.strip() == "bundle.sh pack: .carry/gguf does not exist"
+
+
+@pytest.mark.parametrize("script", sorted(p.relative_to(SCRIPT.parent).as_posix()
+                                          for p in SCRIPT.parent.rglob("*.sh")))
+def test_every_gpu_script_parses(script):
+    """The GPU scripts run only on the device machine, where a syntax error costs a call: parse each one here."""
+    r = subprocess.run(["bash", "-n", str(SCRIPT.parent / script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
