@@ -7,7 +7,8 @@
 #      707 s at 6 side by side (4f4db09) scaled by FLOPs a token (~3.4x): ~140 s of the GPU a run, so seed 0's five
 #      runs take ~12 minutes and seeds 1-2 mostly fall to a later session (restartable from zero only);
 #   3. each recipe's seed-0 checkpoint is evaluated as soon as its run is done (2 evaluations at a time), in its
-#      trained numerics; then one comparison table (downstream.md).
+#      trained numerics; then one comparison table (downstream.md; with the base row, here afterwards:
+#      averis eval --compare benchmarks/results/downstream/base_h200/eval.json SNAP/evals/*/eval.json).
 # Runs the deadline stops are lost (no checkpoints leave): what finishes is in each watch call's snapshot.
 # Carried: the bundle of benchmarks/gpu/smollm2_bundle.sh (the GGUF, the token files, the evaluation files, the wheels
 # the image lacks; env.sh points averis at them) in 4 calls:
@@ -28,10 +29,19 @@ plan() {
   frozen_copy
   python3 -c "import lm_eval, datasets, pyarrow; print('lm_eval', lm_eval.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)"
   mkdir -p /tmp/evals
-  echo "training ($(left) s left)"
+  # Hugging Face models train eagerly unless told (train/fast.py): eager FP4 steps are host-bound, ~30x slower.  The
+  # CUDA graph ran SmolLM2 on the H100 (benchmarks/results/smollm2, compile off); torch.compile of SmolLM2 traced on
+  # the CPU but is unverified on the GPU, so 4 steps of averis try it first (this also warms Inductor's cache).
+  local compile=true
+  python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2 --out /tmp/runs/preflight --recipes averis \
+    --seeds 0 --jobs 1 --set train.max_steps=4 train.eval_every=4 train.eval_batches=1 train.compile=true \
+    train.cuda_graph=true train.progress=false $SET_EXTRA > /tmp/bg/preflight.log 2>&1
+  grep -qs '"status": "done"' /tmp/runs/preflight/averis/summary.json || compile=false
+  echo "training, torch.compile $compile ($(left) s left)"
   python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2 --out "$RUNS" --recipes "$RECIPES" \
     --seeds "$SEEDS" --jobs 5 --time-budget $(( $(left) - 40 )) --export /tmp/export/smollm2 \
-    --set train.max_steps="$STEPS" train.eval_every=100 train.progress=false $SET_EXTRA > /tmp/bg/train.log 2>&1 &
+    --set train.max_steps="$STEPS" train.eval_every=100 train.progress=false train.cuda_graph=true \
+    train.compile=$compile $SET_EXTRA > /tmp/bg/train.log 2>&1 &
   local train=$! pending=" ${RECIPES//,/ } "
   while [ -n "${pending// /}" ] && [ "$(left)" -gt 60 ]; do  # evaluate each seed-0 run once it is done
     for r in $pending; do
