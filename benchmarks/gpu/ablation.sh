@@ -4,7 +4,8 @@
 # Carries .carry/tokens/scratch16k (`train_scratch.py prep`). Restartable: run again to continue.
 # Compiled and CUDA-graphed (the adaptive split's decisions and counters stay on the device).
 #   BENCH=smollm2 runs the same recipes as continued pretraining of SmolLM2-135M instead (300 steps, configs/
-#   smollm2_cpt.yaml; after benchmarks/gpu/smollm2_bundle.sh's bundle is unpacked), where the mean is strong.
+#   smollm2_cpt.yaml; after benchmarks/gpu/smollm2_bundle.sh's bundle is unpacked), where the mean is strong;
+#   CUDA-graphed, torch.compile only with COMPILE=true (unverified on the GPU for SmolLM2).
 # Launch: bash benchmarks/gpu/ablation.sh (env: RECIPES, SEEDS, JOBS, BUDGET, BENCH, PREVIOUS); first runs:
 # benchmarks/results/ablation/ (bf16, nvfp4, averis come from benchmarks/results/scratch_seeds: same config and seeds).
 # PREVIOUS=benchmarks/results/ablation/runs.tar.gz: its finished runs are put in place first (skipped, and in the report).
@@ -15,7 +16,7 @@ SEEDS="${SEEDS:-0,1,2,3,4}"
 if [ "${BENCH:-scratch}" = smollm2 ]; then
   python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2 --out /tmp/runs/ablation_smollm2 \
     --recipes "$RECIPES" --seeds "$SEEDS" --jobs "${JOBS:-3}" --time-budget "${BUDGET:-520}" \
-    --export /tmp/export/ablation_smollm2 --set train.compile=true train.cuda_graph=true "$@"
+    --export /tmp/export/ablation_smollm2 --set train.compile="${COMPILE:-false}" train.cuda_graph=true "$@"
   tar czf "$OUT/ablation_smollm2.tgz" -C /tmp/export ablation_smollm2
 else
   python3 benchmarks/train_scratch.py run --tokens .carry/tokens/scratch16k --out /tmp/runs/ablation \
