@@ -5,20 +5,22 @@
 # then one comparison table.
 # Checkpoints never leave the machine, so run it in the same session as the training, after it.
 # Needs benchmarks/gpu/smollm2_bundle.sh's bundle unpacked there (bundle.sh: wheels, GGUF, evaluation files).
-# ONLY="base bf16 nvfp4" evaluates a subset; results accumulate in /tmp/evals and every call copies all of them to $OUT.
+# ONLY="base bf16 nvfp4" evaluates a subset (ONLY= : none, the table only); EVAL_FLAGS replaces "--batch-size 64
+# --device cuda".  Results accumulate in /tmp/evals (what is there is not evaluated again), and every call rebuilds
+# the table and copies all of them to $OUT where it is set (a detached plan sets OUT= : its snapshots bring them back).
 set -euo pipefail
 source benchmarks/gpu/env.sh
-RUNS="${RUNS:-/tmp/runs/smollm2}" EVALS=/tmp/evals
+RUNS="${RUNS:-/tmp/runs/smollm2}" EVALS=/tmp/evals EVAL_FLAGS=${EVAL_FLAGS:---batch-size 64 --device cuda}
 mkdir -p "$EVALS"
 evaluate() {  # NAME TARGET: skipped when done in an earlier call
   if [ -f "$EVALS/$1/eval.json" ]; then echo "$1: done earlier"; return; fi
-  python3 -m averis eval "$2" --batch-size "${BATCH:-64}" --device cuda --out "$EVALS/$1"
+  python3 -m averis eval "$2" $EVAL_FLAGS --out "$EVALS/$1"
 }
-for name in ${ONLY:-base bf16 nvfp4 nvidia metis averis averis_rht}; do
+for name in ${ONLY-base bf16 nvfp4 nvidia metis averis averis_rht}; do
   if [ "$name" = base ]; then evaluate base smollm2-135m
   elif [ -d "$RUNS/$name/checkpoints" ]; then evaluate "$name" "$RUNS/$name"
   elif [ -d "$RUNS/$name/seed0/checkpoints" ]; then evaluate "$name" "$RUNS/$name/seed0"  # a multi-seed comparison
   else echo "no run $RUNS/$name (train it first with train_smollm2.sh in this session)"; fi
 done
 python3 -m averis eval --compare "$EVALS"/*/eval.json --out "$EVALS/downstream.md"
-mkdir -p "$OUT/downstream" && cp -r "$EVALS"/. "$OUT/downstream/"
+if [ -n "${OUT:-}" ]; then mkdir -p "$OUT/downstream" && cp -r "$EVALS"/. "$OUT/downstream/"; fi

@@ -1,8 +1,14 @@
 # Sourced by the GPU scripts: wheels carried in .whl (benchmarks/gpu/eval_wheels.txt), averis from this checkout,
 # unbuffered output.
 set -euo pipefail
+# installed once per machine (scripts source this file again, some side by side: a second pip into the same
+# --target at the same time breaks the first)
 if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  wheels=$(cd .whl && ls -- *.whl | tr '\n' ' ')
+  if [ "$(cat /tmp/site/.wheels 2>/dev/null)" != "$wheels" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    echo "$wheels" > /tmp/site/.wheels
+  fi
 fi
 export PYTHONPATH="/tmp/site:$PWD/src:$PWD/benchmarks"
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0

@@ -18,41 +18,37 @@
 SNAP="/tmp/export /tmp/evals"
 RECIPES=${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht} SEEDS=${SEEDS:-0,1,2}
 RUNS=/tmp/runs/smollm2
-# a CPU smoke test of this plan sets RECIPES=bf16,averis SEEDS=0,1 STEPS=2 EVAL_FLAGS="--limit 2 --device cpu" SET_EXTRA="train.batch_size=1 ..."
+# a CPU smoke test of this plan sets RECIPES=bf16,averis SEEDS=0,1 STEPS=2 EVAL_FLAGS="--limit 2 --device cpu"
+# SET_EXTRA="train.batch_size=1 ... train.compile=false train.cuda_graph=false"
 STEPS=${STEPS:-943} EVAL_FLAGS=${EVAL_FLAGS:---batch-size 64 --device cuda} SET_EXTRA=${SET_EXTRA:-}
-evaluate() {  # NAME TARGET -> /tmp/evals/NAME/eval.json (once: a restarted plan skips what is done)
-  if [ -f "/tmp/evals/$1/eval.json" ]; then echo "eval $1 done earlier"; return; fi
-  python3 -m averis eval "$2" $EVAL_FLAGS --out "/tmp/evals/$1" > "/tmp/bg/eval_$1.log" 2>&1
-  echo "eval $1 rc $? ($(left) s left)"
-}
 plan() {
   frozen_copy
+  export STEPS EVAL_FLAGS RUNS OUT=  # for train_smollm2.sh and downstream.sh; OUT= : the snapshots bring results back
   python3 -c "import lm_eval, datasets, pyarrow; print('lm_eval', lm_eval.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)"
-  mkdir -p /tmp/evals
-  # Hugging Face models train eagerly unless told (train/fast.py): eager FP4 steps are host-bound, ~30x slower.  The
-  # CUDA graph ran SmolLM2 on the H100 (benchmarks/results/smollm2, compile off); torch.compile of SmolLM2 traced on
-  # the CPU but is unverified on the GPU, so 4 steps of averis try it first (this also warms Inductor's cache).
+  # Hugging Face models train eagerly unless told (train/fast.py): eager FP4 steps are host-bound, ~30x slower, so
+  # train_smollm2.sh forces the CUDA graph (it ran SmolLM2 on the H100, compile off).  torch.compile of SmolLM2 traced
+  # on the CPU but is unverified on the GPU: 4 steps of averis try it first (this also warms Inductor's cache).
   local compile=true
-  python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2 --out /tmp/runs/preflight --recipes averis \
-    --seeds 0 --jobs 1 --set train.max_steps=4 train.eval_every=4 train.eval_batches=1 train.compile=true \
-    train.cuda_graph=true train.progress=false $SET_EXTRA > /tmp/bg/preflight.log 2>&1
+  RUNS=/tmp/runs/preflight JOBS=1 STEPS=4 COMPILE=true EXPORT=/tmp/preflight bash benchmarks/gpu/train_smollm2.sh \
+    --recipes averis --seeds 0 --set train.eval_every=4 train.eval_batches=1 train.progress=false $SET_EXTRA \
+    > /tmp/bg/preflight.log 2>&1
   grep -qs '"status": "done"' /tmp/runs/preflight/averis/summary.json || compile=false
   echo "training, torch.compile $compile ($(left) s left)"
-  python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2 --out "$RUNS" --recipes "$RECIPES" \
-    --seeds "$SEEDS" --jobs 5 --time-budget $(( $(left) - 40 )) --export /tmp/export/smollm2 \
-    --set train.max_steps="$STEPS" train.eval_every=100 train.progress=false train.cuda_graph=true \
-    train.compile=$compile $SET_EXTRA > /tmp/bg/train.log 2>&1 &
+  JOBS=5 BUDGET=$(( $(left) - 40 )) COMPILE=$compile bash benchmarks/gpu/train_smollm2.sh --recipes "$RECIPES" \
+    --seeds "$SEEDS" --set train.eval_every=100 train.progress=false $SET_EXTRA > /tmp/bg/train.log 2>&1 &
   local train=$! pending=" ${RECIPES//,/ } "
   while [ -n "${pending// /}" ] && [ "$(left)" -gt 60 ]; do  # evaluate each seed-0 run once it is done
     for r in $pending; do
       if grep -qs '"status": "done"' "$RUNS/$r/seed0/summary.json" && [ "$(pgrep -fc 'averis eval')" -lt 2 ]; then
-        evaluate "$r" "$RUNS/$r/seed0" & pending=${pending/ $r / }
+        ONLY=$r bash benchmarks/gpu/downstream.sh > "/tmp/bg/eval_$r.log" 2>&1 &
+        pending=${pending/ $r / }
       fi
     done
     sleep 10
   done
   wait $train; echo "training rc $? ($(left) s left)"
   wait
-  python3 -m averis eval --compare /tmp/evals/*/eval.json --out /tmp/evals/downstream.md
+  ONLY= bash benchmarks/gpu/downstream.sh > /tmp/bg/downstream.log 2>&1  # the table of all evaluated
+  tail -12 /tmp/bg/downstream.log
 }
 source benchmarks/gpu/session.sh "$@"
