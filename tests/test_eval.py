@@ -183,6 +183,9 @@ def test_cli_end_to_end_writes_eval_json_and_table(tmp_path, one_thread, no_netw
     rc = main(["eval", "--compare", str(out / "eval.json"), str(out), "--out", str(tmp_path / "cmp.md")])
     assert rc == 0
     assert (tmp_path / "cmp.md").read_text().count("| tiny |") == 2
+    # --out an existing folder: the table goes in as downstream.md (it used to fail writing to the folder)
+    rc = main(["eval", "--compare", str(out / "eval.json"), "--out", str(out)])
+    assert rc == 0 and (out / "downstream.md").read_text().count("| tiny |") == 1
 
 
 def test_unknown_task_is_a_one_line_error_listing_the_tasks(capsys):

@@ -18,9 +18,12 @@ def run(args) -> int:
         table = compare_table(args.compare)
         print(table)
         if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(table + "\n")
-            print(f"averis eval: wrote {args.out}")
+            out = Path(args.out)
+            if out.is_dir() or not out.suffix:  # a folder: the table goes in as downstream.md
+                out = out / "downstream.md"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(table + "\n")
+            print(f"averis eval: wrote {out}")
         return 0
     if not args.target:
         raise ValueError("give a model or run to evaluate (MODEL_OR_RUN), or --compare EVAL_JSON ...")
@@ -114,7 +117,7 @@ def register(sub) -> None:
                                     "on a plain model, apply it (default: none)")
     p.add_argument("--data", help="folder of the JSONL files (default $AVERIS_EVAL_DATA, else ../shared/data/eval)")
     p.add_argument("--out", help="folder for eval.json and eval.md (default RUN/eval, or evals/<model>); with "
-                                 "--compare, a markdown file")
+                                 "--compare, a markdown file (or a folder: OUT/downstream.md)")
     p.add_argument("--bootstrap-iters", type=int, default=1000,
                    help="bootstrap resamples for LAMBADA perplexity's standard error (default 1000)")
     p.add_argument("--compare", nargs="+", metavar="EVAL_JSON",
