@@ -333,3 +333,52 @@ def test_runs_side_by_side_and_threads_by_default(monkeypatch):
     assert [cpu_threads(0, p) for p in (1, 3, 20)] == [15, 5, 1]
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert cpu_threads(0, 3) == 2 and cpu_threads(4, 3) == 4
+
+
+# a stand-in for `averis train` in the side-by-side tests: what it does depends on its run's folder name
+FAKE_RUN = r"""
+import json, pathlib, sys, time
+run = pathlib.Path(sys.argv[1]).parent
+(run / "attempts").open("a").write("x")
+if run.name == "slow":
+    time.sleep(3)
+elif run.name == "oom_once" and len((run / "attempts").read_text()) == 1:
+    time.sleep(0.3)
+    print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 3.00 GiB.")
+    sys.exit(1)
+elif run.name == "crash":
+    time.sleep(0.3)
+    print("ValueError: something else went wrong")
+    sys.exit(1)
+(run / "summary.json").write_text(json.dumps({"status": "done", "recipe": run.name}))
+"""
+
+
+def _fake_side_by_side(tmp_path, monkeypatch, names, jobs):
+    import dataclasses
+    import sys
+
+    import averis.train.compare as compare
+    from averis.train.config import RunConfig
+
+    monkeypatch.setattr(compare, "_child_command", lambda cfg_path, args: [sys.executable, "-c", FAKE_RUN,
+                                                                            str(cfg_path)])
+    configs = [dataclasses.replace(RunConfig(), recipe="bf16", out=str(tmp_path / n)) for n in names]
+    results = compare._run_parallel(configs, jobs)
+    return results, {n: len((tmp_path / n / "attempts").read_text()) for n in names}
+
+
+def test_a_run_out_of_gpu_memory_beside_others_runs_again_with_fewer_side_by_side(tmp_path, monkeypatch, capsys):
+    results, attempts = _fake_side_by_side(tmp_path, monkeypatch, ["slow", "oom_once", "crash"], jobs=3)
+    text = capsys.readouterr().out
+    assert attempts == {"slow": 1, "oom_once": 2, "crash": 1}  # another failure is not retried
+    assert sorted(r.get("recipe", r["status"]) for r in results) == ["failed", "oom_once", "slow"]
+    assert "ran out of GPU memory beside" in text and "runs again, and at most" in text
+    assert text.count("started bf16 seed 0 ->") == 4
+
+
+def test_a_run_out_of_gpu_memory_alone_is_not_retried(tmp_path, monkeypatch, capsys):
+    results, attempts = _fake_side_by_side(tmp_path, monkeypatch, ["oom_once"], jobs=2)
+    assert attempts == {"oom_once": 1}
+    assert results == [{"status": "failed", "out": str(tmp_path / "oom_once"), "exit_code": 1}]
+    assert "runs again" not in capsys.readouterr().out

@@ -38,6 +38,8 @@ def test_tiny_run_learns_and_writes_its_files(tmp_path):
     assert "val_loss" in records[3] and summary["val_loss"] is not None
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "config.yaml").is_file() and summary["step"] == 30
+    assert "gpu_peak_gib" not in summary  # a CPU run holds no GPU memory
+
     # every run names where it came from: the device, the code, the command
     assert summary["device"].startswith("cpu") and summary["commit"] and summary["command"]
     assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == ["step_00000020", "step_00000030"]
@@ -57,6 +59,14 @@ def _resume_matches(tmp_path: Path, recipe: str, steps: int):
     losses = [[json.loads(x)["loss"] for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
               for r in "ab"]
     assert losses[0] == losses[1]  # the resumed log has each step once, with the same values
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_run_records_its_peak_gpu_memory(tmp_path):
+    cfg = tiny(tmp_path, "run", "train.max_steps=2", "train.device=cuda", "recipe=averis")
+    Trainer(cfg).fit()
+    summary = json.loads((Path(cfg.out) / "summary.json").read_text())
+    assert 0 < summary["gpu_peak_gib"] == round(torch.cuda.max_memory_reserved() / 2**30, 2)
 
 
 def test_resume_is_bit_exact(tmp_path):

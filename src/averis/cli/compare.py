@@ -47,7 +47,8 @@ def register(sub) -> None:
     p.add_argument("--jobs", type=int, default=0,
                    help="runs trained side by side as processes (default: on a CPU all of them while there are "
                         "at most cores + 1, else one a core, sharing all cores but one, at least one thread each; "
-                        "on a GPU up to 4; 1: one after another in this process)")
+                        "on a GPU up to 4, fewer once a run runs out of GPU memory beside others, which then runs "
+                        "again; 1: one after another in this process)")
     p.add_argument("--time-budget", type=float, default=0, metavar="SECONDS",
                    help="stop (with checkpoints) after this long; run the same command again to continue")
     p.add_argument("--baseline", default="bf16",

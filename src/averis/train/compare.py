@@ -6,7 +6,8 @@ pieces by train.time_limit_s) is completed by running the same command again.  W
 sub-runs are separate processes running side by side, each writing OUT/<run>/train.log, whose lines
 this process passes on.  By default (auto_jobs) a CPU runs every run at once, sharing all cores but
 one (one thread each on two cores: OpenMP threads that wait for a core another process holds spin,
-and a run slows to a crawl), and a GPU a few at a time (several small runs fill it better than one).
+and a run slows to a crawl), and a GPU a few at a time (several small runs fill it better than one); a
+run that runs out of GPU memory beside others runs again, with fewer side by side from then on.
 """
 
 from __future__ import annotations
@@ -119,44 +120,79 @@ def _within(cfg: RunConfig, deadline: float | None) -> RunConfig | None:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, time_limit_s=limit))
 
 
+# what a run that ran out of GPU memory writes (PyTorch's allocator, or cuBLAS failing to allocate its workspace)
+GPU_OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "CUBLAS_STATUS_ALLOC_FAILED")
+MAX_OOM_RETRIES = 3
+
+
 def _run_parallel(configs: list[RunConfig], jobs: int, deadline: float | None = None,
                   child_args: list[str] | tuple = (), relay_prefix: bool = False,
                   out: Path | None = None) -> list[dict]:
     """Each run as `python -m averis train --config OUT/run/config.yaml [--resume]`, `jobs` at a time; the
     lines each writes to its train.log are passed on here as they come (prefixed by the run's folder with
-    several seeds, where the recipe alone does not say which run a line is from)."""
+    several seeds, where the recipe alone does not say which run a line is from).
+
+    A run that runs out of GPU memory while others share the GPU is not lost: it goes back to the front of
+    the queue (resuming from its checkpoint, if it wrote one) and from then on at most as many runs as were
+    left running share the GPU (how many fit depends on the model, which `jobs` cannot know)."""
     pending, running, results = list(configs), [], []
+    oom_retries: dict[str, int] = {}
     while pending or running:
         while pending and len(running) < jobs:
             cfg = _within(pending.pop(0), deadline)
             if cfg is None:
                 pending.clear()
                 break
-            Path(cfg.out).mkdir(parents=True, exist_ok=True)
-            cfg_path = Path(cfg.out) / "config.yaml"
-            save_config(cfg, cfg_path)  # the child's stdout is train.log: progress comes as plain lines
-            log = open(Path(cfg.out) / "train.log", "a")
-            prefix = f"[{Path(cfg.out).relative_to(out) if out else cfg.out}] " if relay_prefix else ""
-            relay = _Relay(Path(cfg.out) / "train.log", log.tell(), prefix)
-            resume = ["--resume"] if _has_checkpoint(cfg) else []
-            cmd = [sys.executable, "-m", "averis", "train", "--config", str(cfg_path), *resume, *child_args]
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env(cfg))
-            running.append((cfg, proc, log, relay))
-            print(f"averis compare: started {cfg.recipe} seed {cfg.train.seed} -> {cfg.out} (log: train.log)",
-                  flush=True)
+            running.append(_start_child(cfg, child_args, relay_prefix, out))
         time.sleep(0.5)
         for item in list(running):
             cfg, proc, log, relay = item
             done = proc.poll() is not None
             relay.pass_on(final=done)
-            if done:
-                log.close()
-                running.remove(item)
-                print(f"averis compare: {cfg.out} finished with exit code {proc.returncode}", flush=True)
-                summary = Path(cfg.out) / "summary.json"
-                results.append(json.loads(summary.read_text()) if summary.is_file() else
-                               {"status": "failed", "out": cfg.out, "exit_code": proc.returncode})
+            if not done:
+                continue
+            log.close()
+            running.remove(item)
+            print(f"averis compare: {cfg.out} finished with exit code {proc.returncode}", flush=True)
+            if (proc.returncode != 0 and running and oom_retries.get(cfg.out, 0) < MAX_OOM_RETRIES
+                    and _ran_out_of_gpu_memory(relay)):
+                oom_retries[cfg.out] = oom_retries.get(cfg.out, 0) + 1
+                jobs = min(jobs, len(running))
+                pending.insert(0, cfg)
+                print(f"averis compare: {cfg.recipe} seed {cfg.train.seed} ran out of GPU memory beside "
+                      f"{len(running)} other run(s): it runs again, and at most {jobs} side by side from now on",
+                      flush=True)
+                continue
+            summary = Path(cfg.out) / "summary.json"
+            results.append(json.loads(summary.read_text()) if summary.is_file() else
+                           {"status": "failed", "out": cfg.out, "exit_code": proc.returncode})
     return results
+
+
+def _start_child(cfg: RunConfig, child_args, relay_prefix: bool, out: Path | None) -> tuple:
+    """Start one run as a child process writing its train.log; returns (cfg, process, log file, relay)."""
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    cfg_path = Path(cfg.out) / "config.yaml"
+    save_config(cfg, cfg_path)  # the child's stdout is train.log: progress comes as plain lines
+    log = open(Path(cfg.out) / "train.log", "a")
+    prefix = f"[{Path(cfg.out).relative_to(out) if out else cfg.out}] " if relay_prefix else ""
+    relay = _Relay(Path(cfg.out) / "train.log", log.tell(), prefix)
+    resume = ["--resume"] if _has_checkpoint(cfg) else []
+    proc = subprocess.Popen(_child_command(cfg_path, [*resume, *child_args]), stdout=log, stderr=subprocess.STDOUT,
+                            env=_child_env(cfg))
+    print(f"averis compare: started {cfg.recipe} seed {cfg.train.seed} -> {cfg.out} (log: train.log)", flush=True)
+    return cfg, proc, log, relay
+
+
+def _child_command(cfg_path: Path, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "averis", "train", "--config", str(cfg_path), *args]
+
+
+def _ran_out_of_gpu_memory(relay: _Relay) -> bool:
+    """Whether this attempt's part of the run's train.log shows the GPU running out of memory."""
+    with open(relay.path, encoding="utf-8", errors="replace") as f:
+        f.seek(relay.start)
+        return any(marker in f.read() for marker in GPU_OOM_MARKERS)
 
 
 class _Relay:
@@ -165,7 +201,7 @@ class _Relay:
     QUIET = ('{"status"', "averis train: run in ")
 
     def __init__(self, path: Path, start: int, prefix: str):
-        self.path, self.pos, self.prefix, self.partial = path, start, prefix, ""
+        self.path, self.start, self.pos, self.prefix, self.partial = path, start, start, prefix, ""
 
     def pass_on(self, final: bool = False) -> None:
         with open(self.path, encoding="utf-8", errors="replace") as f:

@@ -428,6 +428,8 @@ class Trainer:
                    "parameters": sum(p.numel() for p in self.raw_model.parameters()),
                    "world": self.dist.world, "device": provenance.device_name(self.device),
                    "commit": self.commit, "command": " ".join(sys.argv)}
+        if self.device.type == "cuda":  # what this run holds of the GPU at its peak: how many fit side by side
+            summary["gpu_peak_gib"] = round(torch.cuda.max_memory_reserved(self.device) / 2**30, 2)
         counts = split_counts(self.raw_model)
         if counts:  # the adaptive split: how often each layer and site split X and dY
             summary["split_fractions"] = split_fractions_by_site(counts)
