@@ -1,23 +1,28 @@
 # The next device session's plan (one nvidia-h200, ~30 device minutes): issue 17's SmolLM2-135M continued pretraining
 # for one epoch of the corpus and the downstream table, in one held session (checkpoints never leave the machine).
-#   1. (the base model's row of the table is committed: benchmarks/results/downstream/base_h200/, 10effda)
-#   2. continued pretraining, one epoch (943 steps of 16,384 tokens = the 15.45M training tokens in SmolLM2's
-#      tokenizer), bf16, nvfp4, nvidia, averis, averis_rht, seeds 0, 1, 2 in seed-major order, 5 side by side (Metis
-#      is left out: ~14x nvfp4's step at the bench preset).  Estimated from the bench preset's 17 one-epoch runs in
-#      707 s at 6 side by side (4f4db09) scaled by FLOPs a token (~3.4x): ~140 s of the GPU a run, so seed 0's five
-#      runs take ~12 minutes and seeds 1-2 mostly fall to a later session (restartable from zero only);
-#   3. each recipe's seed-0 checkpoint is evaluated as soon as its run is done (2 evaluations at a time), in its
-#      trained numerics; then one comparison table (downstream.md; with the base row, here afterwards:
-#      averis eval --compare benchmarks/results/downstream/base_h200/eval.json SNAP/evals/*/eval.json).
+# It continues sessions/2026-12-02-e.sh (ec21a63), where 5 runs side by side ran the GPU out of memory and 5 of 15
+# runs finished (benchmarks/results/smollm2_epoch/):
+#   1. the finished runs (bf16 seeds 1-2, averis 0-1, nvidia 0) and the committed evaluations (the base model, averis
+#      and nvidia seed 0) are unpacked where this plan's comparison and evaluations look, so none runs again;
+#   2. the other 10 runs (bf16 0; nvfp4 0-2; nvidia 1-2; averis 2; averis_rht 0-2) in seed-major order, 2 side by side
+#      (a run holds 24-55 GiB of the GPU; `averis compare` now retries a run that runs out of memory with fewer side by
+#      side), torch.compile on as in e (it compiled and trained there; the committed runs are compiled too).  About
+#      400-500 s a pair of FP4 runs at 5 side by side in e: seed 0's three and seed 1's three should fit;
+#   3. each new seed-0 run (bf16, nvfp4, averis_rht) is evaluated as soon as it is done (2 evaluations at a time), in
+#      its trained numerics; then one table of all (downstream.md; the committed rows included).
 # Runs the deadline stops are lost (no checkpoints leave): what finishes is in each watch call's snapshot.
 # Carried: the bundle of benchmarks/gpu/smollm2_bundle.sh (the GGUF, the token files, the evaluation files, the wheels
 # the image lacks; env.sh points averis at them) in 4 calls:
 #   bash benchmarks/gpu/bundle.sh stash    (x3: part_aa, _ab, _ac, each with SHA256 and PARTS)
-#   bash benchmarks/gpu/bundle.sh unpack && AVERIS_COMMIT=<sha> bash .carry/session.sh start 1400;
-#     bash .carry/session.sh watch 520     (part_ad + .carry/session.sh), then `watch 540` calls back to back.
+#   bash benchmarks/gpu/bundle.sh unpack && AVERIS_COMMIT=<sha> bash .carry/session.sh start 1580; sleep 60;
+#     bash .carry/session.sh watch 470     (part_ad + .carry/session.sh), then `watch 530` calls back to back.
 SNAP="/tmp/export /tmp/evals"
-RECIPES=${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht} SEEDS=${SEEDS:-0,1,2}
+RECIPES=${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht} SEEDS=${SEEDS:-0,1,2} JOBS=${JOBS:-2} COMPILE=${COMPILE:-true}
+EVAL_RECIPES=${EVAL_RECIPES:-bf16,nvfp4,averis_rht}  # seed 0 of these is evaluated here (the others are committed)
 RUNS=/tmp/runs/smollm2
+R=benchmarks/results
+PREVIOUS_RUNS=${PREVIOUS_RUNS-$R/smollm2_epoch/runs.tar.gz}  # holds smollm2/<recipe>/seed<k>/
+PREVIOUS_EVALS=${PREVIOUS_EVALS-base=$R/downstream/base_h200/eval.json averis=$R/downstream/smollm2_epoch_h200/averis_seed0/eval.json nvidia=$R/downstream/smollm2_epoch_h200/nvidia_seed0/eval.json}
 # a CPU smoke test of this plan sets RECIPES=bf16,averis SEEDS=0,1 STEPS=2 EVAL_FLAGS="--limit 2 --device cpu"
 # SET_EXTRA="train.batch_size=1 ... train.compile=false train.cuda_graph=false"
 STEPS=${STEPS:-943} EVAL_FLAGS=${EVAL_FLAGS:---batch-size 64 --device cuda} SET_EXTRA=${SET_EXTRA:-}
@@ -25,21 +30,20 @@ plan() {
   frozen_copy
   export STEPS EVAL_FLAGS RUNS OUT=  # for train_smollm2.sh and downstream.sh; OUT= : the snapshots bring results back
   python3 -c "import lm_eval, datasets, pyarrow; print('lm_eval', lm_eval.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)"
+  # what earlier sessions finished: the comparison skips finished runs, downstream.sh finished evaluations
+  mkdir -p "$(dirname "$RUNS")" /tmp/evals
+  [ -n "$PREVIOUS_RUNS" ] && tar xzf "$PREVIOUS_RUNS" -C "$(dirname "$RUNS")"
+  for e in $PREVIOUS_EVALS; do mkdir -p "/tmp/evals/${e%%=*}" && cp "${e#*=}" "/tmp/evals/${e%%=*}/eval.json"; done
+  echo "carried: $(find "$RUNS" -name summary.json 2>/dev/null | wc -l) finished run(s), evaluations: $(ls /tmp/evals | tr '\n' ' ')"
   # Hugging Face models train eagerly unless told (train/fast.py): eager FP4 steps are host-bound, ~30x slower, so
-  # train_smollm2.sh forces the CUDA graph (it ran SmolLM2 on the H100, compile off).  torch.compile of SmolLM2 traced
-  # on the CPU but is unverified on the GPU: 4 steps of averis try it first (this also warms Inductor's cache).
-  local compile=true
-  RUNS=/tmp/runs/preflight JOBS=1 STEPS=4 COMPILE=true EXPORT=/tmp/preflight bash benchmarks/gpu/train_smollm2.sh \
-    --recipes averis --seeds 0 --set train.eval_every=4 train.eval_batches=1 train.progress=false $SET_EXTRA \
-    > /tmp/bg/preflight.log 2>&1
-  grep -qs '"status": "done"' /tmp/runs/preflight/averis/summary.json || compile=false
-  echo "training, torch.compile $compile ($(left) s left)"
-  JOBS=5 BUDGET=$(( $(left) - 40 )) COMPILE=$compile bash benchmarks/gpu/train_smollm2.sh --recipes "$RECIPES" \
+  # train_smollm2.sh forces the CUDA graph; COMPILE as the committed runs were trained
+  JOBS=$JOBS BUDGET=$(( $(left) - 40 )) COMPILE=$COMPILE bash benchmarks/gpu/train_smollm2.sh --recipes "$RECIPES" \
     --seeds "$SEEDS" --set train.eval_every=100 train.progress=false $SET_EXTRA > /tmp/bg/train.log 2>&1 &
-  local train=$! pending=" ${RECIPES//,/ } "
+  local train=$! pending=" ${EVAL_RECIPES//,/ } "
   while [ -n "${pending// /}" ] && [ "$(left)" -gt 60 ]; do  # evaluate each seed-0 run once it is done
     for r in $pending; do
-      if grep -qs '"status": "done"' "$RUNS/$r/seed0/summary.json" && [ "$(pgrep -fc 'averis eval')" -lt 2 ]; then
+      if [ -d "$RUNS/$r/seed0/checkpoints" ] && grep -qs '"status": "done"' "$RUNS/$r/seed0/summary.json" \
+          && [ "$(pgrep -fc 'averis eval')" -lt 2 ]; then
         ONLY=$r bash benchmarks/gpu/downstream.sh > "/tmp/bg/eval_$r.log" 2>&1 &
         pending=${pending/ $r / }
       fi
