@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import math
 import os
 import random
 import socket
@@ -98,8 +99,9 @@ def logprob(model, tok, context: str, continuation: str) -> tuple[float, bool]:
     return float(rows.gather(1, target[:, None]).sum()), bool((rows.argmax(-1) == target).all())
 
 
-def reference(model, tok, docs: dict) -> dict:
-    """acc (and acc_norm: divided by the choice's length in characters) as the README defines them."""
+def reference(model, tok, docs: dict, per_doc: dict | None = None) -> dict:
+    """acc (and acc_norm: divided by the choice's length in characters) as the README defines them; per_doc (a
+    dict) gets each task's headline metric document by document as a string of 0s and 1s."""
     scores = {}
     hits = [[], []]
     for r in docs["piqa"]:
@@ -118,6 +120,9 @@ def reference(model, tok, docs: dict) -> dict:
         words = r["text"].split(" ")
         greedy.append(logprob(model, tok, " ".join(words[:-1]), " " + words[-1])[1])
     scores["lambada_openai"] = {"acc": sum(greedy) / len(greedy)}
+    if per_doc is not None:
+        for task, hit in (("piqa", hits[0]), ("winogrande", wino), ("lambada_openai", greedy)):
+            per_doc[task] = "".join("1" if h else "0" for h in hit)
     return scores
 
 
@@ -144,9 +149,11 @@ def test_lm_eval_accuracy_equals_the_independent_reference(tmp_path, one_thread,
         model = tiny_model(len(tok), seed)
         out = evaluate(model, tok, ["piqa", "winogrande", "lambada_openai"], limit=12, batch_size=4,
                        data=tmp_path / "data")
-        ref = reference(model, tok, docs)
+        ref_per_doc = {}
+        ref = reference(model, tok, docs, ref_per_doc)
         got = {task: {m: out["results"][task][f"{m},none"] for m in ref[task]} for task in ref}
         assert got == ref, (seed, got, ref)
+        assert out["per_doc"] == ref_per_doc and "samples" not in out
         assert all(out["n-samples"][t]["effective"] == 12 for t in ref)
         got_by_seed.append(got)
     assert got_by_seed[0] != got_by_seed[1]
@@ -186,6 +193,19 @@ def test_cli_end_to_end_writes_eval_json_and_table(tmp_path, one_thread, no_netw
     # --out an existing folder: the table goes in as downstream.md (it used to fail writing to the folder)
     rc = main(["eval", "--compare", str(out / "eval.json"), "--out", str(out)])
     assert rc == 0 and (out / "downstream.md").read_text().count("| tiny |") == 1
+
+    # another model on the same documents, paired against the first: per document, tasks and average
+    assert result["per_doc"].keys() == {"piqa", "winogrande"} and len(result["per_doc"]["piqa"]) == 4
+    other = save_tiny(tmp_path / "other", docs, seed=1)
+    rc = main(["eval", str(other), "--tasks", "piqa,winogrande", "--limit", "4", "--batch-size", "2",
+               "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out2"), "--device", "cpu"])
+    assert rc == 0
+    capsys.readouterr()
+    rc = main(["eval", "--compare", str(out), str(tmp_path / "out2"), "--paired-against", str(out)])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "**Paired against tiny**" in table and "| model | PIQA | WinoGrande | Avg |" in table
+    assert len([line for line in table.splitlines() if line.startswith("| tiny |")]) == 3  # 2 rows + 1 paired
 
 
 def test_unknown_task_is_a_one_line_error_listing_the_tasks(capsys):
@@ -337,3 +357,29 @@ def test_compare_labels_multi_seed_runs_by_recipe_and_seed():
     assert _model_label({"run": "/tmp/runs/smollm2/averis/seed0", "step": 943}) == "averis/seed0 (step 943)"
     assert _model_label({"run": "/tmp/runs/smollm2/averis", "step": 943}) == "averis (step 943)"
     assert _model_label({"model_name": "smollm2-135m"}) == "smollm2-135m"
+
+
+def test_paired_difference_by_hand():
+    from averis.eval.table import Z95, paired_difference
+
+    a = {"per_doc": {"piqa": "1100", "winogrande": "10"}}
+    b = {"per_doc": {"piqa": "1000", "winogrande": "01", "sciq": "1"}}
+    got = paired_difference(a, b)
+    # piqa: d = 0,1,0,0: mean 1/4, sample variance (3 * 1/16 + 9/16) / 3 = 1/4, se sqrt(1/4 / 4) = 1/4
+    assert got["tasks"]["piqa"] == {"n": 4, "diff": 0.25, "se": 0.25, "low": 0.25 - Z95 * 0.25,
+                                    "high": 0.25 + Z95 * 0.25}
+    # winogrande: d = 1, -1: mean 0, variance 2, se 1; sciq only on one side: left out
+    assert got["tasks"]["winogrande"]["se"] == 1.0 and "sciq" not in got["tasks"]
+    assert got["average"]["diff"] == 0.125 and got["average"]["se"] == math.sqrt(0.0625 + 1.0) / 2
+    with pytest.raises(ValueError, match="4 documents against 3"):
+        paired_difference(a, {"per_doc": {"piqa": "100"}})
+
+
+def test_pairing_against_an_eval_without_per_document_scores_is_one_line(tmp_path, capsys):
+    old = {"tasks": {"piqa": {"acc": 0.5, "acc_stderr": 0.1, "n": 4, "headline": "acc"}}, "average": 0.5,
+           "model_name": "old"}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "eval.json").write_text(json.dumps(old))
+    assert main(["eval", "--compare", str(tmp_path / "old"), "--paired-against", str(tmp_path / "old")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no per-document scores" in err and "evaluate it again" in err

@@ -6,10 +6,11 @@
 #      and nvidia seed 0) are unpacked where this plan's comparison and evaluations look, so none runs again;
 #   2. the other 10 runs (bf16 0; nvfp4 0-2; nvidia 1-2; averis 2; averis_rht 0-2) in seed-major order, 2 side by side
 #      (a run holds 24-55 GiB of the GPU; `averis compare` now retries a run that runs out of memory with fewer side by
-#      side), torch.compile on as in e (it compiled and trained there; the committed runs are compiled too).  About
-#      400-500 s a pair of FP4 runs at 5 side by side in e: seed 0's three and seed 1's three should fit;
-#   3. each new seed-0 run (bf16, nvfp4, averis_rht) is evaluated as soon as it is done (2 evaluations at a time), in
-#      its trained numerics; then one table of all (downstream.md; the committed rows included).
+#      side), torch.compile on as in e (it compiled and trained there; the committed runs are compiled too).  The FP4
+#      runs took 425-490 s each at 5 side by side in e; at 2, seeds 0 and 1 (6 runs) should fit (an estimate);
+#   3. bf16, nvfp4 and averis_rht seed 0, nvidia seed 1 and averis seed 2 are evaluated as soon as each is done (2
+#      evaluations at a time), in their trained numerics, with per-document scores; then one table of all
+#      (downstream.md; the committed rows included), paired by document against bf16 seed 0.
 # Runs the deadline stops are lost (no checkpoints leave): what finishes is in each watch call's snapshot.
 # Carried: the bundle of benchmarks/gpu/smollm2_bundle.sh (the GGUF, the token files, the evaluation files, the wheels
 # the image lacks; env.sh points averis at them) in 4 calls:
@@ -18,7 +19,9 @@
 #     bash .carry/session.sh watch 470     (part_ad + .carry/session.sh), then `watch 530` calls back to back.
 SNAP="/tmp/export /tmp/evals"
 RECIPES=${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht} SEEDS=${SEEDS:-0,1,2} JOBS=${JOBS:-2} COMPILE=${COMPILE:-true}
-EVAL_RECIPES=${EVAL_RECIPES:-bf16,nvfp4,averis_rht}  # seed 0 of these is evaluated here (the others are committed)
+# evaluated here as they finish, in this order of preference (averis and nvidia seed 0 are committed, without the
+# per-document scores that pair evaluations; later seeds of theirs get them); the table pairs against bf16 seed 0
+EVAL_RUNS=${EVAL_RUNS:-bf16/seed0 nvfp4/seed0 averis_rht/seed0 nvidia/seed1 averis/seed2}
 RUNS=/tmp/runs/smollm2
 R=benchmarks/results
 PREVIOUS_RUNS=${PREVIOUS_RUNS-$R/smollm2_epoch/runs.tar.gz}  # holds smollm2/<recipe>/seed<k>/
@@ -39,12 +42,12 @@ plan() {
   # train_smollm2.sh forces the CUDA graph; COMPILE as the committed runs were trained
   JOBS=$JOBS BUDGET=$(( $(left) - 40 )) COMPILE=$COMPILE bash benchmarks/gpu/train_smollm2.sh --recipes "$RECIPES" \
     --seeds "$SEEDS" --set train.eval_every=100 train.progress=false $SET_EXTRA > /tmp/bg/train.log 2>&1 &
-  local train=$! pending=" ${EVAL_RECIPES//,/ } "
-  while [ -n "${pending// /}" ] && [ "$(left)" -gt 60 ]; do  # evaluate each seed-0 run once it is done
+  local train=$! pending=" $EVAL_RUNS "
+  while [ -n "${pending// /}" ] && [ "$(left)" -gt 60 ]; do  # evaluate each of EVAL_RUNS once it is done
     for r in $pending; do
-      if [ -d "$RUNS/$r/seed0/checkpoints" ] && grep -qs '"status": "done"' "$RUNS/$r/seed0/summary.json" \
+      if [ -d "$RUNS/$r/checkpoints" ] && grep -qs '"status": "done"' "$RUNS/$r/summary.json" \
           && [ "$(pgrep -fc 'averis eval')" -lt 2 ]; then
-        ONLY=$r bash benchmarks/gpu/downstream.sh > "/tmp/bg/eval_$r.log" 2>&1 &
+        ONLY=$r bash benchmarks/gpu/downstream.sh > "/tmp/bg/eval_${r/\//_}.log" 2>&1 &
         pending=${pending/ $r / }
       fi
     done
@@ -52,7 +55,7 @@ plan() {
   done
   wait $train; echo "training rc $? ($(left) s left)"
   wait
-  ONLY= bash benchmarks/gpu/downstream.sh > /tmp/bg/downstream.log 2>&1  # the table of all evaluated
+  ONLY= PAIR=bf16_seed0 bash benchmarks/gpu/downstream.sh > /tmp/bg/downstream.log 2>&1  # the table of all evaluated
   tail -12 /tmp/bg/downstream.log
 }
 source benchmarks/gpu/session.sh "$@"

@@ -15,7 +15,7 @@ def run(args) -> int:
     if args.compare:
         from ..eval.table import compare_table
 
-        table = compare_table(args.compare)
+        table = compare_table(args.compare, args.paired_against)
         print(table)
         if args.out:
             out = Path(args.out)
@@ -25,6 +25,8 @@ def run(args) -> int:
             out.write_text(table + "\n")
             print(f"averis eval: wrote {out}")
         return 0
+    if args.paired_against:
+        raise ValueError("--paired-against goes with --compare: averis eval --compare A B --paired-against A")
     if not args.target:
         raise ValueError("give a model or run to evaluate (MODEL_OR_RUN), or --compare EVAL_JSON ...")
     from ..eval.harness import data_folder, parse_tasks, require_lm_eval
@@ -122,5 +124,9 @@ def register(sub) -> None:
                    help="bootstrap resamples for LAMBADA perplexity's standard error (default 1000)")
     p.add_argument("--compare", nargs="+", metavar="EVAL_JSON",
                    help="print one table of these eval.json files (or folders holding one) instead of evaluating")
+    p.add_argument("--paired-against", metavar="EVAL_JSON",
+                   help="with --compare: also a table of each file's accuracy minus this one's on the same "
+                        "documents, with 95%% intervals (needs the per-document scores eval.json files hold from this "
+                        "version on)")
     p.add_argument("--verbose", action="store_true", help="lm-eval's own log lines too")
     p.set_defaults(func=run)

@@ -108,7 +108,8 @@ def evaluate(model, tokenizer, tasks: list[str], *, limit: int | None = None, ba
              data: str | os.PathLike | None = None, precision: str = "auto", bootstrap_iters: int = 1000,
              quiet: bool = True) -> dict:
     """Run lm-eval's ``simple_evaluate`` on ``tasks`` for a causal LM in memory (a transformers model, on its
-    device, quantized or not) and its Hugging Face tokenizer.  Returns lm-eval's result dict plus ``seconds``.
+    device, quantized or not) and its Hugging Face tokenizer.  Returns lm-eval's result dict plus ``seconds`` and
+    ``per_doc`` (per_document; lm-eval's own per-sample records are dropped).
 
     limit: the first N documents of each task (None: all).  bootstrap_iters: for the perplexity's standard
     error only (acc's is the closed form); lm-eval's default of 100,000 takes minutes on LAMBADA.
@@ -130,8 +131,24 @@ def evaluate(model, tokenizer, tasks: list[str], *, limit: int | None = None, ba
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
         with torch.no_grad(), autocast_for(device, precision):
             out = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
-                                          log_samples=False, bootstrap_iters=bootstrap_iters,
+                                          log_samples=True, bootstrap_iters=bootstrap_iters,
                                           verbosity="ERROR" if quiet else "INFO")
+    out["per_doc"] = per_document(out.pop("samples", {}))
     out["seconds"] = time.time() - start
     out["data"] = str(folder)
     return out
+
+
+def per_document(samples: dict) -> dict[str, str]:
+    """Each task's headline metric (HEADLINE) document by document, in doc_id order, as a string of 0s and 1s:
+    what a paired comparison of two models on the same documents needs, one byte a document in eval.json."""
+    scores = {}
+    for task, rows in samples.items():
+        if task not in HEADLINE:
+            continue
+        metric = HEADLINE[task]
+        values = [float(r[metric]) for r in sorted(rows, key=lambda r: r["doc_id"])]
+        if any(v not in (0.0, 1.0) for v in values):
+            raise ValueError(f"{task}: lm-eval's per-document {metric} is not 0 or 1; cannot record it per document")
+        scores[task] = "".join("1" if v else "0" for v in values)
+    return scores

@@ -36,7 +36,8 @@ def summarize(out: dict, meta: dict) -> dict:
     avg_se = math.sqrt(sum(e * e for e in errors)) / len(errors) if errors and None not in errors else None
     return {**meta, "tasks": tasks, "average": average, "average_stderr": avg_se,
             "average_of": {t: HEADLINE[t] for t in tasks}, "seconds": round(out.get("seconds", 0.0), 1),
-            "data": out.get("data"), "lm_eval_version": _lm_eval_version()}
+            "data": out.get("data"), "lm_eval_version": _lm_eval_version(),
+            "per_doc": {t: d for t, d in out.get("per_doc", {}).items() if t in tasks}}
 
 
 def markdown_table(results: list[dict], names: list[str] | None = None) -> str:
@@ -66,26 +67,95 @@ def markdown_table(results: list[dict], names: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def compare_table(paths: list[str | Path]) -> str:
-    """One table from several eval.json files (each row named by its model and checkpoint step)."""
-    results = []
-    for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            path = path / "eval.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"no eval.json at {path}")
-        try:
-            results.append(json.loads(path.read_text()))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not JSON ({err.msg} at line {err.lineno})") from None
-        if "tasks" not in results[-1]:
-            raise ValueError(f"{path} is not an eval.json written by averis eval (no 'tasks')")
+def compare_table(paths: list[str | Path], paired_against: str | Path | None = None) -> str:
+    """One table from several eval.json files (each row named by its model and checkpoint step); with
+    paired_against (one more eval.json), a second table of each file's paired differences from it."""
+    results = [read_eval(p) for p in paths]
     limits = {r.get("limit") for r in results}
     table = markdown_table(results)
     if len(limits) > 1:
         table += f"\nNote: the files were evaluated with different --limit values ({sorted(map(str, limits))})."
+    if paired_against is not None:
+        table += "\n\n" + paired_table(results, read_eval(paired_against), str(paired_against))
     return table
+
+
+def read_eval(path: str | Path) -> dict:
+    """An eval.json (or the folder holding one), checked to be averis eval's."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "eval.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no eval.json at {path}")
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not JSON ({err.msg} at line {err.lineno})") from None
+    if "tasks" not in result:
+        raise ValueError(f"{path} is not an eval.json written by averis eval (no 'tasks')")
+    return result
+
+
+Z95 = 1.959963984540054  # the normal 97.5% quantile: thousands of documents a task
+
+
+def paired_difference(result: dict, reference: dict) -> dict:
+    """result minus reference on the same documents, task by task: the mean difference of the headline metric, its
+    standard error sd(d) / sqrt(n) and a 95% interval; and of the average over the tasks both scored per document
+    (the tasks' standard errors combined as independent).  Pairing removes the documents' own difficulty, which
+    the unpaired standard errors of two accuracies carry twice.  None where a side has no per-document scores."""
+    mine, theirs = result.get("per_doc") or {}, reference.get("per_doc") or {}
+    tasks = {}
+    for task in (t for t in TASKS if t in mine and t in theirs):
+        a, b = mine[task], theirs[task]
+        if len(a) != len(b):
+            raise ValueError(f"{task}: {len(a)} documents against {len(b)}: pair only evaluations of the same "
+                             f"documents (the same --limit)")
+        d = [int(x) - int(y) for x, y in zip(a, b)]
+        n = len(d)
+        mean = sum(d) / n
+        se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n) if n > 1 else float("nan")
+        tasks[task] = {"n": n, "diff": mean, "se": se, "low": mean - Z95 * se, "high": mean + Z95 * se}
+    if not tasks:
+        return {"tasks": {}, "average": None}
+    k = len(tasks)
+    mean = sum(t["diff"] for t in tasks.values()) / k
+    se = math.sqrt(sum(t["se"] ** 2 for t in tasks.values())) / k
+    average = {"diff": mean, "se": se, "low": mean - Z95 * se, "high": mean + Z95 * se, "tasks": k}
+    return {"tasks": tasks, "average": average}
+
+
+def paired_table(results: list[dict], reference: dict, reference_name: str) -> str:
+    """Each result's paired differences from reference (percentage points, 95% interval), tasks as columns."""
+    if not reference.get("per_doc"):
+        raise ValueError(f"{reference_name} has no per-document scores (evaluated before averis eval recorded "
+                         f"them): evaluate it again to pair against it")
+    name = _model_label(reference)
+    tasks = [t for t in TASKS if t in reference["per_doc"]]
+    header = ["model", *[LABELS[t] for t in tasks], "Avg"]
+    lines = [f"**Paired against {name}**: accuracy minus its accuracy on the same documents, percentage points, "
+             "95% interval (** where it excludes 0).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    unpaired = []
+    for r in results:
+        if r.get("per_doc") == reference["per_doc"] and _model_label(r) == name:
+            continue  # the reference itself
+        if not r.get("per_doc"):
+            unpaired.append(_model_label(r))
+            continue
+        diff = paired_difference(r, reference)
+        cells = [_model_label(r)] + [_interval(diff["tasks"].get(t)) for t in tasks] + [_interval(diff["average"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    if unpaired:
+        lines += ["", f"Not paired (no per-document scores in their eval.json): {', '.join(unpaired)}."]
+    return "\n".join(lines)
+
+
+def _interval(d: dict | None) -> str:
+    if d is None:
+        return "-"
+    text = f"{100 * d['diff']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+    return f"**{text}**" if d["low"] > 0 or d["high"] < 0 else text
 
 
 def _model_label(r: dict) -> str:
