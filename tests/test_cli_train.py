@@ -101,6 +101,16 @@ def test_report_gap_arithmetic(tmp_path):
     assert row["gap_final_by_seed"] == {0: pytest.approx(1.0), 1: pytest.approx(3.0)}
     assert row["gap_last10_by_seed"] == {0: pytest.approx(1.0), 1: pytest.approx(3.0)}
     assert "| fp4 | 2 | 20 |" in summary["markdown"] and "+2.00 ± 1.41" in summary["markdown"]
+    assert "GPU GiB" not in summary["markdown"]  # CPU runs: no memory column
+
+    # GPU runs record their peak memory: the table gives each recipe's largest
+    for seed, peak in ((0, 30.5), (1, 41.25)):
+        info = json.loads((tmp_path / "fp4" / f"seed{seed}" / "summary.json").read_text())
+        (tmp_path / "fp4" / f"seed{seed}" / "summary.json").write_text(json.dumps({**info, "gpu_peak_gib": peak}))
+    markdown = write_report(tmp_path, plots=False)["markdown"]
+    assert "| tokens/s | GPU GiB (peak) |" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith(("| fp4 ", "| bf16 "))]
+    assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["-", "41.2"]
 
 
 def paired_runs(root: Path, gaps: dict[str, list[float]]) -> None:

@@ -39,6 +39,7 @@ class Run:
     val: dict[int, float] = field(default_factory=dict)    # step -> validation loss
     status: str = "unknown"
     tokens_per_s: float | None = None
+    gpu_peak_gib: float | None = None  # summary.json of a GPU run: what it held of the GPU at its peak
 
 
 def discover(root: str | Path) -> list[Run]:
@@ -69,8 +70,11 @@ def load_run(folder: Path) -> Run:
         if rec.get("event") == "diverged":
             run.status = "diverged"
     summary = folder / "summary.json"
-    if summary.is_file() and run.status != "diverged":
-        run.status = json.loads(summary.read_text()).get("status", "unknown")
+    if summary.is_file():
+        info = json.loads(summary.read_text())
+        run.gpu_peak_gib = info.get("gpu_peak_gib")
+        if run.status != "diverged":
+            run.status = info.get("status", "unknown")
     # the median over the run: each record's speed is of its last 20 steps, and the last ones can be alone on the
     # machine (side by side, a run that finishes late had the cores to itself)
     run.tokens_per_s = statistics.median(speeds) if speeds else None
@@ -243,7 +247,8 @@ def summarize(runs: list[Run], baseline: str = "bf16", paired: str | list[str] |
                "unfinished": sum(r.status not in ("done", "diverged") for r in every),
                "partial_excluded": len(every) - len(group),
                "steps": max(max(r.train) for r in group),
-               "tokens_per_s": stats([r.tokens_per_s for r in group if r.tokens_per_s])}
+               "tokens_per_s": stats([r.tokens_per_s for r in group if r.tokens_per_s]),
+               "gpu_peak_gib": max((r.gpu_peak_gib for r in group if r.gpu_peak_gib), default=None)}
         if bases and recipe != baseline:
             pairs = [pair_gaps(r, bases) for r in group]
             row["gap_final"] = stats([p["final"] for p in pairs])
@@ -321,14 +326,17 @@ def markdown(summary: dict, title: str = "Recipe comparison") -> str:
         lines += [f"Loss gap vs **{base}** in percent, (L_recipe - L_{base}) / L_{base} at matched steps: "
                   "*final* at the last common evaluation (validation loss), *last 10%* averaged over the last "
                   "10% of steps (training loss). Mean ± standard deviation over seeds (n = seeds).", ""]
+    memory = any(row.get("gpu_peak_gib") for row in summary["rows"])  # GPU runs: the most one of them held
     lines += ["| recipe | n | steps | val loss | train loss (last 10%) | gap % final | gap % last 10% | "
-              "diverged | tokens/s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "diverged | tokens/s |" + (" GPU GiB (peak) |" if memory else ""),
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if memory else "")]
     for row in summary["rows"]:
         tps = row["tokens_per_s"]["mean"]
+        peak = f" {row['gpu_peak_gib']:.1f} |" if row.get("gpu_peak_gib") else " - |"
         lines.append(f"| {row['recipe']} | {len(row['seeds'])} | {row['steps']} | {_fmt(row['val_loss'])} | "
                      f"{_fmt(row['train_loss_last10'])} | {_fmt(row.get('gap_final'), 2, True)} | "
                      f"{_fmt(row.get('gap_last10'), 2, True)} | {row['diverged']} | "
-                     f"{f'{tps:,.0f}' if tps else '-'} |")
+                     f"{f'{tps:,.0f}' if tps else '-'} |" + (peak if memory else ""))
     if any(r["unfinished"] for r in summary["rows"]):
         lines += ["", "Some runs are unfinished (stopped or still running): their numbers are for the steps done."]
     partial = sum(r.get("partial_excluded", 0) for r in summary["rows"])
