@@ -103,7 +103,8 @@ def paired_difference(result: dict, reference: dict) -> dict:
     """result minus reference on the same documents, task by task: the mean difference of the headline metric, its
     standard error sd(d) / sqrt(n) and a 95% interval; and of the average over the tasks both scored per document
     (the tasks' standard errors combined as independent).  Pairing removes the documents' own difficulty, which
-    the unpaired standard errors of two accuracies carry twice.  None where a side has no per-document scores."""
+    the unpaired standard errors of two accuracies carry twice.  No tasks (average None) where a side has no
+    per-document scores."""
     mine, theirs = result.get("per_doc") or {}, reference.get("per_doc") or {}
     tasks = {}
     for task in (t for t in TASKS if t in mine and t in theirs):
@@ -134,7 +135,7 @@ def paired_table(results: list[dict], reference: dict, reference_name: str) -> s
     tasks = [t for t in TASKS if t in reference["per_doc"]]
     header = ["model", *[LABELS[t] for t in tasks], "Avg"]
     lines = [f"**Paired against {name}**: accuracy minus its accuracy on the same documents, percentage points, "
-             "95% interval (** where it excludes 0).", "",
+             "95% interval (bold where it excludes 0).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     unpaired = []
     for r in results:
