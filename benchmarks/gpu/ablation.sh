@@ -5,7 +5,7 @@
 # Compiled and CUDA-graphed (the adaptive split's decisions and counters stay on the device).
 #   BENCH=smollm2 runs the same recipes as continued pretraining of SmolLM2-135M instead (300 steps, configs/
 #   smollm2_cpt.yaml; after benchmarks/gpu/smollm2_bundle.sh's bundle is unpacked), where the mean is strong;
-#   CUDA-graphed, torch.compile only with COMPILE=true (unverified on the GPU for SmolLM2).
+#   CUDA-graphed, torch.compile only with COMPILE=true (as the one-epoch SmolLM2 runs of ec21a63 trained).
 # Launch: bash benchmarks/gpu/ablation.sh (env: RECIPES, SEEDS, JOBS, BUDGET, BENCH, PREVIOUS); first runs:
 # benchmarks/results/ablation/ (bf16, nvfp4, averis come from benchmarks/results/scratch_seeds: same config and seeds).
 # PREVIOUS=benchmarks/results/ablation/runs.tar.gz: its finished runs are put in place first (skipped, and in the report).

@@ -24,7 +24,7 @@ RECIPES=${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht} SEEDS=${SEEDS:-0,1,2} JO
 EVAL_RUNS=${EVAL_RUNS:-bf16/seed0 nvfp4/seed0 averis_rht/seed0 nvidia/seed1 averis/seed2}
 RUNS=/tmp/runs/smollm2
 R=benchmarks/results
-PREVIOUS_RUNS=${PREVIOUS_RUNS-$R/smollm2_epoch/runs.tar.gz}  # holds smollm2/<recipe>/seed<k>/
+PREVIOUS=${PREVIOUS-$R/smollm2_epoch/runs.tar.gz}  # for train_smollm2.sh: holds smollm2/<recipe>/seed<k>/
 PREVIOUS_EVALS=${PREVIOUS_EVALS-base=$R/downstream/base_h200/eval.json averis=$R/downstream/smollm2_epoch_h200/averis_seed0/eval.json nvidia=$R/downstream/smollm2_epoch_h200/nvidia_seed0/eval.json}
 # a CPU smoke test of this plan sets RECIPES=bf16,averis SEEDS=0,1 STEPS=2 EVAL_FLAGS="--limit 2 --device cpu"
 # SET_EXTRA="train.batch_size=1 ... train.compile=false train.cuda_graph=false"
@@ -34,13 +34,11 @@ plan() {
   export STEPS EVAL_FLAGS RUNS OUT=  # for train_smollm2.sh and downstream.sh; OUT= : the snapshots bring results back
   python3 -c "import lm_eval, datasets, pyarrow; print('lm_eval', lm_eval.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)"
   # what earlier sessions finished: the comparison skips finished runs, downstream.sh finished evaluations
-  mkdir -p "$(dirname "$RUNS")" /tmp/evals
-  [ -n "$PREVIOUS_RUNS" ] && tar xzf "$PREVIOUS_RUNS" -C "$(dirname "$RUNS")"
   for e in $PREVIOUS_EVALS; do mkdir -p "/tmp/evals/${e%%=*}" && cp "${e#*=}" "/tmp/evals/${e%%=*}/eval.json"; done
-  echo "carried: $(find "$RUNS" -name summary.json 2>/dev/null | wc -l) finished run(s), evaluations: $(ls /tmp/evals | tr '\n' ' ')"
+  echo "evaluations carried: $(ls /tmp/evals | tr '\n' ' ')"
   # Hugging Face models train eagerly unless told (train/fast.py): eager FP4 steps are host-bound, ~30x slower, so
   # train_smollm2.sh forces the CUDA graph; COMPILE as the committed runs were trained
-  JOBS=$JOBS BUDGET=$(( $(left) - 40 )) COMPILE=$COMPILE bash benchmarks/gpu/train_smollm2.sh --recipes "$RECIPES" \
+  PREVIOUS=$PREVIOUS JOBS=$JOBS BUDGET=$(( $(left) - 40 )) COMPILE=$COMPILE bash benchmarks/gpu/train_smollm2.sh --recipes "$RECIPES" \
     --seeds "$SEEDS" --set train.eval_every=100 train.progress=false $SET_EXTRA > /tmp/bg/train.log 2>&1 &
   local train=$! pending=" $EVAL_RUNS "
   while [ -n "${pending// /}" ] && [ "$(left)" -gt 60 ]; do  # evaluate each of EVAL_RUNS once it is done
