@@ -375,11 +375,24 @@ def test_paired_difference_by_hand():
         paired_difference(a, {"per_doc": {"piqa": "100"}})
 
 
-def test_pairing_against_an_eval_without_per_document_scores_is_one_line(tmp_path, capsys):
-    old = {"tasks": {"piqa": {"acc": 0.5, "acc_stderr": 0.1, "n": 4, "headline": "acc"}}, "average": 0.5,
-           "model_name": "old"}
-    (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "eval.json").write_text(json.dumps(old))
-    assert main(["eval", "--compare", str(tmp_path / "old"), "--paired-against", str(tmp_path / "old")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "no per-document scores" in err and "evaluate it again" in err
+def test_files_without_per_document_scores_are_compared_unpaired(tmp_path, capsys):
+    from averis.eval.table import Z95
+
+    def write(name, acc, se, avg_se):
+        body = {"tasks": {"piqa": {"acc": acc, "acc_stderr": se, "n": 4, "headline": "acc"}}, "average": acc,
+                "average_stderr": avg_se, "model_name": name}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "eval.json").write_text(json.dumps(body))
+
+    write("old", 0.5, 0.03, 0.03)
+    write("new", 0.56, 0.04, 0.04)
+    assert main(["eval", "--compare", str(tmp_path / "old"), str(tmp_path / "new"),
+                 "--paired-against", str(tmp_path / "old")]) == 0
+    out = capsys.readouterr().out
+    assert "**Paired against" not in out and "**Unpaired against old**" in out
+    # by hand: 0.56 - 0.50 = +6.0 points, se sqrt(0.03^2 + 0.04^2) = 0.05, interval 6 -+ 1.96 * 5 points
+    low, high = 0.06 - Z95 * 0.05, 0.06 + Z95 * 0.05
+    row = f"+6.0 [{100 * low:+.1f}, {100 * high:+.1f}]"
+    assert row == "+6.0 [-3.8, +15.8]"
+    assert f"| new | {row} | {row} |" in out
+    assert "| old |" not in out.split("**Unpaired")[1]  # the reference is not compared with itself

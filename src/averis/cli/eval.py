@@ -126,7 +126,7 @@ def register(sub) -> None:
                    help="print one table of these eval.json files (or folders holding one) instead of evaluating")
     p.add_argument("--paired-against", metavar="EVAL_JSON",
                    help="with --compare: also a table of each file's accuracy minus this one's on the same "
-                        "documents, with 95%% intervals (needs the per-document scores eval.json files hold from this "
-                        "version on)")
+                        "documents, with 95%% intervals (files without per-document scores, written before this "
+                        "version, are compared unpaired in a table of their own)")
     p.add_argument("--verbose", action="store_true", help="lm-eval's own log lines too")
     p.set_defaults(func=run)

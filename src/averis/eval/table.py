@@ -76,7 +76,7 @@ def compare_table(paths: list[str | Path], paired_against: str | Path | None = N
     if len(limits) > 1:
         table += f"\nNote: the files were evaluated with different --limit values ({sorted(map(str, limits))})."
     if paired_against is not None:
-        table += "\n\n" + paired_table(results, read_eval(paired_against), str(paired_against))
+        table += "\n\n" + paired_table(results, read_eval(paired_against))
     return table
 
 
@@ -99,6 +99,31 @@ def read_eval(path: str | Path) -> dict:
 Z95 = 1.959963984540054  # the normal 97.5% quantile: thousands of documents a task
 
 
+def unpaired_difference(result: dict, reference: dict) -> dict:
+    """result minus reference from the two eval.json summaries alone (for files without per-document scores):
+    per task the difference of the headline metrics with the standard errors combined as independent, and the
+    same of the averages when both cover the same tasks.  Evaluations of the same documents are positively
+    correlated, so this interval is wider than the paired one: conservative, never optimistic."""
+    tasks = {}
+    for task in (t for t in TASKS if t in result["tasks"] and t in reference["tasks"]):
+        a, b = result["tasks"][task], reference["tasks"][task]
+        metric = HEADLINE[task]
+        se_a, se_b = a.get(f"{metric}_stderr"), b.get(f"{metric}_stderr")
+        if se_a is None or se_b is None:
+            continue
+        tasks[task] = _normal_interval(a[metric] - b[metric], math.hypot(se_a, se_b))
+    same = set(result["tasks"]) == set(reference["tasks"])
+    if not same or result.get("average_stderr") is None or reference.get("average_stderr") is None:
+        return {"tasks": tasks, "average": None}
+    average = _normal_interval(result["average"] - reference["average"],
+                               math.hypot(result["average_stderr"], reference["average_stderr"]))
+    return {"tasks": tasks, "average": average}
+
+
+def _normal_interval(diff: float, se: float) -> dict:
+    return {"diff": diff, "se": se, "low": diff - Z95 * se, "high": diff + Z95 * se}
+
+
 def paired_difference(result: dict, reference: dict) -> dict:
     """result minus reference on the same documents, task by task: the mean difference of the headline metric, its
     standard error sd(d) / sqrt(n) and a 95% interval; and of the average over the tasks both scored per document
@@ -116,40 +141,46 @@ def paired_difference(result: dict, reference: dict) -> dict:
         n = len(d)
         mean = sum(d) / n
         se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n) if n > 1 else float("nan")
-        tasks[task] = {"n": n, "diff": mean, "se": se, "low": mean - Z95 * se, "high": mean + Z95 * se}
+        tasks[task] = {"n": n, **_normal_interval(mean, se)}
     if not tasks:
         return {"tasks": {}, "average": None}
     k = len(tasks)
     mean = sum(t["diff"] for t in tasks.values()) / k
     se = math.sqrt(sum(t["se"] ** 2 for t in tasks.values())) / k
-    average = {"diff": mean, "se": se, "low": mean - Z95 * se, "high": mean + Z95 * se, "tasks": k}
+    average = {**_normal_interval(mean, se), "tasks": k}
     return {"tasks": tasks, "average": average}
 
 
-def paired_table(results: list[dict], reference: dict, reference_name: str) -> str:
-    """Each result's paired differences from reference (percentage points, 95% interval), tasks as columns."""
-    if not reference.get("per_doc"):
-        raise ValueError(f"{reference_name} has no per-document scores (evaluated before averis eval recorded "
-                         f"them): evaluate it again to pair against it")
+def paired_table(results: list[dict], reference: dict) -> str:
+    """Each result's differences from reference (percentage points, 95% interval), tasks as columns: paired by
+    document where both have per-document scores, otherwise unpaired (unpaired_difference) in a table of its own."""
     name = _model_label(reference)
-    tasks = [t for t in TASKS if t in reference["per_doc"]]
+    tasks = [t for t in TASKS if t in (reference.get("per_doc") or reference["tasks"])]
     header = ["model", *[LABELS[t] for t in tasks], "Avg"]
-    lines = [f"**Paired against {name}**: accuracy minus its accuracy on the same documents, percentage points, "
-             "95% interval (bold where it excludes 0).", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    unpaired = []
+    paired, unpaired = [], []
     for r in results:
-        if r.get("per_doc") == reference["per_doc"] and _model_label(r) == name:
+        if r.get("per_doc") == reference.get("per_doc") and r["tasks"] == reference["tasks"] \
+                and _model_label(r) == name:
             continue  # the reference itself
-        if not r.get("per_doc"):
-            unpaired.append(_model_label(r))
-            continue
-        diff = paired_difference(r, reference)
-        cells = [_model_label(r)] + [_interval(diff["tasks"].get(t)) for t in tasks] + [_interval(diff["average"])]
-        lines.append("| " + " | ".join(cells) + " |")
+        if r.get("per_doc") and reference.get("per_doc"):
+            paired.append(_difference_row(r, paired_difference(r, reference), tasks))
+        else:
+            unpaired.append(_difference_row(r, unpaired_difference(r, reference), tasks))
+    top = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = []
+    if paired:
+        lines += [f"**Paired against {name}**: accuracy minus its accuracy on the same documents, percentage "
+                  "points, 95% interval (bold where it excludes 0).", "", *top, *paired]
     if unpaired:
-        lines += ["", f"Not paired (no per-document scores in their eval.json): {', '.join(unpaired)}."]
-    return "\n".join(lines)
+        lines += ["", f"**Unpaired against {name}** (one side without per-document scores): accuracy minus its "
+                  "accuracy, the two standard errors combined as independent; wider than a paired interval, since "
+                  "each document's difficulty counts twice.", "", *top, *unpaired]
+    return "\n".join(lines).strip("\n")
+
+
+def _difference_row(result: dict, diff: dict, tasks: list[str]) -> str:
+    cells = [_model_label(result)] + [_interval(diff["tasks"].get(t)) for t in tasks] + [_interval(diff["average"])]
+    return "| " + " | ".join(cells) + " |"
 
 
 def _interval(d: dict | None) -> str:
