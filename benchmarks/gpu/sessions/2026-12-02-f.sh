@@ -1,0 +1,66 @@
+# As run (3aeede1, 2026-12-02, one nvidia-h200; `start 1620`): the plan of issue 17's SmolLM2-135M epoch, continuing
+# sessions/2026-12-02-e.sh.  It trained bf16 seed 0, nvfp4 seeds 0-1 and averis_rht seed 0 (two side by side, no
+# out-of-memory) and evaluated bf16 seed 0; then the held machine was handed back between two `watch` calls (more
+# than 30 s idle, an interruption on the caller's side) and a fresh machine answered the last call: nvidia seed 1,
+# averis_rht seed 1 and the evaluations of nvfp4 and averis_rht seed 0, all under way, were lost.  Results:
+# benchmarks/results/smollm2_epoch/ (README, runs.tar.gz, *_3aeede1_log.txt) and
+# benchmarks/results/downstream/smollm2_epoch_h200/bf16_seed0/.  What follows is the plan as it ran.
+# The next device session's plan (one nvidia-h200, ~30 device minutes): issue 17's SmolLM2-135M continued pretraining
+# for one epoch of the corpus and the downstream table, in one held session (checkpoints never leave the machine).
+# It continues sessions/2026-12-02-e.sh (ec21a63), where 5 runs side by side ran the GPU out of memory and 5 of 15
+# runs finished (benchmarks/results/smollm2_epoch/):
+#   1. the finished runs (bf16 seeds 1-2, averis 0-1, nvidia 0) and the committed evaluations (the base model, averis
+#      and nvidia seed 0) are unpacked where this plan's comparison and evaluations look, so none runs again;
+#   2. the other 10 runs (bf16 0; nvfp4 0-2; nvidia 1-2; averis 2; averis_rht 0-2) in seed-major order, 2 side by side
+#      (a run holds 24-55 GiB of the GPU; `averis compare` now retries a run that runs out of memory with fewer side by
+#      side), torch.compile on as in e (it compiled and trained there; the committed runs are compiled too).  The FP4
+#      runs took 425-490 s each at 5 side by side in e; at 2, seeds 0 and 1 (6 runs) should fit (an estimate);
+#   3. bf16, nvfp4 and averis_rht seed 0, nvidia seed 1 and averis seed 2 are evaluated as soon as each is done (2
+#      evaluations at a time), in their trained numerics, with per-document scores; then one table of all
+#      (downstream.md; the committed rows included), paired by document against bf16 seed 0.
+# Runs the deadline stops are lost (no checkpoints leave): what finishes is in each watch call's snapshot.
+# Carried: the bundle of benchmarks/gpu/smollm2_bundle.sh (the GGUF, the token files, the evaluation files, the wheels
+# the image lacks; env.sh points averis at them) in 4 calls:
+#   bash benchmarks/gpu/bundle.sh stash    (x3: part_aa, _ab, _ac, each with SHA256 and PARTS)
+#   bash benchmarks/gpu/bundle.sh unpack && AVERIS_COMMIT=<sha> bash .carry/session.sh start 1580; sleep 60;
+#     bash .carry/session.sh watch 470     (part_ad + .carry/session.sh), then `watch 530` calls back to back.
+SNAP="/tmp/export /tmp/evals"
+RECIPES=${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht} SEEDS=${SEEDS:-0,1,2} JOBS=${JOBS:-2} COMPILE=${COMPILE:-true}
+# evaluated here as they finish, in this order of preference (averis and nvidia seed 0 are committed, without the
+# per-document scores that pair evaluations; later seeds of theirs get them); the table pairs against bf16 seed 0
+EVAL_RUNS=${EVAL_RUNS:-bf16/seed0 nvfp4/seed0 averis_rht/seed0 nvidia/seed1 averis/seed2}
+RUNS=/tmp/runs/smollm2
+R=benchmarks/results
+PREVIOUS=${PREVIOUS-$R/smollm2_epoch/runs.tar.gz}  # for train_smollm2.sh: holds smollm2/<recipe>/seed<k>/
+PREVIOUS_EVALS=${PREVIOUS_EVALS-base=$R/downstream/base_h200/eval.json averis=$R/downstream/smollm2_epoch_h200/averis_seed0/eval.json nvidia=$R/downstream/smollm2_epoch_h200/nvidia_seed0/eval.json}
+# a CPU smoke test of this plan sets RECIPES=bf16,averis SEEDS=0,1 STEPS=2 EVAL_FLAGS="--limit 2 --device cpu"
+# SET_EXTRA="train.batch_size=1 ... train.compile=false train.cuda_graph=false"
+STEPS=${STEPS:-943} EVAL_FLAGS=${EVAL_FLAGS:---batch-size 64 --device cuda} SET_EXTRA=${SET_EXTRA:-}
+plan() {
+  frozen_copy
+  export STEPS EVAL_FLAGS RUNS OUT=  # for train_smollm2.sh and downstream.sh; OUT= : the snapshots bring results back
+  python3 -c "import lm_eval, datasets, pyarrow; print('lm_eval', lm_eval.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)"
+  # what earlier sessions finished: the comparison skips finished runs, downstream.sh finished evaluations
+  for e in $PREVIOUS_EVALS; do mkdir -p "/tmp/evals/${e%%=*}" && cp "${e#*=}" "/tmp/evals/${e%%=*}/eval.json"; done
+  echo "evaluations carried: $(ls /tmp/evals | tr '\n' ' ')"
+  # Hugging Face models train eagerly unless told (train/fast.py): eager FP4 steps are host-bound, ~30x slower, so
+  # train_smollm2.sh forces the CUDA graph; COMPILE as the committed runs were trained
+  PREVIOUS=$PREVIOUS JOBS=$JOBS BUDGET=$(( $(left) - 40 )) COMPILE=$COMPILE bash benchmarks/gpu/train_smollm2.sh --recipes "$RECIPES" \
+    --seeds "$SEEDS" --set train.eval_every=100 train.progress=false $SET_EXTRA > /tmp/bg/train.log 2>&1 &
+  local train=$! pending=" $EVAL_RUNS "
+  while [ -n "${pending// /}" ] && [ "$(left)" -gt 60 ]; do  # evaluate each of EVAL_RUNS once it is done
+    for r in $pending; do
+      if [ -d "$RUNS/$r/checkpoints" ] && grep -qs '"status": "done"' "$RUNS/$r/summary.json" \
+          && [ "$(pgrep -fc 'averis eval')" -lt 2 ]; then
+        ONLY=$r bash benchmarks/gpu/downstream.sh > "/tmp/bg/eval_${r/\//_}.log" 2>&1 &
+        pending=${pending/ $r / }
+      fi
+    done
+    sleep 10
+  done
+  wait $train; echo "training rc $? ($(left) s left)"
+  wait
+  ONLY= PAIR=bf16_seed0 bash benchmarks/gpu/downstream.sh > /tmp/bg/downstream.log 2>&1  # the table of all evaluated
+  tail -12 /tmp/bg/downstream.log
+}
+source benchmarks/gpu/session.sh "$@"
