@@ -14,6 +14,13 @@ case "${1:-}" in
     echo "started $name (pid $!)";;
   watch)
     limit=$2; shift 2; start=$(date +%s)
+    for n in "$@"; do  # a fresh machine (the one that ran NAME went back when idle): say so, do not wait out SECONDS
+      if [ ! -f "/tmp/bg/$n.log" ]; then
+        echo "bg.sh: $n was never started on this machine (a fresh one: the machine that ran it was handed back" \
+          "after its idle limit, and its results with it); nothing to watch" >&2
+        exit 3
+      fi
+    done
     while :; do
       done_all=1
       for n in "$@"; do

@@ -4,7 +4,8 @@
 # A plan file defines plan() (its phases; DEADLINE, left, cap and frozen_copy are set for it) and SNAP (the paths each snapshot
 # copies), then ends with `source benchmarks/gpu/session.sh "$@"`.  Carry the plan as .carry/session.sh:
 #   AVERIS_COMMIT=<sha> bash .carry/session.sh start SECONDS     (detached; returns at once)
-#   bash .carry/session.sh watch SECONDS                           (progress; $OUT/snap.tgz holds all results so far)
+#   bash .carry/session.sh watch SECONDS                           (progress; $OUT/snap.tgz holds all results so far;
+#                                                                    exit 3 at once on a fresh machine: no plan to watch)
 set +e
 _plan_file=${BASH_SOURCE[1]}
 left() { echo $(( DEADLINE - $(date +%s) )); }
@@ -26,7 +27,7 @@ case "$1" in
     plan
     echo "plan done" ;;
   watch)
-    bash benchmarks/gpu/bg.sh watch "$2" plan
+    bash benchmarks/gpu/bg.sh watch "$2" plan || exit $?  # exit 3: a fresh machine, no plan here to snapshot
     rm -rf /tmp/snap; mkdir -p /tmp/snap
     for path in $SNAP /tmp/bg/*.log; do cp -r "$path" /tmp/snap/ 2>/dev/null; done
     # every training run finished so far under /tmp/runs (no checkpoints): a machine lost later loses only the runs
