@@ -5,12 +5,13 @@
 #   1. the finished runs (bf16 seeds 0-2, nvfp4 0-1, averis 0-1, nvidia 0, averis_rht 0) and the committed
 #      evaluations (the base model; bf16, averis and nvidia seed 0) are unpacked where this plan's comparison and
 #      evaluations look, so none runs again;
-#   2. the other 6 runs (nvidia 1; averis_rht 1; nvfp4 2; nvidia 2; averis 2; averis_rht 2), 3 side by side: in f
-#      a run's peak allocation was 33.4-34.5 GiB (summary.json) and two at a time took 340-485 s each, no faster
-#      than five at a time in e (425-490 s), so the GPU has room for a third; a run that runs out of memory is
-#      retried with fewer side by side.  An estimate: two rounds of ~500 s;
+#   2. the other 6 runs (nvidia 1; averis_rht 1; nvfp4 2; nvidia 2; averis 2; averis_rht 2), 2 side by side: in f a
+#      run's peak allocation was 33.4-34.5 GiB (summary.json), and its steps (metrics.jsonl's tokens/s over the last
+#      steps) took ~100 ms (nvfp4) to ~190 ms (averis_rht) with the GPU to itself and about twice that beside another
+#      run and an evaluation: two already fill the GPU, a third would add only memory risk.  An estimate: 943 steps
+#      at those times alone are ~780 s of GPU for the 6 runs; three rounds of ~370 s with compiling, ~1,100 s;
 #   3. averis_rht seed 1, nvfp4 seed 2, nvidia seed 1 and averis seed 2 are evaluated as soon as each is done (one
-#      evaluation at a time while three train), in their trained numerics, with per-document scores; then one table
+#      evaluation at a time beside the training), in their trained numerics, with per-document scores; then one table
 #      of all (downstream.md; the committed rows included), paired by document against bf16 seed 0.
 # Runs the deadline stops are lost (no checkpoints leave): what finishes is in each watch call's snapshot.  The held
 # machine goes back after 30 s idle: make the watch calls back to back, nothing in between.
@@ -20,7 +21,7 @@
 #   bash benchmarks/gpu/bundle.sh unpack && AVERIS_COMMIT=<sha> bash .carry/session.sh start 1620; sleep 60;
 #     bash .carry/session.sh watch 470     (part_ad + .carry/session.sh), then `watch 530` calls back to back.
 SNAP="/tmp/export /tmp/evals"
-RECIPES=${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht} SEEDS=${SEEDS:-0,1,2} JOBS=${JOBS:-3} EVAL_JOBS=${EVAL_JOBS:-1} COMPILE=${COMPILE:-true}
+RECIPES=${RECIPES:-bf16,nvfp4,nvidia,averis,averis_rht} SEEDS=${SEEDS:-0,1,2} JOBS=${JOBS:-2} EVAL_JOBS=${EVAL_JOBS:-1} COMPILE=${COMPILE:-true}
 # evaluated here as they finish, in this order of preference (nvfp4 and averis_rht have no evaluated run yet;
 # averis and nvidia seed 0 are committed without the per-document scores that pair evaluations); the table pairs
 # against bf16 seed 0, committed with them
