@@ -19,10 +19,11 @@ if [ "${BENCH:-scratch}" = smollm2 ]; then
   python3 benchmarks/train_smollm2.py run --tokens .carry/tokens/smollm2 --out /tmp/runs/ablation_smollm2 \
     --recipes "$RECIPES" --seeds "$SEEDS" --jobs "${JOBS:-3}" --time-budget "${BUDGET:-520}" \
     --export /tmp/export/ablation_smollm2 --set train.compile="${COMPILE:-false}" train.cuda_graph=true "$@"
-  if [ -n "${OUT:-}" ]; then tar czf "$OUT/ablation_smollm2.tgz" -C /tmp/export ablation_smollm2; fi
+  export_name=ablation_smollm2
 else
   python3 benchmarks/train_scratch.py run --tokens .carry/tokens/scratch16k --out /tmp/runs/ablation \
     --recipes "$RECIPES" --seeds "$SEEDS" --jobs "${JOBS:-6}" --time-budget "${BUDGET:-520}" \
     --export /tmp/export/ablation --set train.compile=true train.cuda_graph=true "$@"
-  if [ -n "${OUT:-}" ]; then tar czf "$OUT/ablation.tgz" -C /tmp/export ablation; fi
+  export_name=ablation
 fi
+if [ -n "${OUT:-}" ]; then tar czf "$OUT/$export_name.tgz" -C /tmp/export "$export_name"; fi

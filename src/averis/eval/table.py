@@ -44,7 +44,7 @@ def markdown_table(results: list[dict], names: list[str] | None = None) -> str:
     """Tasks as columns and the average last, one row per eval.json content; accuracies in percent ± stderr."""
     tasks = [t for t in TASKS if any(t in r["tasks"] for r in results)]
     header = ["model", "recipe", *[f"{LABELS[t]} ({_short(HEADLINE[t])})" for t in tasks], "Avg"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = _header_lines(header)
     for i, r in enumerate(results):
         cells = [names[i] if names else _model_label(r), str(r.get("recipe", "?"))]
         for t in tasks:
@@ -166,16 +166,19 @@ def paired_table(results: list[dict], reference: dict) -> str:
             paired.append(_difference_row(r, paired_difference(r, reference), tasks))
         else:
             unpaired.append(_difference_row(r, unpaired_difference(r, reference), tasks))
-    top = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines = []
+    sections = []
     if paired:
-        lines += [f"**Paired against {name}**: accuracy minus its accuracy on the same documents, percentage "
-                  "points, 95% interval (bold where it excludes 0).", "", *top, *paired]
+        sections.append([f"**Paired against {name}**: accuracy minus its accuracy on the same documents, percentage "
+                         "points, 95% interval (bold where it excludes 0).", "", *_header_lines(header), *paired])
     if unpaired:
-        lines += ["", f"**Unpaired against {name}** (one side without per-document scores): accuracy minus its "
-                  "accuracy, the two standard errors combined as independent; wider than a paired interval, since "
-                  "each document's difficulty counts twice.", "", *top, *unpaired]
-    return "\n".join(lines).strip("\n")
+        sections.append([f"**Unpaired against {name}** (one side without per-document scores): accuracy minus its "
+                         "accuracy, the two standard errors combined as independent; wider than a paired interval, "
+                         "since each document's difficulty counts twice.", "", *_header_lines(header), *unpaired])
+    return "\n\n".join("\n".join(lines) for lines in sections)
+
+
+def _header_lines(header: list[str]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
 
 def _difference_row(result: dict, diff: dict, tasks: list[str]) -> str:
