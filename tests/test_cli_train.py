@@ -107,8 +107,13 @@ def test_report_gap_arithmetic(tmp_path):
     for seed, peak in ((0, 30.5), (1, 41.25)):
         info = json.loads((tmp_path / "fp4" / f"seed{seed}" / "summary.json").read_text())
         (tmp_path / "fp4" / f"seed{seed}" / "summary.json").write_text(json.dumps({**info, "gpu_peak_gib": peak}))
-    markdown = write_report(tmp_path, plots=False)["markdown"]
+    summary = write_report(tmp_path, plots=False)
+    markdown = summary["markdown"]
     assert "| tokens/s | GPU GiB (peak) |" in markdown
+    # report.json keeps each run's own: its median tokens/s (every fake step logs 1000) and its peak
+    runs = {(r["recipe"], r["seed"]): r for r in summary["runs"]}
+    assert runs[("fp4", 0)]["gpu_peak_gib"] == 30.5 and runs[("fp4", 1)]["gpu_peak_gib"] == 41.25
+    assert runs[("bf16", 0)]["gpu_peak_gib"] is None and runs[("bf16", 0)]["tokens_per_s"] == 1000.0
     rows = [line for line in markdown.splitlines() if line.startswith(("| fp4 ", "| bf16 "))]
     assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["-", "41.2"]
 

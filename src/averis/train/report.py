@@ -269,7 +269,9 @@ def summarize(runs: list[Run], baseline: str = "bf16", paired: str | list[str] |
     pairs = [paired_against(rows, ref, baseline) for ref in paired]
     return {"meta": dict(meta or {}), "baseline": baseline if bases else None, "rows": rows,
             "paired": [p for p in pairs if any(r["final"]["n"] for r in p["rows"])],
-            "runs": [{"recipe": r.recipe, "seed": r.seed, "path": str(r.path), "status": r.status} for r in runs]}
+            # each run's own speed and peak memory: the rows pool runs that may have shared a GPU with others
+            "runs": [{"recipe": r.recipe, "seed": r.seed, "path": str(r.path), "status": r.status,
+                      "tokens_per_s": r.tokens_per_s, "gpu_peak_gib": r.gpu_peak_gib} for r in runs]}
 
 
 def _tail_mean(curve: dict[int, float]) -> float:
