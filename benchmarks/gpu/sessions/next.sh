@@ -6,10 +6,10 @@
 #      evaluations (the base model; bf16, averis and nvidia seed 0) are unpacked where this plan's comparison and
 #      evaluations look, so none runs again;
 #   2. the other 6 runs (nvidia 1; averis_rht 1; nvfp4 2; nvidia 2; averis 2; averis_rht 2), 2 side by side: in f a
-#      run's peak allocation was 33.4-34.5 GiB (summary.json), and its steps (metrics.jsonl's tokens/s over the last
-#      steps) took ~100 ms (nvfp4) to ~190 ms (averis_rht) with the GPU to itself and about twice that beside another
-#      run and an evaluation: two already fill the GPU, a third would add only memory risk.  An estimate: 943 steps
-#      at those times alone are ~780 s of GPU for the 6 runs; three rounds of ~370 s with compiling, ~1,100 s;
+#      run held 33.4-34.5 GiB at its peak (summary.json), and nvfp4's median step was 107 ms beside bf16 but 244 ms
+#      beside averis_rht and an evaluation (smollm2_epoch/report.json's runs): a third run at once would add
+#      out-of-memory risk (e's five ran out) for little.  An estimate from f's 340-485 s a FP4 run two at a time:
+#      three rounds, ~1,350 s;
 #   3. averis_rht seed 1, nvfp4 seed 2, nvidia seed 1 and averis seed 2 are evaluated as soon as each is done (one
 #      evaluation at a time beside the training), in their trained numerics, with per-document scores; then one table
 #      of all (downstream.md; the committed rows included), paired by document against bf16 seed 0.

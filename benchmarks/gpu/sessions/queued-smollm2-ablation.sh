@@ -2,10 +2,11 @@
 # where the mean is strong (the from-scratch model has little of it).  Continued pretraining for 300 steps of 16 x 1024
 # tokens (configs/smollm2_cpt.yaml; the full corpus's token files of smollm2_bundle.sh), bf16, nvfp4, averis and the
 # ablations that say which part of the split pays: activations only, gradients only, and the adaptive split.
-#   - 18 runs (6 recipes x seeds 0-2), seed-major (whole seeds first), 2 side by side: in sessions/2026-12-02-f.sh
-#     two SmolLM2 runs filled the GPU (docs/benchmarks.md).  CUDA-graphed without torch.compile: compiling costs a
-#     run 70-141 s, more than it saves over 300 steps.  Estimated ~60 s a run alone, ~100 s two side by side:
-#     ~900 s for all 18 (an estimate; what the deadline stops is lost, what finished is in each snapshot).
+#   - 18 runs (6 recipes x seeds 0-2), seed-major (whole seeds first), 2 side by side: in sessions/2026-12-02-f.sh a
+#     FP4 step more than doubled with a second run and an evaluation beside it (docs/benchmarks.md).  CUDA-graphed
+#     without torch.compile: compiling costs a run 70-141 s, more than it saves over 300 steps.  An estimate: 300
+#     steps at f's median steps two side by side (107-246 ms) are 32-74 s, ~100 s a run with loading and capture,
+#     ~900 s for all 18 (what the deadline stops is lost, what finished is in each snapshot).
 #   - Restartable across sessions: PREVIOUS= an archive holding ablation_smollm2/<recipe>/seedN (the runs of an earlier
 #     snapshot's finished_runs.tgz, `tar czf prev.tgz -C <unpacked>/runs ablation_smollm2`): those are skipped.
 # Carried: the bundle of benchmarks/gpu/smollm2_bundle.sh in 4 calls, as next.sh says:
