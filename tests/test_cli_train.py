@@ -397,3 +397,20 @@ def test_a_run_out_of_gpu_memory_alone_is_not_retried(tmp_path, monkeypatch, cap
     assert attempts == {"oom_once": 1}
     assert results == [{"status": "failed", "out": str(tmp_path / "oom_once"), "exit_code": 1}]
     assert "runs again" not in capsys.readouterr().out
+
+
+def test_compare_puts_added_seeds_beside_the_earlier_ones(tmp_path):
+    """A comparison continued with one more seed must not write into OUT/<recipe>/, among the seed folders (or
+    where a one-seed comparison's run would be taken for it and skipped)."""
+    from averis.train.compare import plan
+    from averis.train.config import RunConfig
+
+    out = tmp_path / "cmp"
+    base = RunConfig()
+    assert [c.out for c in plan(base, ["bf16"], [2], out)] == [str(out / "bf16")]  # one seed, fresh: flat
+    assert [c.out for c in plan(base, ["bf16", "nvfp4"], [0, 1], out)] == [
+        str(out / r / f"seed{s}") for s in (0, 1) for r in ("bf16", "nvfp4")]
+    (out / "nvfp4" / "seed1").mkdir(parents=True)  # an earlier comparison of several seeds
+    assert [c.out for c in plan(base, ["bf16", "nvfp4"], [2], out)] == [str(out / "bf16" / "seed2"),
+                                                                        str(out / "nvfp4" / "seed2")]
+    assert [c.train.seed for c in plan(base, ["bf16"], [1, 2], out)] == [1, 2]

@@ -33,7 +33,7 @@ R=benchmarks/results
 PREVIOUS=${PREVIOUS-$R/smollm2_epoch/runs.tar.gz}  # for train_smollm2.sh: holds smollm2/<recipe>/seed<k>/
 E=$R/downstream/smollm2_epoch_h200
 PREVIOUS_EVALS=${PREVIOUS_EVALS-base=$R/downstream/base_h200/eval.json bf16_seed0=$E/bf16_seed0/eval.json averis=$E/averis_seed0/eval.json nvidia=$E/nvidia_seed0/eval.json}
-# a CPU smoke test of this plan sets ROUND1="bf16,averis 0" ROUND2="averis 1" STEPS=2 EVAL_RUNS="averis/seed0 averis/seed1"
+# a CPU smoke test of this plan sets ROUND1="bf16,averis 0,1" ROUND2="averis 2" STEPS=2 EVAL_RUNS="averis/seed0 averis/seed2"
 # EVAL_FLAGS="--limit 2 --device cpu" SET_EXTRA="train.batch_size=1 ... train.compile=false train.cuda_graph=false"
 STEPS=${STEPS:-943} EVAL_FLAGS=${EVAL_FLAGS:---batch-size 64 --device cuda} SET_EXTRA=${SET_EXTRA:-}
 train_round() {  # train_round "RECIPES SEEDS" JOBS

@@ -1,6 +1,6 @@
 """Train several recipes (and seeds) on the same data, seed and schedule, then report the loss gaps.
 
-Sub-runs go to OUT/<recipe>/ (one seed) or OUT/<recipe>/seed<k>/ (several seeds).  Finished
+Sub-runs go to OUT/<recipe>/seed<k>/ (several seeds, or seeds added later), else OUT/<recipe>/.  Finished
 sub-runs are skipped and unfinished ones resumed, so an interrupted comparison (or one cut into
 pieces by train.time_limit_s) is completed by running the same command again.  With jobs > 1 the
 sub-runs are separate processes running side by side, each writing OUT/<run>/train.log, whose lines
@@ -27,9 +27,19 @@ from .quant import resolve_recipe
 from .trainer import Trainer, available_cores, cpu_threads, pick_device
 
 
+def _label(recipe: str) -> str:
+    return Path(recipe).stem if recipe.endswith((".yaml", ".yml", ".toml")) else recipe
+
+
 def run_dir(out: Path, recipe: str, seed: int, several_seeds: bool) -> Path:
-    label = Path(recipe).stem if recipe.endswith((".yaml", ".yml", ".toml")) else recipe
-    return out / label / f"seed{seed}" if several_seeds else out / label
+    return out / _label(recipe) / f"seed{seed}" if several_seeds else out / _label(recipe)
+
+
+def seed_folders(out: Path, recipes: list[str], seeds: list[int]) -> bool:
+    """Whether the runs go to OUT/<recipe>/seed<k>/: for several seeds, and for one seed where an earlier
+    comparison in OUT used seed folders (``--seeds 2`` after ``--seeds 0,1`` lands beside the earlier seeds, not
+    in OUT/<recipe>/, where it would mix with them)."""
+    return len(seeds) > 1 or any(any((out / _label(r)).glob("seed*")) for r in recipes)
 
 
 def plan(base: RunConfig, recipes: list[str], seeds: list[int], out: Path) -> list[RunConfig]:
@@ -38,7 +48,7 @@ def plan(base: RunConfig, recipes: list[str], seeds: list[int], out: Path) -> li
         raise ValueError("--recipes needs at least one recipe (e.g. --recipes bf16,nvfp4,averis)")
     for name in recipes:
         resolve_recipe(name, 0)  # an unknown recipe fails here, before any training
-    several = len(seeds) > 1
+    several = seed_folders(out, recipes, seeds)
     # seed-major order: a comparison cut short by a time budget has every recipe of the first seed(s)
     return [dataclasses.replace(base, recipe=r, out=str(run_dir(out, r, s, several)),
                                 train=dataclasses.replace(base.train, seed=s))
